@@ -1,0 +1,95 @@
+"""The pooled registry: one DuckDB file.
+
+Tables are the CDM tables with their declared types, plus provenance on every row
+(`submission_id`, `source_file`, `source_row`) and a `submissions` table. A center's data is
+replaced in one transaction, so a reader never sees a mix of two submissions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from .cdm import Catalog, load_catalog
+
+PROVENANCE_COLUMNS = [
+    ("submission_id", "VARCHAR"),
+    ("source_file", "VARCHAR"),
+    ("source_row", "BIGINT"),
+]
+
+
+def qi(name: str) -> str:
+    """Quote an identifier for DuckDB. Every identifier that reaches SQL text goes through here."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_ddl(catalog: Catalog, table: str) -> str:
+    spec = catalog.tables[table]
+    cols = [f"{qi(c.name)} {c.duckdb_type}" for c in spec.columns]
+    cols += [f"{qi(n)} {t}" for n, t in PROVENANCE_COLUMNS]
+    return f"CREATE TABLE IF NOT EXISTS {qi(table)} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+SUBMISSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS submissions (
+  submission_id VARCHAR PRIMARY KEY,
+  center_id VARCHAR,
+  submitted_at TIMESTAMP,
+  source_path VARCHAR,
+  content_checksum VARCHAR,
+  file_checksums JSON,
+  mapping_file VARCHAR,
+  mapping_checksum VARCHAR,
+  row_counts JSON,
+  status VARCHAR,          -- active | superseded | rejected
+  n_errors BIGINT,
+  n_warnings BIGINT
+)
+"""
+
+ISSUES_DDL = """
+CREATE TABLE IF NOT EXISTS issues (
+  submission_id VARCHAR,
+  center_id VARCHAR,
+  rule_id VARCHAR,
+  severity VARCHAR,
+  "table" VARCHAR,
+  file VARCHAR,
+  "row" BIGINT,
+  "column" VARCHAR,
+  value VARCHAR,
+  message VARCHAR
+)
+"""
+
+RULE_RESULTS_DDL = """
+CREATE TABLE IF NOT EXISTS rule_results (
+  submission_id VARCHAR,
+  center_id VARCHAR,
+  rule_id VARCHAR,
+  "table" VARCHAR,
+  category VARCHAR,
+  severity VARCHAR,
+  checked BIGINT,
+  failed BIGINT,
+  threshold DOUBLE,
+  status VARCHAR,
+  reason VARCHAR
+)
+"""
+
+
+def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
+    """Create every CDM table, `submissions`, `issues` and `rule_results` if absent."""
+    catalog = catalog or load_catalog()
+    for table in catalog.table_names:
+        con.execute(table_ddl(catalog, table))
+    con.execute(SUBMISSIONS_DDL)
+    con.execute(ISSUES_DDL)
+    con.execute(RULE_RESULTS_DDL)
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=read_only)
