@@ -1,0 +1,26 @@
+"""A submission: what one center sent, as CDM-shaped frames that remember their source rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+
+@dataclass
+class Submission:
+    """CDM table name -> frame with CDM column names plus `_file` (Utf8) and `_row` (Int64).
+
+    Values are either the text written in the file (the engine parses it, so that a bad cell
+    becomes one issue instead of a failed read) or already typed by a mapping.
+    `files` lists every source file read, for checksums; `read_issues` holds problems found
+    while reading (an issue-table frame), which the engine merges into its own table.
+    """
+
+    tables: dict[str, pl.LazyFrame | pl.DataFrame]
+    source_path: Path
+    center_id: str | None = None
+    files: list[Path] = field(default_factory=list)
+    mapping_file: Path | None = None
+    read_issues: pl.DataFrame | None = None
