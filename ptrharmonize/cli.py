@@ -1,0 +1,171 @@
+"""The `ptrh` command line. Each command parses options, calls one function, renders.
+
+Commands live here when they are the core flow (validate, ingest, status, schema) and in
+`ptrharmonize/commands/<name>.py` otherwise; those register themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import commands as _commands
+from .errors import UserError, fail, run_guarded
+
+app = typer.Typer(
+    name="ptrh",
+    help=(
+        "ptrharmonize: validate, harmonize, pool and analyse multi-center registries of platelet "
+        "transfusion refractoriness (PTR) after CAR-T or salvage chemotherapy.\n\n"
+        "Typical flow: ptrh validate EXTRACT -> ptrh ingest EXTRACT --mapping M --store S -> "
+        "ptrh run-analysis --store S --out R -> ptrh qa-report --store S --out qa.html. "
+        "Exit codes: 0 no errors, 1 errors found in the data, 2 could not run."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def load_submission(path: Path, mapping: Path | None):
+    """Read a canonical extract, or a center's own files through its mapping."""
+    if mapping is not None:
+        from .mapping import apply_mapping
+
+        return apply_mapping(mapping, path)
+    from .read.canonical import read_canonical
+
+    return read_canonical(path)
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Submission folder (a canonical extract, or the center's files with --mapping).")],
+    mapping: Annotated[Path | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="text (rich summary) or json (the issue table and rule results).")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list for the center (.csv or .xlsx).")] = None,
+    thresholds: Annotated[Path | None, typer.Option(help="Tolerances per rule (and center): CSV rule_id,center_id,threshold or YAML.")] = None,
+    engine: Annotated[str, typer.Option(help="Back end for column checks: pandera or polars (same results).")] = "pandera",
+    max_issues: Annotated[int, typer.Option(help="Issues shown in the terminal summary.")] = 20,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Check a submission against the common data model and the rule catalog.
+
+    Every finding is one row: rule id, severity, file, spreadsheet row (header = 1), column,
+    value and a message for the person who fixes the data. Exit 0 when no error rule exceeds
+    its threshold (warnings allowed), 1 when one does, 2 when the check could not run.
+    """
+
+    def body() -> int:
+        from .cdm import load_catalog
+        from .report.issues import render_terminal, write_issues, write_json
+        from .validate import Engine
+        from .validate.rules import all_rules
+        from .validate.thresholds import load_thresholds
+
+        if format not in ("text", "json"):
+            raise UserError("--format must be 'text' or 'json'")
+        cat = load_catalog()
+        th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
+        sub = load_submission(path, mapping)
+        with _progress(quiet or format == "json") as progress:
+            result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
+        try:
+            if output is not None:
+                write_issues(result.issues, output)
+            if format == "json":
+                write_json(result, sys.stdout)
+            else:
+                render_terminal(result, console, str(path), max_issues=max_issues)
+                if output is not None:
+                    console.print(f"issue list written to {output}")
+            return result.exit_code
+        finally:
+            result.cleanup()
+
+    raise typer.Exit(run_guarded(body, err_console))
+
+
+@app.command()
+def schema(
+    markdown: Annotated[Path | None, typer.Option(help="Write the catalog as Markdown to this file.")] = None,
+    table: Annotated[str | None, typer.Option(help="Only this table.")] = None,
+) -> None:
+    """Print the common data model: tables, columns, units, codes and every rule with its id,
+    severity, category, message and source."""
+
+    def body() -> int:
+        from .report.catalog import catalog_markdown, render_catalog
+
+        if markdown is not None:
+            markdown.write_text(catalog_markdown(table), encoding="utf-8")
+            console.print(f"catalog written to {markdown}")
+        else:
+            render_catalog(console, table)
+        return 0
+
+    raise typer.Exit(run_guarded(body, err_console))
+
+
+class _progress:
+    """A rich progress line with rows per second; silent when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._p = None
+
+    def __enter__(self):
+        if self.quiet:
+            return lambda step, rows: None
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                           console=err_console, transient=True)
+        self._p.start()
+        task = self._p.add_task("reading", total=None)
+        import time
+
+        t0 = time.perf_counter()
+        total = {"rows": 0}
+
+        def update(step: str, rows: int) -> None:
+            total["rows"] += rows
+            rate = total["rows"] / max(time.perf_counter() - t0, 1e-6)
+            self._p.update(task, description=f"{step} ({rows:,} rows; {rate:,.0f} rows/s)")
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def _register_commands() -> None:
+    for mod in pkgutil.iter_modules(_commands.__path__):
+        module = importlib.import_module(f"{_commands.__name__}.{mod.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except KeyboardInterrupt:
+        fail(err_console, "interrupted")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

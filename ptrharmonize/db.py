@@ -1,0 +1,35 @@
+"""DuckDB 2.0 idioms in one place.
+
+DuckDB 2.0 changed its Python API: `execute()` leaves a pending result that blocks the next
+statement until fetched, relations no longer have `fetchone()`, and `fetch_arrow_table()` is
+gone. Every module goes through these helpers so the next API change is fixed once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import polars as pl
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:
+    """Execute a statement and drain its result, so the connection is free for the next one."""
+    cur = con.execute(sql, params or [])
+    cur.fetchall()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    out = con.execute(sql, params or []).fetchall()
+    return out[0][0] if out else None
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+    """A query's result as a polars frame (through Arrow)."""
+    if params:
+        return pl.from_arrow(con.execute(sql, params).to_arrow_table())
+    return pl.from_arrow(con.sql(sql).to_arrow_table())

@@ -1,0 +1,123 @@
+"""Readers: one small module per source format.
+
+Every reader returns a polars frame of the source columns plus `_file` (the file name
+relative to the submission folder, as sent) and `_row` (the row a person sees in the file:
+header = 1, first data row = 2; for Excel the real sheet row; for Parquet and SPSS the
+record number + 1). CSV and Excel cells are read as text, so that a bad cell never fails the
+read: the validation engine parses the text and reports each bad cell as one issue.
+
+Problems that stop a file being read at all (missing file, undecodable bytes, a file that is
+not a table, an empty file) raise `ReadError`, whose message is written for the person who
+sent the file; the CLI prints it and exits 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+class ReadError(Exception):
+    """A source file could not be read. `file`, `row` and `column` say where, when known."""
+
+    def __init__(
+        self,
+        file: str | Path | None,
+        row: int | None = None,
+        column: str | None = None,
+        message: str = "",
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.row = row
+        self.column = column
+        self.message = message
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file)
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column '{self.column}'")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+# File suffix -> format name understood by `read_source`.
+FORMATS: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".xls": "excel",
+    ".ods": "excel",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".sav": "spss",
+    ".zsav": "spss",
+}
+
+
+def format_of(path: Path, declared: str | None = None) -> str:
+    """The reader to use for `path`: the declared format, else the one its suffix names."""
+    if declared:
+        fmt = declared.lower()
+        if fmt in ("xlsx", "xls", "xlsm", "ods"):
+            fmt = "excel"
+        if fmt in ("sav", "zsav"):
+            fmt = "spss"
+        if fmt not in ("csv", "excel", "parquet", "spss"):
+            raise ReadError(path.name, message=f"unknown format '{declared}' (csv, excel, parquet or spss)")
+        return fmt
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ReadError(
+            path.name,
+            message=f"cannot tell the format of '{path.name}' from its suffix; "
+            "declare `format: csv|excel|parquet|spss` in the mapping",
+        ) from None
+
+
+def display_name(path: Path, root: Path | None) -> str:
+    """The file name as the center sent it: relative to the submission folder when inside it."""
+    if root is not None:
+        try:
+            return path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+def read_source(
+    path: Path,
+    root: Path | None = None,
+    fmt: str | None = None,
+    **options: Any,
+) -> pl.DataFrame:
+    """Read one source file with the reader its format needs; options go to that reader."""
+    path = Path(path)
+    kind = format_of(path, fmt)
+    if kind == "csv":
+        from .csv import read_csv
+
+        return read_csv(path, root, **options)
+    if kind == "excel":
+        from .excel import read_excel
+
+        return read_excel(path, root, **options)
+    if kind == "parquet":
+        from .parquet import read_parquet
+
+        return read_parquet(path, root, **options)
+    from .spss import read_spss
+
+    return read_spss(path, root, **options)
+
+
+__all__ = ["ReadError", "FORMATS", "format_of", "display_name", "read_source"]

@@ -1,0 +1,232 @@
+"""Excel reader: one sheet, every cell as text, `_row` the real sheet row number.
+
+python-calamine reads fast. Formulas are never evaluated: calamine would return a formula's
+cached result (or nothing, for a workbook written by a program), so when a sheet contains
+formulas it is read with openpyxl instead, which gives the formula text (`=D4*2`); that text is
+kept as the cell's value and the validation engine reports it as a value that is not data.
+openpyxl is also the fallback when calamine cannot open a workbook.
+
+Typed cells become canonical text: numbers with a '.' decimal (integral numbers without
+`.0`), dates `YYYY-MM-DD`, date-times `YYYY-MM-DDTHH:MM:SS`, times `HH:MM:SS`, booleans
+`true`/`false`. A number in a date column (an Excel serial date the sheet does not format as
+a date) stays a number; the mapping converts it (`format: excel_serial`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import polars as pl
+
+from . import ReadError, display_name
+
+_FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
+_NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_NS_PKG = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+
+def cell_text(v: Any) -> str | None:
+    """A cell value as canonical text; None for an empty cell."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v if v != "" else None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return None
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return repr(v)
+    if isinstance(v, dt.datetime):
+        return v.replace(microsecond=0).isoformat() if v.microsecond == 0 else v.isoformat()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        secs = int(v.total_seconds())
+        return f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+    return str(v)
+
+
+def _sheet_xml_paths(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name -> path of its XML part inside an .xlsx archive."""
+    wb = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+    rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{_NS_PKG}Relationship")}
+    out = {}
+    for s in wb.iter(f"{_NS_MAIN}sheet"):
+        target = targets.get(s.get(f"{_NS_REL}id"), "")
+        target = target.lstrip("/")
+        if not target.startswith("xl/"):
+            target = "xl/" + target
+        out[s.get("name", "")] = target
+    return out
+
+
+def sheet_has_formulas(path: Path, sheet: str) -> bool:
+    """Whether an .xlsx sheet contains any formula cell (scans its XML, in chunks)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            part = _sheet_xml_paths(zf).get(sheet)
+            names = [part] if part in zf.namelist() else [n for n in zf.namelist() if n.startswith("xl/worksheets/")]
+            for name in names:
+                with zf.open(name) as fh:
+                    tail = b""
+                    while chunk := fh.read(4 * 1024 * 1024):
+                        if _FORMULA.search(tail + chunk):
+                            return True
+                        tail = chunk[-8:]
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
+        return True  # let openpyxl try, and report
+    return False
+
+
+def _pick_sheet(names: list[str], sheet: str | int | None, display: str) -> str:
+    if sheet is None:
+        if not names:
+            raise ReadError(display, message="the workbook has no sheets")
+        return names[0]
+    if isinstance(sheet, int):
+        if not 1 <= sheet <= len(names):
+            raise ReadError(display, message=f"the workbook has no sheet number {sheet} (it has {len(names)})")
+        return names[sheet - 1]
+    if sheet in names:
+        return sheet
+    folded = {n.strip().casefold(): n for n in names}
+    if sheet.strip().casefold() in folded:
+        return folded[sheet.strip().casefold()]
+    raise ReadError(display, message=f"no sheet named '{sheet}'; the sheets are: {', '.join(names)}")
+
+
+def _rows_calamine(path: Path, sheet: str | int | None, display: str) -> tuple[str, list[list[Any]]]:
+    import python_calamine
+
+    wb = python_calamine.CalamineWorkbook.from_path(str(path))
+    name = _pick_sheet(list(wb.sheet_names), sheet, display)
+    return name, wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
+
+
+def _rows_openpyxl(path: Path, sheet: str | int | None, display: str) -> tuple[str, list[list[Any]]]:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        name = _pick_sheet(list(wb.sheetnames), sheet, display)
+        ws = wb[name]
+        rows = [list(r) for r in ws.iter_rows(min_row=1, values_only=True)]
+    finally:
+        wb.close()
+    return name, rows
+
+
+def read_excel(
+    path: Path,
+    root: Path | None = None,
+    *,
+    sheet: str | int | None = None,
+    header_row: int = 1,
+    skip_rows: int = 0,
+    skip_rows_after_header: int = 0,
+    engine: str | None = None,
+) -> pl.DataFrame:
+    """Read one sheet (by name, or 1-based number; default the first) as text columns.
+
+    `header_row` is the sheet row holding the column names; data starts below it (after
+    `skip_rows_after_header` more rows). `_row` is the sheet row number Excel shows."""
+    path = Path(path)
+    display = display_name(path, root)
+    if not path.exists():
+        raise ReadError(display, message="file not found")
+    if not path.is_file():
+        raise ReadError(display, message="is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise ReadError(display, message="the file is empty")
+    if skip_rows:
+        header_row = skip_rows + 1
+    is_xlsx = path.suffix.lower() in (".xlsx", ".xlsm")
+    if engine is None:
+        engine = "calamine"
+        if is_xlsx:
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    names = list(_sheet_xml_paths(zf))
+                target = _pick_sheet(names, sheet, display)
+                if sheet_has_formulas(path, target):
+                    engine = "openpyxl"
+            except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
+                raise ReadError(display, message="not a readable Excel workbook (the .xlsx archive is damaged)") from None
+    try:
+        if engine == "openpyxl":
+            name, rows = _rows_openpyxl(path, sheet, display)
+        else:
+            try:
+                name, rows = _rows_calamine(path, sheet, display)
+            except ReadError:
+                raise
+            except Exception:  # noqa: BLE001 - calamine failed: try openpyxl before giving up
+                if not is_xlsx:
+                    raise
+                name, rows = _rows_openpyxl(path, sheet, display)
+    except ReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any library failure is "cannot read this workbook"
+        raise ReadError(display, message=f"not a readable Excel workbook ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+    where = f"{display} [{name}]"
+    if len(rows) < header_row:
+        raise ReadError(where, row=header_row, message=f"the sheet is empty (no header on row {header_row})")
+    header_cells = [cell_text(v) for v in rows[header_row - 1]]
+    data = rows[header_row + skip_rows_after_header :]
+    width = max([len(header_cells), *(len(r) for r in data)]) if data else len(header_cells)
+    # Drop trailing columns that have neither a name nor any value.
+    while width > 0:
+        i = width - 1
+        named = i < len(header_cells) and header_cells[i] is not None
+        used = any(i < len(r) and cell_text(r[i]) is not None for r in data)
+        if named or used:
+            break
+        width -= 1
+    if width == 0:
+        raise ReadError(where, row=header_row, message=f"the sheet is empty (no header on row {header_row})")
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i in range(width):
+        raw = header_cells[i] if i < len(header_cells) else None
+        n = (raw or "").strip() or f"column_{i + 1}"
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}.{seen[n]}"
+        else:
+            seen[n] = 0
+        names.append(n)
+
+    first = header_row + skip_rows_after_header + 1
+    columns: list[list[str | None]] = [[] for _ in range(width)]
+    row_numbers: list[int] = []
+    for offset, r in enumerate(data):
+        texts = [cell_text(r[i]) if i < len(r) else None for i in range(width)]
+        if all(t is None for t in texts):
+            continue
+        for i, t in enumerate(texts):
+            columns[i].append(t)
+        row_numbers.append(first + offset)
+    frame = {
+        n: pl.Series(n, col, dtype=pl.Utf8)
+        for i, (n, col) in enumerate(zip(names, columns, strict=True))
+        # A column with neither a name nor any value (e.g. an empty column A) is not data.
+        if (i < len(header_cells) and header_cells[i] is not None) or any(t is not None for t in col)
+    }
+    frame["_file"] = pl.Series("_file", [display] * len(row_numbers), dtype=pl.Utf8)
+    frame["_row"] = pl.Series("_row", row_numbers, dtype=pl.Int64)
+    return pl.DataFrame(frame)

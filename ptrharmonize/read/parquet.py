@@ -1,0 +1,40 @@
+"""Parquet reader: typed columns as stored, plus `_file` and `_row` (record number + 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from . import ReadError, display_name
+
+
+def read_parquet(path: Path, root: Path | None = None, *, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+    """Read a Parquet file. The first record is `_row` 2, as if a header were row 1."""
+    path = Path(path)
+    display = display_name(path, root)
+    if not path.exists():
+        raise ReadError(display, message="file not found")
+    if not path.is_file():
+        raise ReadError(display, message="is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise ReadError(display, message="the file is empty")
+    try:
+        schema = pl.read_parquet_schema(path)
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not a Parquet file"
+        raise ReadError(display, message=f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    clash = [c for c in ("_file", "_row") if c in schema]
+    if clash:
+        raise ReadError(display, column=clash[0], message="a column may not be named _file or _row (reserved)")
+    lf = (
+        pl.scan_parquet(path)
+        .with_row_index("_row", offset=2)
+        .with_columns(pl.col("_row").cast(pl.Int64), pl.lit(display, pl.Utf8).alias("_file"))
+        .select([*schema.keys(), "_file", "_row"])
+    )
+    if lazy:
+        return lf
+    try:
+        return lf.collect()
+    except pl.exceptions.PolarsError as exc:
+        raise ReadError(display, message=f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None

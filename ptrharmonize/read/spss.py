@@ -1,0 +1,70 @@
+"""SPSS `.sav`/`.zsav` reader (pyreadstat): typed columns, value labels applied on request.
+
+`value_labels=True` replaces the codes of every labelled variable by their labels; a list of
+variable names applies them to those variables only. A labelled variable becomes text; a code
+without a label keeps its value, written as text (an integral number without `.0`), so the
+mapping's value map or the validation engine sees it. `_row` is the case number + 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from . import ReadError, display_name
+
+
+def _code_text(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def read_spss(
+    path: Path,
+    root: Path | None = None,
+    *,
+    value_labels: bool | list[str] = False,
+    encoding: str | None = None,
+) -> pl.DataFrame:
+    import pyreadstat
+
+    path = Path(path)
+    display = display_name(path, root)
+    if not path.exists():
+        raise ReadError(display, message="file not found")
+    if not path.is_file():
+        raise ReadError(display, message="is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise ReadError(display, message="the file is empty")
+    try:
+        df, meta = pyreadstat.read_sav(str(path), output_format="polars", encoding=encoding)
+    except Exception as exc:  # noqa: BLE001 - any pyreadstat failure is "not a readable .sav"
+        raise ReadError(display, message=f"not a readable SPSS file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    clash = [c for c in ("_file", "_row") if c in df.columns]
+    if clash:
+        raise ReadError(display, column=clash[0], message="a variable may not be named _file or _row (reserved)")
+    labels = meta.variable_value_labels or {}
+    if value_labels is True:
+        apply = list(labels)
+    elif value_labels:
+        apply = [c for c in value_labels if c in labels]
+    else:
+        apply = []
+    exprs = []
+    for name in apply:
+        mapping = {_code_text(k): str(v) for k, v in labels[name].items()}
+        col = pl.col(name)
+        as_text = col.cast(pl.Utf8) if df.schema[name] != pl.Float64 else (
+            pl.when(col == col.round(0)).then(col.cast(pl.Int64).cast(pl.Utf8)).otherwise(col.cast(pl.Utf8))
+        )
+        exprs.append(as_text.replace(mapping).alias(name))
+    strings = [c for c, t in df.schema.items() if t == pl.Utf8 and c not in apply]
+    exprs += [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in strings]
+    if exprs:
+        df = df.with_columns(exprs)
+    return df.with_columns(
+        pl.lit(display, pl.Utf8).alias("_file"),
+        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("_row"),
+    )

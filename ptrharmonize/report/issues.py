@@ -1,0 +1,135 @@
+"""Render a validation result: terminal (rich), JSON, CSV/Excel for the center."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..validate import ValidationResult
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralize_formula(value: str | None) -> str | None:
+    """Prefix text a spreadsheet would run as a formula (`=HYPERLINK(...)`) with a quote (OWASP)."""
+    if value is None or not value.startswith(FORMULA_START) or _is_number(value):
+        return value
+    return "'" + value
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    return v
+
+
+def to_json_dict(result: ValidationResult) -> dict[str, Any]:
+    rules = [{k: _clean(v) for k, v in r.items()} for r in result.rules.iter_rows(named=True)]
+    return {
+        "summary": {
+            "errors": result.n_errors,
+            "warnings": result.n_warnings,
+            "rows": dict(result.rows),
+        },
+        "issues": result.issues.to_dicts(),
+        "rules": rules,
+    }
+
+
+def write_json(result: ValidationResult, fh: Any) -> None:
+    json.dump(to_json_dict(result), fh, ensure_ascii=False, indent=1, default=str)
+    fh.write("\n")
+
+
+def safe_issue_frame(issues: pl.DataFrame) -> pl.DataFrame:
+    """The issue table as a center may open it in a spreadsheet: formula text neutralized."""
+    return issues.with_columns(
+        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in ("value", "file", "column")]
+    )
+
+
+def write_issues(issues: pl.DataFrame, path: Path) -> None:
+    """Write the issue list as CSV or Excel (by the file's suffix), safe to open in a spreadsheet."""
+    safe = safe_issue_frame(issues)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl import Workbook
+
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("issues")
+        ws.append(list(safe.columns))
+        for row in safe.iter_rows():
+            # openpyxl would store a leading '=' as a formula: the quote above prevents it.
+            ws.append(list(row))
+        wb.save(path)
+    else:
+        safe.write_csv(path)
+
+
+def render_terminal(result: ValidationResult, console: Console, source: str, max_issues: int = 20) -> None:
+    console.print(f"[bold]Validation of[/bold] {source}")
+    t = Table(title="Rows read", show_edge=False)
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for table, n in result.rows.items():
+        t.add_row(table, f"{n:,}")
+    console.print(t)
+
+    rules = result.rules
+    failed = rules.filter(pl.col("failed") > 0).sort(
+        [pl.col("status") != "failed", pl.col("severity") != "error", -pl.col("fraction_failed")]
+    )
+    if failed.height:
+        ft = Table(title="Rules with failures", show_edge=False)
+        ft.add_column("rule", no_wrap=True)
+        for c in ("severity", "status", "failed / checked", "fraction", "threshold"):
+            ft.add_column(c, justify="right" if c in ("failed / checked", "fraction", "threshold") else "left")
+        for r in failed.iter_rows(named=True):
+            color = "red" if r["severity"] == "error" and r["status"] == "failed" else "yellow"
+            ft.add_row(
+                f"[{color}]{r['rule_id']}[/{color}]",
+                r["severity"],
+                r["status"],
+                f"{r['failed']:,} / {r['checked']:,}",
+                f"{r['fraction_failed']:.2%}",
+                f"{r['threshold']:g}",
+            )
+        console.print(ft)
+    odd = rules.filter(pl.col("status").is_in(["error"]))
+    for r in odd.iter_rows(named=True):
+        console.print(f"[magenta]check could not run[/magenta] {r['rule_id']}: {r['reason']}")
+    n_na = rules.filter(pl.col("status") == "not_applicable").height
+    n_pass = rules.filter(pl.col("status") == "passed").height
+    console.print(f"{rules.height} rules: {n_pass} passed, {failed.filter(pl.col('status') == 'failed').height} failed, "
+                  f"{n_na} not applicable, {odd.height} could not run")
+
+    if result.issues.height:
+        shown = min(max_issues, result.issues.height)
+        console.print(f"[bold]First {shown} of {result.issues.height:,} issues[/bold]")
+        for r in result.issues.head(max_issues).iter_rows(named=True):
+            color = "red" if r["severity"] == "error" else "yellow"
+            where = r["file"] or ""
+            if r["row"] is not None:
+                where += f", row {r['row']}"
+            if r["column"]:
+                where += f", column {r['column']}"
+            value = "" if r["value"] is None else f" = {escape(repr(r['value'][:60]))}"
+            console.print(f"[{color}]{r['severity']:7}[/{color}] {escape(where)}{value}  [dim]{r['rule_id']}[/dim]")
+            console.print(f"         {escape(r['message'])}")
+    verdict = ("[red]errors found: the submission cannot be stored as it is[/red]" if result.blocking
+               else "[green]no blocking errors[/green]")
+    console.print(f"{result.n_errors:,} errors, {result.n_warnings:,} warnings: {verdict}")

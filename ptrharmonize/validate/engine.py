@@ -1,0 +1,476 @@
+"""The validation engine: one submission in, one issue table and one rule-result table out.
+
+Each table is parsed once into a typed Parquet file in a work folder (streaming, so memory stays
+flat at registry scale). Every later step reads that file: column checks (pandera or polars),
+row rules (SQL expressions evaluated by polars), cross-table rules (DuckDB over the staged
+files), and finally the store's ingest. The engine never formats text for a screen.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow.dataset as ds
+
+from .. import db
+from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
+from ..store import qi
+from ..submission import Submission
+from . import columns as colchecks
+from .parse import RAW_PREFIX, parse_expr
+from .rules import Rule, all_rules, structural_message
+
+ISSUE_SCHEMA: dict[str, pl.DataType] = {
+    "rule_id": pl.Utf8(),
+    "severity": pl.Utf8(),
+    "table": pl.Utf8(),
+    "file": pl.Utf8(),
+    "row": pl.Int64(),
+    "column": pl.Utf8(),
+    "value": pl.Utf8(),
+    "message": pl.Utf8(),
+}
+RULE_RESULT_SCHEMA: dict[str, pl.DataType] = {
+    "rule_id": pl.Utf8(),
+    "table": pl.Utf8(),
+    "category": pl.Utf8(),
+    "severity": pl.Utf8(),
+    "checked": pl.Int64(),
+    "failed": pl.Int64(),
+    "fraction_failed": pl.Float64(),
+    "threshold": pl.Float64(),
+    "status": pl.Utf8(),
+    "reason": pl.Utf8(),
+}
+MAX_VALUE_CHARS = 200  # a 1 MB cell is reported, not copied whole into every report
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class _Outcome:
+    checked: int = 0
+    failed: int = 0
+    status: str | None = None  # not_applicable | error, decided before counting
+    reason: str | None = None
+
+
+@dataclass
+class ValidationResult:
+    issues: pl.DataFrame
+    rules: pl.DataFrame
+    rows: dict[str, int]
+    staged: dict[str, Path]
+    center_id: str | None
+    workdir: Path
+    _owns_workdir: bool = field(default=True, repr=False)
+
+    @property
+    def n_errors(self) -> int:
+        return int((self.issues["severity"] == "error").sum())
+
+    @property
+    def n_warnings(self) -> int:
+        return int((self.issues["severity"] == "warning").sum())
+
+    @property
+    def blocking(self) -> bool:
+        """True when an error rule exceeds its threshold: the submission must not be stored."""
+        r = self.rules
+        return bool(((r["severity"] == "error") & (r["status"] == "failed")).any())
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.blocking else 0
+
+    def cleanup(self) -> None:
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _truncate(e: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(e.str.len_chars() > MAX_VALUE_CHARS)
+        .then(e.str.slice(0, MAX_VALUE_CHARS) + pl.lit("…"))
+        .otherwise(e)
+    )
+
+
+def _issue_frame(rule: Rule, failures: pl.DataFrame, column: str | None = None,
+                 message: str | None = None) -> pl.DataFrame:
+    """Turn failing (_file, _row, value) rows of one rule into issue-table rows."""
+    n = failures.height
+    return pl.DataFrame(
+        {
+            "rule_id": [rule.id] * n,
+            "severity": [rule.severity] * n,
+            "table": [rule.table] * n,
+            "file": failures[FILE_COL].cast(pl.Utf8) if n else [],
+            "row": failures[ROW_COL].cast(pl.Int64) if n else [],
+            "column": [column or rule.column] * n,
+            "value": failures["value"].cast(pl.Utf8) if n else [],
+            "message": [message or rule.message] * n,
+        },
+        schema=ISSUE_SCHEMA,
+    ).with_columns(_truncate(pl.col("value")).alias("value"))
+
+
+def parse_threshold(value: Any) -> float:
+    """A tolerance: a fraction (< 1), a count of rows (>= 1), or a percentage string ('2%')."""
+    if isinstance(value, str):
+        v = value.strip()
+        if v.endswith("%"):
+            return float(v[:-1]) / 100.0
+        return float(v)
+    return float(value)
+
+
+def rule_status(checked: int, failed: int, threshold: float) -> str:
+    """Failures within the tolerance pass (reported, not blocking); exactly at it passes too."""
+    if failed == 0:
+        return "passed"
+    if threshold <= 0:
+        return "failed"
+    if threshold < 1:
+        return "failed" if (failed / checked if checked else 1.0) > threshold else "passed"
+    return "failed" if failed > threshold else "passed"
+
+
+class Engine:
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        column_engine: str = "pandera",
+        thresholds: dict[tuple[str, str | None], float] | None = None,
+        definitions: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        batch_rows: int = 500_000,
+    ) -> None:
+        if column_engine not in ("pandera", "polars"):
+            raise ValueError("column_engine must be 'pandera' or 'polars'")
+        self.catalog = catalog or load_catalog()
+        self.rules = all_rules(self.catalog)
+        self.column_engine = column_engine
+        self.thresholds = thresholds or {}
+        self.definitions = definitions if definitions is not None else self.catalog.definitions
+        self.progress = progress or (lambda step, rows: None)
+        self.batch_rows = batch_rows
+
+    # -- public -------------------------------------------------------------------------
+    def validate(self, sub: Submission, workdir: Path | None = None) -> ValidationResult:
+        owns = workdir is None
+        work = Path(workdir or tempfile.mkdtemp(prefix="ptrh-validate-"))
+        work.mkdir(parents=True, exist_ok=True)
+        outcomes: dict[str, _Outcome] = {r.id: _Outcome() for r in self.rules}
+        issues: list[pl.DataFrame] = []
+        if sub.read_issues is not None and sub.read_issues.height:
+            issues.append(sub.read_issues.select(list(ISSUE_SCHEMA)).cast(ISSUE_SCHEMA))
+        staged: dict[str, Path] = {}
+        rows: dict[str, int] = {}
+        present_cols: dict[str, set[str]] = {}
+        try:
+            for table in self.catalog.table_names:
+                frame = sub.tables.get(table)
+                table_rules = [r for r in self.rules if r.table == table]
+                if frame is None:
+                    self._table_absent(table, table_rules, outcomes, issues, sub)
+                    continue
+                path, cols, n = self._stage(table, frame, work)
+                staged[table], rows[table], present_cols[table] = path, n, cols
+                self.progress(f"checking {table}", n)
+                self._structure(table, cols, table_rules, outcomes, issues, frame)
+                if n == 0:
+                    for r in table_rules:
+                        if r.engine != "structure":
+                            outcomes[r.id].status, outcomes[r.id].reason = "not_applicable", "table is empty"
+                    continue
+                self._column_and_row_rules(table, path, cols, table_rules, outcomes, issues)
+            self._cross_table(staged, present_cols, outcomes, issues)
+        except BaseException:
+            if owns:
+                shutil.rmtree(work, ignore_errors=True)
+            raise
+        center = sub.center_id or self._center_of(staged)
+        issue_df = (
+            pl.concat(issues) if issues else pl.DataFrame(schema=ISSUE_SCHEMA)
+        ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
+        return ValidationResult(
+            issues=issue_df,
+            rules=self._rule_results(outcomes, center),
+            rows=rows,
+            staged=staged,
+            center_id=center,
+            workdir=work,
+            _owns_workdir=owns,
+        )
+
+    # -- steps --------------------------------------------------------------------------
+    def _stage(self, table: str, frame: pl.LazyFrame | pl.DataFrame, work: Path) -> tuple[Path, set[str], int]:
+        spec = self.catalog.tables[table]
+        lf = frame.lazy()
+        schema = lf.collect_schema()
+        cols = {c for c in schema.names() if not c.startswith("_")}
+        exprs: list[pl.Expr] = []
+        for col in spec.columns:
+            if col.name in schema:
+                typed, raw = parse_expr(schema[col.name], col)
+                exprs += [typed, raw]
+            else:
+                exprs += [pl.lit(None, dtype=col.polars_type).alias(col.name),
+                          pl.lit(None, dtype=pl.Utf8).alias(RAW_PREFIX + col.name)]
+        path = work / f"{table}.parquet"
+        lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(path)
+        n = pl.scan_parquet(path).select(pl.len()).collect().item()
+        return path, cols, int(n)
+
+    def _table_absent(self, table: str, table_rules: list[Rule], outcomes: dict[str, _Outcome],
+                      issues: list[pl.DataFrame], sub: Submission) -> None:
+        for r in table_rules:
+            if r.check == "missing_table":
+                outcomes[r.id].checked, outcomes[r.id].failed = 1, 1
+                fail = pl.DataFrame({FILE_COL: [f"{table}.csv"], ROW_COL: [None], "value": [None]},
+                                    schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
+                issues.append(_issue_frame(r, fail, column=None,
+                                           message=structural_message(r, self.catalog, "")))
+            else:
+                outcomes[r.id].status = "not_applicable"
+                outcomes[r.id].reason = "table not submitted"
+
+    def _structure(self, table: str, cols: set[str], table_rules: list[Rule],
+                   outcomes: dict[str, _Outcome], issues: list[pl.DataFrame],
+                   frame: pl.LazyFrame | pl.DataFrame) -> None:
+        spec = self.catalog.tables[table]
+        first_file = self._first_file(frame, table)
+        header = {FILE_COL: [first_file], ROW_COL: [1]}
+        for r in table_rules:
+            o = outcomes[r.id]
+            if r.check == "missing_table":
+                o.checked = 1
+            elif r.check == "missing_column":
+                missing = [c for c in spec.column_names if c not in cols]
+                o.checked, o.failed = len(spec.column_names), len(missing)
+                for c in missing:
+                    fail = pl.DataFrame({**header, "value": [None]},
+                                        schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
+                    issues.append(_issue_frame(r, fail, column=c,
+                                               message=structural_message(r, self.catalog, c)))
+            elif r.check == "unknown_column":
+                unknown = sorted(c for c in cols if c not in spec.column_names)
+                o.checked, o.failed = len(cols), len(unknown)
+                for c in unknown:
+                    fail = pl.DataFrame({**header, "value": [c]},
+                                        schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
+                    issues.append(_issue_frame(r, fail, column=c,
+                                               message=structural_message(r, self.catalog, c)))
+        # Rules needing a column the file lacks cannot be evaluated.
+        for r in table_rules:
+            if r.engine in ("column", "polars", "duckdb"):
+                lacking = [c for c in r.columns if c not in cols]
+                if lacking:
+                    outcomes[r.id].status = "not_applicable"
+                    outcomes[r.id].reason = "column not submitted: " + ", ".join(lacking)
+
+    @staticmethod
+    def _first_file(frame: pl.LazyFrame | pl.DataFrame, table: str) -> str:
+        try:
+            v = frame.lazy().select(pl.col(FILE_COL).first()).collect().item()
+        except Exception:  # noqa: BLE001 - an empty or odd frame still gets a file name
+            v = None
+        return v or f"{table}.csv"
+
+    def _column_and_row_rules(self, table: str, path: Path, cols: set[str], table_rules: list[Rule],
+                              outcomes: dict[str, _Outcome], issues: list[pl.DataFrame]) -> None:
+        active = [r for r in table_rules if outcomes[r.id].status is None]
+        col_rules = [r for r in active if r.engine == "column" and r.check != "references"]
+        row_rules = [r for r in active if r.engine == "polars"]
+        lf = pl.scan_parquet(path)
+        by_pandera = (
+            [r for r in col_rules if r.check in colchecks.PANDERA_CHECKS]
+            if self.column_engine == "pandera" else []
+        )
+        by_polars = [r for r in col_rules if r not in by_pandera]
+
+        fails: dict[str, pl.Expr] = {}
+        checks: dict[str, pl.Expr] = {}
+        for r in col_rules:
+            checks[r.id] = colchecks.checked_expr(r)
+        for r in by_polars:
+            fails[r.id] = colchecks.fail_expr(r)
+        for r in row_rules:
+            try:
+                gate = pl.all_horizontal([pl.col(c).is_not_null() for c in r.columns]) if r.columns else pl.col(ROW_COL).is_not_null()
+                checks[r.id] = gate
+                fails[r.id] = gate & pl.sql_expr(r.spec["fails"]).fill_null(False)
+            except Exception as exc:  # noqa: BLE001 - a broken rule must not stop the others
+                outcomes[r.id].status, outcomes[r.id].reason = "error", f"rule expression: {exc}"
+        # One aggregate pass for the denominators and failure counts of every rule.
+        aggs = [checks[k].cast(pl.Int64).sum().alias("c|" + k) for k in checks]
+        aggs += [fails[k].cast(pl.Int64).sum().alias("f|" + k) for k in fails]
+        try:
+            counts = lf.select(aggs).collect().row(0, named=True) if aggs else {}
+        except Exception as exc:  # noqa: BLE001
+            for k in fails:
+                outcomes[k].status, outcomes[k].reason = "error", str(exc)
+            fails, counts = {}, {}
+        for k in checks:
+            if outcomes[k].status is None:
+                outcomes[k].checked = int(counts.get("c|" + k, 0) or 0)
+        # One filter pass for the failing rows of the polars-evaluated rules.
+        if fails:
+            flags = [fails[k].alias("f|" + k) for k in fails]
+            needed = {FILE_COL, ROW_COL}
+            for k in fails:
+                r = next(x for x in active if x.id == k)
+                if r.column:
+                    needed |= {r.column, RAW_PREFIX + r.column}
+            bad = (
+                lf.with_columns(flags)
+                .filter(pl.any_horizontal([pl.col("f|" + k) for k in fails]))
+                .select([*sorted(needed), *["f|" + k for k in fails]])
+                .collect()
+            )
+            for k in fails:
+                r = next(x for x in active if x.id == k)
+                sub = bad.filter(pl.col("f|" + k))
+                outcomes[k].failed = sub.height
+                if sub.height:
+                    value = self._value_expr(r, sub)
+                    issues.append(_issue_frame(r, sub.select(FILE_COL, ROW_COL, value.alias("value"))))
+        if by_pandera:
+            pf = colchecks.pandera_failures(str(path), by_pandera, self.batch_rows)
+            for r in by_pandera:
+                sub = pf.filter(pl.col("rule_id") == r.id)
+                outcomes[r.id].failed = sub.height
+                if sub.height:
+                    issues.append(_issue_frame(r, sub))
+
+    @staticmethod
+    def _value_expr(rule: Rule, frame: pl.DataFrame) -> pl.Expr:
+        if not rule.column or rule.column not in frame.columns:
+            return pl.lit(None, dtype=pl.Utf8)
+        raw = RAW_PREFIX + rule.column
+        typed = pl.col(rule.column).cast(pl.Utf8)
+        if raw in frame.columns:
+            return pl.coalesce([pl.col(raw), typed])
+        return typed
+
+    def _cross_table(self, staged: dict[str, Path], present_cols: dict[str, set[str]],
+                     outcomes: dict[str, _Outcome], issues: list[pl.DataFrame]) -> None:
+        sql_rules = [r for r in self.rules
+                     if (r.engine == "duckdb" or r.check == "references") and outcomes[r.id].status is None]
+        if not sql_rules:
+            return
+        con = duckdb.connect()
+        try:
+            db.run(con, "SET preserve_insertion_order = false")
+            for table in self.catalog.table_names:
+                if table in staged:
+                    con.register(table, ds.dataset(str(staged[table]), format="parquet"))
+                else:
+                    db.run(con, self._empty_view_sql(table))
+            units = self.catalog.tables["labs"].extra.get("canonical_units", {})
+            db.run(con, "CREATE TABLE canonical_lab_units (analyte VARCHAR, unit VARCHAR)")
+            if units:
+                con.executemany("INSERT INTO canonical_lab_units VALUES (?, ?)", list(units.items()))
+            crs_error = self._install_crs_graded(con)
+            for r in sql_rules:
+                o = outcomes[r.id]
+                if r.check == "references":
+                    if "patients" not in staged:
+                        o.status, o.reason = "not_applicable", "patients table not submitted"
+                        continue
+                    t = qi(r.table)
+                    sql = (f"SELECT x._file, x._row, x.patient_id AS value FROM {t} x "
+                           "ANTI JOIN patients p ON x.center_id = p.center_id AND x.patient_id = p.patient_id "
+                           "WHERE x.patient_id IS NOT NULL AND x.center_id IS NOT NULL")
+                    den = f"SELECT count(*) FROM {t} WHERE patient_id IS NOT NULL AND center_id IS NOT NULL"
+                else:
+                    sql, den = r.spec["sql"], r.spec["denominator"]
+                    if "crs_graded" in sql and crs_error:
+                        o.status, o.reason = "error", crs_error
+                        continue
+                try:
+                    o.checked = int(db.scalar(con, den) or 0)
+                    fail = db.frame(con, sql)
+                except duckdb.Error as exc:
+                    o.status, o.reason = "error", f"check could not run: {exc}"
+                    continue
+                fail = fail.select(
+                    pl.col("_file").cast(pl.Utf8).alias(FILE_COL),
+                    pl.col("_row").cast(pl.Int64).alias(ROW_COL),
+                    pl.col("value").cast(pl.Utf8),
+                )
+                o.failed = fail.height
+                if fail.height:
+                    issues.append(_issue_frame(r, fail))
+        finally:
+            con.close()
+
+    def _install_crs_graded(self, con: duckdb.DuckDBPyConnection) -> str | None:
+        try:
+            from ..derive import install_crs_graded
+        except ImportError:
+            return "CRS grading views are not available in this installation"
+        try:
+            install_crs_graded(con, self.definitions)
+        except Exception as exc:  # noqa: BLE001
+            return f"CRS grading could not run: {exc}"
+        return None
+
+    def _empty_view_sql(self, table: str) -> str:
+        spec = self.catalog.tables[table]
+        cols = [f"CAST(NULL AS {c.duckdb_type}) AS {qi(c.name)}" for c in spec.columns]
+        cols += ["CAST(NULL AS VARCHAR) AS _file", "CAST(NULL AS BIGINT) AS _row"]
+        return f"CREATE VIEW {qi(table)} AS SELECT {', '.join(cols)} WHERE false"
+
+    @staticmethod
+    def _center_of(staged: dict[str, Path]) -> str | None:
+        if "patients" not in staged:
+            return None
+        centers = pl.scan_parquet(staged["patients"]).select(pl.col("center_id").drop_nulls().unique()).collect()
+        vals = centers["center_id"].to_list()
+        return vals[0] if len(vals) == 1 else None
+
+    def _threshold(self, rule: Rule, center: str | None) -> float:
+        for key in ((rule.id, center), (rule.id, None)):
+            if key in self.thresholds:
+                return self.thresholds[key]
+        return rule.threshold
+
+    def _rule_results(self, outcomes: dict[str, _Outcome], center: str | None) -> pl.DataFrame:
+        rows = []
+        for r in self.rules:
+            o = outcomes[r.id]
+            threshold = self._threshold(r, center)
+            status, reason = o.status, o.reason
+            if status is None and o.checked == 0 and r.engine != "structure":
+                status, reason = "not_applicable", "no rows where the rule applies"
+            if status is None:
+                status = rule_status(o.checked, o.failed, threshold)
+            rows.append(
+                {
+                    "rule_id": r.id,
+                    "table": r.table,
+                    "category": r.category,
+                    "severity": r.severity,
+                    "checked": o.checked if status not in ("not_applicable", "error") else o.checked,
+                    "failed": o.failed,
+                    "fraction_failed": (o.failed / o.checked) if o.checked else 0.0,
+                    "threshold": threshold,
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+        return pl.DataFrame(rows, schema=RULE_RESULT_SCHEMA)
+
+
+def validate(sub: Submission, **kwargs: Any) -> ValidationResult:
+    workdir = kwargs.pop("workdir", None)
+    return Engine(**kwargs).validate(sub, workdir=workdir)
