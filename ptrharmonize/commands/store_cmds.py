@@ -1,0 +1,111 @@
+"""`ptrh ingest` and `ptrh status`: the pooled store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import run_guarded
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ingest(
+        path: Annotated[Path, typer.Argument(help="Submission folder: a canonical extract, or the center's own files with --mapping.")],
+        store: Annotated[Path, typer.Option(help="The registry's DuckDB file (created if absent).")],
+        mapping: Annotated[Path | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml).")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list (.csv or .xlsx).")] = None,
+        thresholds: Annotated[Path | None, typer.Option(help="Tolerances per rule (and center).")] = None,
+        engine: Annotated[str, typer.Option(help="Back end for column checks: pandera or polars.")] = "pandera",
+        wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    ) -> None:
+        """Map, validate and store a center's submission.
+
+        Only a submission without blocking errors is stored, and then it replaces all of that
+        center's previous data in one transaction. The same files again change nothing. A
+        rejected submission leaves the store exactly as it was. Exit codes as for validate.
+        """
+
+        def body() -> int:
+            from ..cdm import load_catalog
+            from ..cli import _progress, load_submission
+            from ..ingest import ingest as do_ingest
+            from ..report.issues import render_terminal, write_issues
+            from ..validate import Engine
+            from ..validate.rules import all_rules
+            from ..validate.thresholds import load_thresholds
+
+            cat = load_catalog()
+            th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
+            sub = load_submission(path, mapping)
+            with _progress(quiet) as progress:
+                result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
+            try:
+                if output is not None:
+                    write_issues(result.issues, output)
+                if not quiet:
+                    render_terminal(result, console, str(path), max_issues=10)
+                out = do_ingest(sub, result, store, cat, wait_s=wait)
+            finally:
+                result.cleanup()
+            if out.status == "rejected":
+                console.print(f"[red]rejected:[/red] {store} was not changed; fix the errors above and submit again")
+                return 1
+            if out.status == "unchanged":
+                console.print(f"unchanged: this submission of {out.center_id} is already stored as {out.submission_id}")
+                return 0
+            total = sum(out.rows.values())
+            replaced = f", replacing {out.replaced}" if out.replaced else ""
+            console.print(f"[green]stored[/green] {total:,} rows of {out.center_id} as {out.submission_id}{replaced}")
+            return 0
+
+        raise typer.Exit(run_guarded(body, err_console))
+
+    @app.command()
+    def status(
+        store: Annotated[Path, typer.Option(help="The registry's DuckDB file.")],
+    ) -> None:
+        """Show the registry: centers, submissions, row counts and open warnings."""
+
+        def body() -> int:
+            from ..ingest import store_status
+
+            st = store_status(store)
+            subs = st["submissions"]
+            t = Table(title=f"Submissions in {store}", show_edge=False)
+            for c in ("center", "submission", "submitted", "status", "errors", "warnings"):
+                t.add_column(c)
+            for r in subs.iter_rows(named=True):
+                t.add_row(r["center_id"], r["submission_id"], str(r["submitted_at"])[:19], r["status"],
+                          str(r["n_errors"]), str(r["n_warnings"]))
+            console.print(t)
+            counts = st["counts"]
+            centers = sorted({c for v in counts.values() for c in v})
+            ct = Table(title="Rows by table and center", show_edge=False)
+            ct.add_column("table")
+            for c in centers:
+                ct.add_column(c, justify="right")
+            for table, per in counts.items():
+                ct.add_row(table, *[f"{per.get(c, 0):,}" for c in centers])
+            console.print(ct)
+            w = st["warnings"]
+            if w.height:
+                wt = Table(title="Open warnings", show_edge=False)
+                for c in ("center", "rule", "count"):
+                    wt.add_column(c)
+                for r in w.iter_rows(named=True):
+                    wt.add_row(r["center_id"], r["rule_id"], f"{r['n']:,}")
+                console.print(wt)
+            else:
+                console.print("no open warnings")
+            return 0
+
+        raise typer.Exit(run_guarded(body, err_console))

@@ -1,0 +1,152 @@
+"""Ingest a validated submission into the store: all of a center's rows replaced in one transaction.
+
+The staged typed Parquet files written by the validation engine are what gets stored, so a file
+is parsed once. A submission is identified by the checksums of its files and of its mapping:
+the same submission again changes nothing; a new one supersedes the center's previous one
+entirely; a rejected one (blocking errors) never touches the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from . import db
+from .cdm import Catalog, load_catalog
+from .errors import UserError
+from .lock import StoreLock
+from .store import create_schema, qi
+from .submission import Submission
+from .validate import ValidationResult
+
+
+@dataclass
+class IngestOutcome:
+    status: str            # stored | unchanged | rejected
+    submission_id: str | None
+    center_id: str | None
+    rows: dict[str, int]
+    replaced: str | None = None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def submission_checksums(sub: Submission) -> tuple[dict[str, str], str | None, str]:
+    files = {}
+    for f in sorted(sub.files, key=lambda p: str(p)):
+        try:
+            rel = str(Path(f).relative_to(sub.source_path))
+        except ValueError:
+            rel = Path(f).name
+        files[rel] = sha256_file(f)
+    mapping = sha256_file(sub.mapping_file) if sub.mapping_file else None
+    content = hashlib.sha256(json.dumps([files, mapping], sort_keys=True).encode()).hexdigest()
+    return files, mapping, content
+
+
+def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Catalog | None = None,
+           wait_s: float = 0.0) -> IngestOutcome:
+    catalog = catalog or load_catalog()
+    center = result.center_id
+    if result.blocking:
+        return IngestOutcome("rejected", None, center, result.rows)
+    if center is None:
+        raise UserError(
+            f"{sub.source_path}: a submission must come from exactly one center; "
+            "check center_id in the patients file"
+        )
+    files, mapping_sum, content = submission_checksums(sub)
+    with StoreLock(store, wait_s):
+        con = duckdb.connect(str(store))
+        try:
+            create_schema(con, catalog)
+            prev = db.rows(
+                con,
+                "SELECT submission_id, content_checksum FROM submissions WHERE center_id = ? AND status = 'active'",
+                [center],
+            )
+            if prev and prev[0][1] == content:
+                return IngestOutcome("unchanged", prev[0][0], center, result.rows)
+            sid = f"{center}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            db.run(con, "BEGIN TRANSACTION")
+            try:
+                _replace_center(con, catalog, result, center, sid)
+                if prev:
+                    db.run(con, "UPDATE submissions SET status = 'superseded' WHERE center_id = ? AND status = 'active'",
+                           [center])
+                db.run(
+                    con,
+                    "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+                    [sid, center, datetime.now(), str(sub.source_path), content, json.dumps(files),
+                     str(sub.mapping_file) if sub.mapping_file else None, mapping_sum,
+                     json.dumps(result.rows), result.n_errors, result.n_warnings],
+                )
+                _store_findings(con, result, center, sid)
+                db.run(con, "COMMIT")
+            except BaseException:
+                db.run(con, "ROLLBACK")
+                raise
+            db.run(con, "CHECKPOINT")
+        finally:
+            con.close()
+    return IngestOutcome("stored", sid, center, result.rows, replaced=prev[0][0] if prev else None)
+
+
+def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: ValidationResult,
+                    center: str, sid: str) -> None:
+    for table, spec in catalog.tables.items():
+        db.run(con, f"DELETE FROM {qi(table)} WHERE center_id = ?", [center])
+        path = result.staged.get(table)
+        if path is None or result.rows.get(table, 0) == 0:
+            continue
+        cols = ", ".join(qi(c.name) for c in spec.columns)
+        db.run(
+            con,
+            f"INSERT INTO {qi(table)} ({cols}, submission_id, source_file, source_row) "
+            f"SELECT {cols}, ?, _file, _row FROM read_parquet(?)",
+            [sid, str(path)],
+        )
+
+
+def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:
+    db.run(con, "DELETE FROM issues WHERE center_id = ?", [center])
+    con.register("_new_issues", result.issues.to_arrow())
+    db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", value, message "
+           "FROM _new_issues", [sid, center])
+    con.unregister("_new_issues")
+    con.register("_new_rules", result.rules.to_arrow())
+    db.run(con, "INSERT INTO rule_results SELECT ?, ?, rule_id, \"table\", category, severity, checked, failed, "
+           "threshold, status, reason FROM _new_rules", [sid, center])
+    con.unregister("_new_rules")
+
+
+def store_status(store: Path) -> dict[str, object]:
+    if not Path(store).exists():
+        raise UserError(f"{store}: store not found (create it with ptrh ingest)")
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        subs = db.frame(con, "SELECT submission_id, center_id, submitted_at, status, n_errors, n_warnings, "
+                             "row_counts, mapping_file FROM submissions ORDER BY center_id, submitted_at")
+        counts = {}
+        for table in load_catalog().table_names:
+            counts[table] = dict(db.rows(con, f"SELECT center_id, count(*) FROM {qi(table)} GROUP BY 1"))
+        warnings = db.frame(
+            con,
+            "SELECT center_id, rule_id, count(*) AS n FROM issues WHERE severity = 'warning' "
+            "GROUP BY ALL ORDER BY center_id, n DESC",
+        )
+    finally:
+        con.close()
+    return {"submissions": subs, "counts": counts, "warnings": warnings}
