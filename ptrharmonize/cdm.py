@@ -100,6 +100,7 @@ class Catalog:
     check_types: dict[str, dict[str, Any]]
     rules: tuple[dict[str, Any], ...]
     definitions: dict[str, Any]
+    phi: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def table_names(self) -> list[str]:
@@ -180,6 +181,7 @@ def _load(root: str) -> Catalog:
         check_types=_load_yaml(base / "check_types.yaml"),
         rules=tuple(_load_yaml(base / "rules.yaml")),
         definitions=_load_yaml(base / "definitions.yaml"),
+        phi=_load_yaml(base / "phi.yaml") if (base / "phi.yaml").exists() else {},
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-from extract_factory import clean_rows, write_extract
 from typer.testing import CliRunner
 
+from extract_factory import clean_rows, write_extract
 from ptrharmonize.cdm import load_catalog
 from ptrharmonize.cli import app
 from ptrharmonize.lock import StoreLock

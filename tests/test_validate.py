@@ -12,6 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from typer.testing import CliRunner
+
 from extract_factory import (
     CONSEQUENCES,
     DEFECTS,
@@ -20,8 +22,6 @@ from extract_factory import (
     expected_defects,
     write_extract,
 )
-from typer.testing import CliRunner
-
 from ptrharmonize.cdm import load_catalog
 from ptrharmonize.cli import app
 from ptrharmonize.read.canonical import read_canonical

@@ -103,15 +103,18 @@ def _truncate(e: pl.Expr) -> pl.Expr:
     )
 
 
+REDACTED = "[redacted]"
+
+
 def _issue_frame(rule: Rule, failures: pl.DataFrame, column: str | None = None,
-                 message: str | None = None) -> pl.DataFrame:
+                 message: str | None = None, table: str | None = None) -> pl.DataFrame:
     """Turn failing (_file, _row, value) rows of one rule into issue-table rows."""
     n = failures.height
     return pl.DataFrame(
         {
             "rule_id": [rule.id] * n,
             "severity": [rule.severity] * n,
-            "table": [rule.table] * n,
+            "table": [table or rule.table] * n,
             "file": failures[FILE_COL].cast(pl.Utf8) if n else [],
             "row": failures[ROW_COL].cast(pl.Int64) if n else [],
             "column": [column or rule.column] * n,
@@ -175,6 +178,7 @@ class Engine:
         staged: dict[str, Path] = {}
         rows: dict[str, int] = {}
         present_cols: dict[str, set[str]] = {}
+        phi_values: set[str] = set()
         try:
             for table in self.catalog.table_names:
                 frame = sub.tables.get(table)
@@ -192,6 +196,7 @@ class Engine:
                             outcomes[r.id].status, outcomes[r.id].reason = "not_applicable", "table is empty"
                     continue
                 self._column_and_row_rules(table, path, cols, table_rules, outcomes, issues)
+                self._phi_values(table, path, cols, outcomes, issues, phi_values)
             self._cross_table(staged, present_cols, outcomes, issues)
         except BaseException:
             if owns:
@@ -201,6 +206,12 @@ class Engine:
         issue_df = (
             pl.concat(issues) if issues else pl.DataFrame(schema=ISSUE_SCHEMA)
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
+        if phi_values:
+            # An identifier is never repeated, whichever rule happened to quote it.
+            issue_df = issue_df.with_columns(
+                pl.when(pl.col("value").is_in(list(phi_values))).then(pl.lit(REDACTED))
+                .otherwise(pl.col("value")).alias("value")
+            )
         return ValidationResult(
             issues=issue_df,
             rules=self._rule_results(outcomes, center),
@@ -269,6 +280,18 @@ class Engine:
                                         schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
                     issues.append(_issue_frame(r, fail, column=c,
                                                message=structural_message(r, self.catalog, c)))
+        phi_col = next((r for r in self.rules if r.check == "phi_column"), None)
+        if phi_col is not None:
+            import re
+
+            pattern = re.compile(phi_col.spec["name_pattern"])
+            hits = sorted(c for c in cols if pattern.match(c))
+            outcomes[phi_col.id].checked += len(cols)
+            outcomes[phi_col.id].failed += len(hits)
+            for c in hits:
+                fail = pl.DataFrame({**header, "value": [c]},
+                                    schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
+                issues.append(_issue_frame(phi_col, fail, column=c, table=table))
         # Rules needing a column the file lacks cannot be evaluated.
         for r in table_rules:
             if r.engine in ("column", "polars", "duckdb"):
@@ -350,6 +373,34 @@ class Engine:
                 outcomes[r.id].failed = sub.height
                 if sub.height:
                     issues.append(_issue_frame(r, sub))
+
+    def _phi_values(self, table: str, path: Path, cols: set[str], outcomes: dict[str, _Outcome],
+                    issues: list[pl.DataFrame], phi_values: set[str]) -> None:
+        """Scan free-text columns for identifiers; report where, never what."""
+        scan = [c for c in (self.catalog.phi or {}).get("scan_columns", {}).get(table, []) if c in cols]
+        rules = [r for r in self.rules if r.check == "phi_value"]
+        pairs = [(r, c) for r in rules for c in scan
+                 if not r.spec.get("only_columns") or c in r.spec["only_columns"]]
+        if not pairs:
+            return
+        lf = pl.scan_parquet(path)
+        flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
+        for r, c in pairs:
+            outcomes[r.id].checked += int(lf.select(pl.col(c).is_not_null().sum()).collect().item())
+        bad = (
+            lf.with_columns(flags)
+            .filter(pl.any_horizontal([pl.col(f"{r.id}|{c}") for r, c in pairs]))
+            .select(FILE_COL, ROW_COL, *scan, *[f"{r.id}|{c}" for r, c in pairs])
+            .collect()
+        )
+        for r, c in pairs:
+            sub = bad.filter(pl.col(f"{r.id}|{c}"))
+            if not sub.height:
+                continue
+            outcomes[r.id].failed += sub.height
+            phi_values.update(v for v in sub[c].to_list() if v is not None)
+            fail = sub.select(FILE_COL, ROW_COL, pl.lit(REDACTED).alias("value"))
+            issues.append(_issue_frame(r, fail, column=c, table=table))
 
     @staticmethod
     def _value_expr(rule: Rule, frame: pl.DataFrame) -> pl.Expr:
@@ -439,6 +490,8 @@ class Engine:
         return vals[0] if len(vals) == 1 else None
 
     def _threshold(self, rule: Rule, center: str | None) -> float:
+        if rule.engine == "phi":
+            return 0.0  # identifiers are never tolerated, whatever a thresholds file says
         for key in ((rule.id, center), (rule.id, None)):
             if key in self.thresholds:
                 return self.thresholds[key]

@@ -133,8 +133,27 @@ def catalog_rules(catalog: Catalog) -> list[Rule]:
     return out
 
 
+PHI_TABLE = "*"  # identifier rules scan every table
+
+
+def phi_rules(catalog: Catalog) -> list[Rule]:
+    """Direct-identifier rules (schemas/phi.yaml). Their threshold is always 0: never tolerated."""
+    doc = catalog.phi or {}
+    out = []
+    col = doc.get("columns")
+    if col:
+        out.append(Rule(id=col["id"], table=PHI_TABLE, check="phi_column", severity=col["severity"],
+                        category=col["category"], message=col["message"], engine="phi",
+                        source=doc.get("source"), spec=col))
+    for v in doc.get("values", []):
+        out.append(Rule(id=v["id"], table=PHI_TABLE, check="phi_value", severity=v["severity"],
+                        category=v["category"], message=v["message"], engine="phi",
+                        source=doc.get("source"), spec=v))
+    return out
+
+
 def all_rules(catalog: Catalog) -> list[Rule]:
-    rules = structural_rules(catalog) + column_rules(catalog) + catalog_rules(catalog)
+    rules = structural_rules(catalog) + column_rules(catalog) + catalog_rules(catalog) + phi_rules(catalog)
     ids = [r.id for r in rules]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

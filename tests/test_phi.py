@@ -1,0 +1,73 @@
+"""Direct identifiers are reported (rule ids under phi.) and never copied to the store or a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from extract_factory import clean_rows, write_extract
+from ptrharmonize.cli import app
+
+runner = CliRunner()
+NATIONAL_ID = "110105199003071234"
+PHONE = "13812345678"
+NAME = "Anna Schmidt"
+
+
+@pytest.fixture
+def phi_extract(tmp_path: Path) -> Path:
+    rows = clean_rows()
+    rows["patients"][1]["patient_id"] = NATIONAL_ID
+    rows["outcomes"][0]["death_cause"] = f"call {PHONE}"
+    rows["treatments"][0]["regimen"] = "born 1990-03-07"
+    d = write_extract(tmp_path / "phi", rows)
+    p = pl.read_csv(d / "patients.csv", infer_schema=False).with_columns(patient_name=pl.lit(NAME))
+    p.write_csv(d / "patients.csv")
+    return d
+
+
+def test_identifiers_reported_without_their_values(phi_extract: Path, tmp_path: Path) -> None:
+    out_csv = tmp_path / "issues.csv"
+    res = runner.invoke(app, ["validate", str(phi_extract), "--format", "json", "--output", str(out_csv)])
+    assert res.exit_code == 1
+    data = json.loads(res.stdout)
+    hits = {(i["rule_id"], i["table"], i["row"], i["column"]) for i in data["issues"] if i["rule_id"].startswith("phi.")}
+    assert ("phi.value_national_id", "patients", 3, "patient_id") in hits
+    assert ("phi.value_phone", "outcomes", 2, "death_cause") in hits
+    assert ("phi.value_birth_date", "treatments", 2, "regimen") in hits
+    assert ("phi.identifier_column", "patients", 1, "patient_name") in hits
+    for text in (res.stdout, out_csv.read_text()):
+        assert NATIONAL_ID not in text
+        assert PHONE not in text
+        assert NAME not in text
+        assert "1990-03-07" not in text
+    term = runner.invoke(app, ["validate", str(phi_extract), "--max-issues", "500"])
+    assert NATIONAL_ID not in term.output and PHONE not in term.output
+
+
+def test_identifiers_never_reach_the_store(phi_extract: Path, tmp_path: Path) -> None:
+    store = tmp_path / "reg.duckdb"
+    th = tmp_path / "th.csv"
+    th.write_text("rule_id,center_id,threshold\nphi.value_phone,,100\nphi.value_national_id,,100\n")
+    res = runner.invoke(app, ["ingest", str(phi_extract), "--store", str(store), "--quiet", "--thresholds", str(th)])
+    assert res.exit_code == 1  # a thresholds file cannot tolerate identifiers
+    if store.exists():
+        con = duckdb.connect(str(store), read_only=True)
+        dump = repr([con.execute(f'SELECT * FROM "{t}"').fetchall()
+                     for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()])
+        con.close()
+        assert NATIONAL_ID not in dump and PHONE not in dump and NAME not in dump
+
+
+def test_plain_codes_and_clinical_text_are_not_flagged(clean_extract: Path) -> None:
+    res = runner.invoke(app, ["validate", str(clean_extract), "--format", "json"])
+    data = json.loads(res.stdout)
+    assert not [i for i in data["issues"] if i["rule_id"].startswith("phi.")]
+    phi = {r["rule_id"]: r for r in data["rules"] if r["rule_id"].startswith("phi.")}
+    assert phi["phi.value_national_id"]["status"] == "passed"
+    assert phi["phi.value_national_id"]["checked"] > 0
