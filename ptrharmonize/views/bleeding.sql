@@ -1,0 +1,114 @@
+-- patient_bleeding: WHO bleeding grade within 30 days of the index date, and the first
+-- competing event for the cumulative incidence of grade 3-4 bleeding (the study's Figure 3B).
+--
+-- Window: onset day 0..bleeding.window_days (30), day 0 being the index date. An event without
+-- an onset date cannot be placed in the window and is not counted (n_bleeding_undated says how
+-- many there are). No event recorded means grade 0.
+--   worst_bleeding_grade_30d   highest WHO grade in the window (0-4)
+--   bleeding_grade_3plus_30d   worst grade >= bleeding.severe_min_grade (3)
+-- Competing events, from the index date, first of:
+--   'bleeding'  onset of the first bleeding of grade >= severe_min_grade in the window
+--   'death'     death in the window (a bleeding on the day of death counts as the bleeding)
+--   'censored'  neither: at min(window_days, last contact), where last contact is the latest
+--               of last_followup_on, death_on and (bleeding.last_contact_from_records) every
+--               dated record of the patient (labs, transfusions, CRS assessments, bleeding,
+--               medications, infections). With no date at all the time is 0.
+--   event_time_days = days from the index date to that date (a double, for lifelines).
+--
+-- Columns: center_id, patient_id, worst_bleeding_grade_30d, bleeding_grade_3plus_30d,
+--   first_severe_bleeding_day, n_bleeding_undated, death_on, death_day, last_followup_on,
+--   last_contact_on, event_type, event_time_days
+CREATE OR REPLACE VIEW patient_bleeding AS
+WITH bleeds AS (
+    SELECT b.center_id, b.patient_id, b.who_grade,
+           date_diff('day', p.index_date, b.onset_on) AS day_index
+    FROM bleeding_events b
+    JOIN patient_index p ON p.center_id = b.center_id AND p.patient_id = b.patient_id
+),
+per_patient AS (
+    SELECT center_id, patient_id,
+           max(who_grade) FILTER (WHERE day_index BETWEEN 0 AND def_bleeding_window_days())
+               AS worst_grade,
+           min(day_index) FILTER (WHERE day_index BETWEEN 0 AND def_bleeding_window_days()
+                                  AND who_grade >= def_bleeding_severe_min_grade())
+               AS severe_day,
+           count(*) FILTER (WHERE day_index IS NULL) AS n_undated
+    FROM bleeds
+    GROUP BY center_id, patient_id
+),
+records AS (
+    SELECT center_id, patient_id, max(last_on) AS last_record_on
+    FROM (
+        SELECT center_id, patient_id, CAST(max(measured_at) AS DATE) AS last_on
+        FROM labs GROUP BY center_id, patient_id
+        UNION ALL
+        SELECT center_id, patient_id, CAST(max(transfused_at) AS DATE)
+        FROM transfusions GROUP BY center_id, patient_id
+        UNION ALL
+        SELECT center_id, patient_id, max(assessed_on)
+        FROM crs_assessments GROUP BY center_id, patient_id
+        UNION ALL
+        SELECT center_id, patient_id, max(onset_on)
+        FROM bleeding_events GROUP BY center_id, patient_id
+        UNION ALL
+        SELECT center_id, patient_id, max(started_on)
+        FROM medications GROUP BY center_id, patient_id
+        UNION ALL
+        SELECT center_id, patient_id, max(onset_on)
+        FROM infections GROUP BY center_id, patient_id
+    )
+    GROUP BY center_id, patient_id
+),
+one_outcome AS (
+    SELECT center_id, patient_id, death_on, last_followup_on
+    FROM outcomes
+    QUALIFY row_number() OVER (PARTITION BY center_id, patient_id ORDER BY death_on NULLS LAST) = 1
+),
+joined AS (
+    SELECT p.center_id, p.patient_id, p.index_date,
+           b.worst_grade, b.severe_day, coalesce(b.n_undated, 0) AS n_undated,
+           o.death_on, o.last_followup_on,
+           date_diff('day', p.index_date, o.death_on) AS death_day,
+           greatest(o.last_followup_on, o.death_on,
+                    CASE WHEN def_bleeding_last_contact_from_records() THEN r.last_record_on END)
+               AS last_contact_on
+    FROM patient_index p
+    LEFT JOIN per_patient b ON b.center_id = p.center_id AND b.patient_id = p.patient_id
+    LEFT JOIN one_outcome o ON o.center_id = p.center_id AND o.patient_id = p.patient_id
+    LEFT JOIN records r ON r.center_id = p.center_id AND r.patient_id = p.patient_id
+),
+events AS (
+    SELECT j.*,
+           CASE WHEN j.death_day BETWEEN 0 AND def_bleeding_window_days() THEN j.death_day END
+               AS death_day_in_window
+    FROM joined j
+)
+SELECT center_id,
+       patient_id,
+       CASE WHEN index_date IS NOT NULL THEN CAST(coalesce(worst_grade, 0) AS BIGINT) END
+           AS worst_bleeding_grade_30d,
+       CASE WHEN index_date IS NOT NULL
+            THEN coalesce(worst_grade, 0) >= def_bleeding_severe_min_grade() END
+           AS bleeding_grade_3plus_30d,
+       severe_day AS first_severe_bleeding_day,
+       n_undated AS n_bleeding_undated,
+       death_on,
+       death_day,
+       last_followup_on,
+       last_contact_on,
+       CASE
+           WHEN index_date IS NULL THEN NULL
+           WHEN severe_day IS NOT NULL
+                AND (death_day_in_window IS NULL OR severe_day <= death_day_in_window) THEN 'bleeding'
+           WHEN death_day_in_window IS NOT NULL THEN 'death'
+           ELSE 'censored'
+       END AS event_type,
+       CAST(CASE
+           WHEN index_date IS NULL THEN NULL
+           WHEN severe_day IS NOT NULL
+                AND (death_day_in_window IS NULL OR severe_day <= death_day_in_window) THEN severe_day
+           WHEN death_day_in_window IS NOT NULL THEN death_day_in_window
+           ELSE least(def_bleeding_window_days(),
+                      greatest(coalesce(date_diff('day', index_date, last_contact_on), 0), 0))
+       END AS DOUBLE) AS event_time_days
+FROM events;

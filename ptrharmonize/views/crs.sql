@@ -1,0 +1,46 @@
+-- patient_crs: the worst CRS grade of each patient over all its assessments (crs_graded).
+--
+--   lee2014_grade, astct2019_grade  max of the grades recomputed from signs (NULL when no
+--                                   assessment recorded signs)
+--   reported_grade, reported_scale  the highest grade the center reported, and its scale
+--   reported_lee2014_grade          the highest grade reported on the Lee 2014 scale
+--   crs_grade                       the grade the analyses use (Lee 2014, like the study): per
+--                                   assessment the grade from signs, else the grade reported on
+--                                   lee2014; the patient's maximum. A patient with no
+--                                   crs_assessments row has crs_grade 0 (the CDM records one row
+--                                   per day with CRS signs, so none means no CRS); a patient whose
+--                                   rows give neither has crs_grade NULL.
+--   crs_grade_3plus                 crs_grade >= crs.group_high_min_grade (3)
+--   n_assessments                   number of crs_assessments rows
+--
+-- Columns: center_id, patient_id, lee2014_grade, astct2019_grade, reported_grade,
+--   reported_scale, reported_lee2014_grade, crs_grade, crs_grade_3plus, n_assessments
+CREATE OR REPLACE VIEW patient_crs AS
+WITH per_patient AS (
+    SELECT center_id, patient_id,
+           max(lee2014_grade) AS lee2014_grade,
+           max(astct2019_grade) AS astct2019_grade,
+           max(reported_grade) AS reported_grade,
+           arg_max(reported_scale, reported_grade) AS reported_scale,
+           max(reported_grade) FILTER (WHERE reported_scale = 'lee2014') AS reported_lee2014_grade,
+           max(coalesce(lee2014_grade,
+                        CASE WHEN reported_scale = 'lee2014' THEN reported_grade END)) AS crs_grade,
+           count(*) AS n_assessments
+    FROM crs_graded
+    GROUP BY center_id, patient_id
+),
+joined AS (
+    SELECT p.center_id, p.patient_id,
+           a.lee2014_grade, a.astct2019_grade, a.reported_grade, a.reported_scale,
+           a.reported_lee2014_grade,
+           CASE WHEN a.n_assessments IS NULL THEN 0 ELSE a.crs_grade END AS crs_grade,
+           coalesce(a.n_assessments, 0) AS n_assessments
+    FROM patient_index p
+    LEFT JOIN per_patient a USING (center_id, patient_id)
+)
+SELECT center_id, patient_id, lee2014_grade, astct2019_grade, reported_grade, reported_scale,
+       reported_lee2014_grade,
+       CAST(crs_grade AS BIGINT) AS crs_grade,
+       crs_grade >= def_crs_group_high_min_grade() AS crs_grade_3plus,
+       n_assessments
+FROM joined;

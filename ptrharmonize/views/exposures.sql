@@ -1,0 +1,55 @@
+-- patient_exposures: infection and supportive medications during the index treatment.
+--
+-- Window: calendar days exposures.window_start_days (0) .. exposures.window_days (30) from the
+-- index date (the study observed CAR-T patients for the first month). A record without a date
+-- counts as within the window when exposures.include_undated (default true: the center
+-- recorded it for this treatment episode).
+--   infection          at least one infection episode in the window
+--   tocilizumab        at least one tocilizumab course; tocilizumab_doses = sum of n_doses
+--                      (a course without n_doses counts as 1 dose)
+--   corticosteroid, tpo_ra, il11, ivig, gcsf: at least one course in the window
+--
+-- Columns: center_id, patient_id, infection, n_infections, tocilizumab, tocilizumab_doses,
+--   corticosteroid, tpo_ra, il11, ivig, gcsf
+CREATE OR REPLACE VIEW patient_exposures AS
+WITH inf AS (
+    SELECT i.center_id, i.patient_id, count(*) AS n
+    FROM infections i
+    JOIN patient_index p ON p.center_id = i.center_id AND p.patient_id = i.patient_id
+    WHERE CASE WHEN i.onset_on IS NULL THEN def_exposures_include_undated()
+               ELSE date_diff('day', p.index_date, i.onset_on)
+                    BETWEEN def_exposures_window_start_days() AND def_exposures_window_days()
+          END
+    GROUP BY i.center_id, i.patient_id
+),
+med AS (
+    SELECT m.center_id, m.patient_id,
+           count(*) FILTER (WHERE m.drug = 'tocilizumab') AS tocilizumab_courses,
+           sum(coalesce(m.n_doses, 1)) FILTER (WHERE m.drug = 'tocilizumab') AS tocilizumab_doses,
+           bool_or(m.drug = 'corticosteroid') AS corticosteroid,
+           bool_or(m.drug = 'tpo_ra') AS tpo_ra,
+           bool_or(m.drug = 'il11') AS il11,
+           bool_or(m.drug = 'ivig') AS ivig,
+           bool_or(m.drug = 'gcsf') AS gcsf
+    FROM medications m
+    JOIN patient_index p ON p.center_id = m.center_id AND p.patient_id = m.patient_id
+    WHERE CASE WHEN m.started_on IS NULL THEN def_exposures_include_undated()
+               ELSE date_diff('day', p.index_date, m.started_on)
+                    BETWEEN def_exposures_window_start_days() AND def_exposures_window_days()
+          END
+    GROUP BY m.center_id, m.patient_id
+)
+SELECT p.center_id,
+       p.patient_id,
+       coalesce(i.n, 0) > 0 AS infection,
+       coalesce(i.n, 0) AS n_infections,
+       coalesce(m.tocilizumab_courses, 0) > 0 AS tocilizumab,
+       CAST(coalesce(m.tocilizumab_doses, 0) AS BIGINT) AS tocilizumab_doses,
+       coalesce(m.corticosteroid, false) AS corticosteroid,
+       coalesce(m.tpo_ra, false) AS tpo_ra,
+       coalesce(m.il11, false) AS il11,
+       coalesce(m.ivig, false) AS ivig,
+       coalesce(m.gcsf, false) AS gcsf
+FROM patient_index p
+LEFT JOIN inf i ON i.center_id = p.center_id AND i.patient_id = p.patient_id
+LEFT JOIN med m ON m.center_id = p.center_id AND m.patient_id = p.patient_id;
