@@ -1,0 +1,510 @@
+"""The QA report's numbers, computed from one DuckDB connection.
+
+Two sources give the same connection shape, so every section is computed by the same code:
+
+- the pooled store (`open_store_source`): attached read-only into a private in-memory
+  connection; the CDM tables, `submissions`, `issues` and `rule_results` become views of it;
+- one submission before ingest (`open_submission_source`): the validation engine's staged,
+  typed Parquet files become the CDM tables, its issue and rule-result frames the
+  `issues` / `rule_results` tables.
+
+The derived views (`derive.install_views`) are installed on top; when a view file is missing
+or fails, the sections that need it say so instead of failing the whole report.
+
+Nothing here formats HTML (see `qa_html.py`). Patient data stay pseudonymous: the report
+carries aggregates, the issue list's values are masked when a `phi.` rule flagged the value or
+its (file, column) (`mask_phi`), and no identifier column exists in the CDM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .. import db
+from ..cdm import Catalog, load_catalog
+from ..errors import UserError
+from ..store import ISSUES_DDL, RULE_RESULTS_DDL, SUBMISSIONS_DDL, qi, table_ddl
+
+REDACTED = "[redacted]"
+PHI_PREFIX = "phi."
+ISSUE_COLUMNS = ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
+STORE_ALIAS = "qa_store"
+NO_CENTER = "(no single center)"
+
+# Key values whose distributions by center reveal unit or coding differences.
+# (id, label, unit, table or view needed, SQL giving center_id + value, log axis)
+DISTRIBUTIONS: tuple[tuple[str, str, str, str, str, bool], ...] = (
+    ("pre_count", "Pre-transfusion platelet count", "×10⁹/L", "transfusions",
+     "SELECT center_id, pre_count_e9l AS value FROM transfusions", False),
+    ("post_count", "Post-transfusion platelet count", "×10⁹/L", "transfusions",
+     "SELECT center_id, post_count_e9l AS value FROM transfusions", False),
+    ("lab_plt", "Platelet count, lab series (PLT)", "×10⁹/L", "labs",
+     "SELECT center_id, value FROM labs WHERE analyte = 'PLT'", False),
+    ("cci", "Corrected count increment (CCI)", "per µL · m² / 10¹¹ platelets", "transfusion_cci",
+     "SELECT center_id, cci AS value FROM transfusion_cci", False),
+    ("dose", "Platelet dose", "×10¹¹ platelets", "transfusions",
+     "SELECT center_id, dose_e11 AS value FROM transfusions", False),
+    ("units", "Units reported per transfusion", "units as the center counts them", "transfusions",
+     "SELECT center_id, units_reported AS value FROM transfusions", False),
+    ("storage", "Storage time of the unit", "h", "transfusions",
+     "SELECT center_id, storage_h AS value FROM transfusions", False),
+    ("temp", "Maximum temperature (CRS assessments)", "°C", "crs_assessments",
+     "SELECT center_id, max_temp_c AS value FROM crs_assessments", False),
+    ("il6", "IL-6", "pg/mL, log scale", "labs",
+     "SELECT center_id, value FROM labs WHERE analyte = 'IL6'", True),
+    ("il10", "IL-10", "pg/mL, log scale", "labs",
+     "SELECT center_id, value FROM labs WHERE analyte = 'IL10'", True),
+    ("ifng", "IFN-γ", "pg/mL, log scale", "labs",
+     "SELECT center_id, value FROM labs WHERE analyte = 'IFNG'", True),
+)
+
+# Reported scales whose grade the toolkit recomputes from the recorded signs.
+RECOMPUTED_SCALES = {"lee2014": "lee2014_grade", "astct2019": "astct2019_grade"}
+
+
+@dataclass
+class QASource:
+    con: duckdb.DuckDBPyConnection
+    mode: str                     # store | submission
+    label: str                    # the store file or the submission folder
+    notes: list[str] = field(default_factory=list)
+    views: set[str] = field(default_factory=set)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+@dataclass
+class QAReport:
+    data: dict[str, Any]                       # every number of the report (JSON-serialisable)
+    issues: dict[str, pl.DataFrame]            # center -> masked issue list (ISSUE_COLUMNS)
+    values: dict[str, dict[str, list[float]]]  # distribution id -> center -> values (for figures)
+    notes: list[str]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _relations(con: duckdb.DuckDBPyConnection, database: str | None = None) -> set[str]:
+    sql = ("SELECT table_name FROM duckdb_tables() {w} UNION ALL "
+           "SELECT view_name FROM duckdb_views() {w}")
+    if database is None:
+        where = "WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND database_name <> ?"
+        return {r[0] for r in db.rows(con, sql.format(w=where), [STORE_ALIAS, STORE_ALIAS])}
+    return {r[0] for r in db.rows(con, sql.format(w="WHERE database_name = ?"), [database, database])}
+
+
+def open_store_source(store: Path, definitions: dict[str, Any] | None = None,
+                      catalog: Catalog | None = None) -> QASource:
+    """The pooled store, read-only, in a private in-memory connection, views installed."""
+    catalog = catalog or load_catalog()
+    store = Path(store)
+    if not store.is_file():
+        raise UserError(f"{store}: store not found (create it with `ptrh ingest EXTRACT --store {store}`)")
+    con = duckdb.connect()
+    try:
+        try:
+            db.run(con, f"ATTACH {_literal(str(store))} AS {STORE_ALIAS} (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise UserError(f"{store}: cannot open the store read-only ({exc}); "
+                            "is it a ptrh store, and is an ingest still writing it?") from exc
+        present = _relations(con, STORE_ALIAS)
+        if "submissions" not in present or "patients" not in present:
+            raise UserError(f"{store}: not a ptrh registry store (no submissions or patients table); "
+                            "create it with `ptrh ingest`")
+        for table in catalog.table_names:
+            if table in present:
+                db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM {STORE_ALIAS}.{qi(table)}")
+            else:
+                db.run(con, table_ddl(catalog, table))
+        for name, ddl in (("submissions", SUBMISSIONS_DDL), ("issues", ISSUES_DDL),
+                          ("rule_results", RULE_RESULTS_DDL)):
+            if name in present:
+                db.run(con, f"CREATE VIEW {qi(name)} AS SELECT * FROM {STORE_ALIAS}.{qi(name)}")
+            else:
+                db.run(con, ddl)
+        src = QASource(con, "store", str(store))
+        src.views = install_views_safely(con, definitions, src.notes)
+        return src
+    except BaseException:
+        con.close()
+        raise
+
+
+def open_submission_source(result: Any, label: str, definitions: dict[str, Any] | None = None,
+                           catalog: Catalog | None = None, mapping: Path | None = None) -> QASource:
+    """One validated submission (a `ValidationResult`) as the same tables as the store."""
+    catalog = catalog or load_catalog()
+    con = duckdb.connect()
+    try:
+        for table in catalog.table_names:
+            path = result.staged.get(table)
+            if path is None:
+                db.run(con, table_ddl(catalog, table))
+                continue
+            cols = ", ".join(qi(c.name) for c in catalog.tables[table].columns)
+            db.run(con, f"CREATE VIEW {qi(table)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS submission_id, "
+                        f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(str(path))})")
+        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL):
+            db.run(con, ddl)
+        center = result.center_id or NO_CENTER
+        sid = "(this submission, not ingested)"
+        db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, mapping_file, "
+                    "row_counts, status, n_errors, n_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               [sid, center, dt.datetime.now().replace(microsecond=0), label,
+                str(mapping) if mapping else None, json.dumps(result.rows), "checked, not stored",
+                result.n_errors, result.n_warnings])
+        con.register("_qa_issues", result.issues.select(ISSUE_COLUMNS).to_arrow())
+        db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", "
+                    "value, message FROM _qa_issues", [sid, center])
+        con.unregister("_qa_issues")
+        con.register("_qa_rules", result.rules.to_arrow())
+        db.run(con, "INSERT INTO rule_results SELECT ?, ?, rule_id, \"table\", category, severity, checked, "
+                    "failed, threshold, status, reason FROM _qa_rules", [sid, center])
+        con.unregister("_qa_rules")
+        src = QASource(con, "submission", label)
+        if result.center_id is None:
+            src.notes.append("The submission does not come from exactly one center (check center_id in "
+                             f"patients); its issues are listed under '{NO_CENTER}'.")
+        src.views = install_views_safely(con, definitions, src.notes)
+        return src
+    except BaseException:
+        con.close()
+        raise
+
+
+def install_views_safely(con: duckdb.DuckDBPyConnection, definitions: dict[str, Any] | None,
+                         notes: list[str]) -> set[str]:
+    """Install the derived views; when that fails, install the view files one by one so the
+    sections whose views work still appear. Returns the names of the views available."""
+    before = _relations(con)
+    try:
+        from ..derive import VIEW_FILES, definition_macros, install_views, view_statements
+    except ImportError as exc:
+        notes.append(f"Derived views are not available in this installation ({exc}); "
+                     "PTR evaluability, CCI and CRS agreement are left out.")
+        return set()
+    try:
+        install_views(con, definitions)
+    except Exception as exc:  # noqa: BLE001 - degrade to the views that do work
+        notes.append(f"Not every derived view could be installed ({type(exc).__name__}: {exc}); "
+                     "sections that need a missing view say so.")
+        try:
+            for name, _key, literal in definition_macros(definitions):
+                db.run(con, f"CREATE OR REPLACE MACRO def_{name}() AS {literal}")
+        except Exception as exc2:  # noqa: BLE001
+            notes.append(f"The definitions could not be applied ({exc2}); no derived view is available.")
+            return set()
+        for file_name in VIEW_FILES:
+            try:
+                for sql in view_statements(file_name):
+                    db.run(con, sql)
+            except Exception as exc3:  # noqa: BLE001
+                notes.append(f"View file {file_name} not installed: {type(exc3).__name__}: {exc3}")
+    return _relations(con) - before
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def mask_phi(issues: pl.DataFrame) -> pl.DataFrame:
+    """Values a `phi.` rule flagged are never shown: the flagged issues' own values, and every
+    value in a (file, column) that a `phi.` rule flagged, become '[redacted]'."""
+    if issues.height == 0:
+        return issues
+    is_phi = pl.col("rule_id").str.starts_with(PHI_PREFIX)
+    flagged = (issues.filter(is_phi & pl.col("column").is_not_null())
+               .select("file", "column").unique().with_columns(pl.lit(True).alias("_phi_col")))
+    out = issues.with_row_index("_i").join(flagged, on=["file", "column"], how="left").sort("_i")
+    return out.with_columns(
+        pl.when(is_phi | pl.col("_phi_col").fill_null(False)).then(
+            pl.when(pl.col("value").is_null()).then(None).otherwise(pl.lit(REDACTED)))
+        .otherwise(pl.col("value")).alias("value")
+    ).drop("_i", "_phi_col")
+
+
+def reapply_thresholds(rules: pl.DataFrame,
+                       thresholds: dict[tuple[str, str | None], float] | None) -> pl.DataFrame:
+    """Status of each rule under other tolerances, from the stored counts (no check re-run).
+
+    Adds `stored_threshold`, `stored_status`; `threshold`/`status` are the re-applied ones.
+    Rules that were not applicable or could not run keep their status; `phi.` rules keep a
+    threshold of 0, as in the engine."""
+    from ..validate.engine import rule_status
+
+    out = []
+    for r in rules.iter_rows(named=True):
+        r = dict(r)
+        r["stored_threshold"], r["stored_status"] = r["threshold"], r["status"]
+        th = r["threshold"]
+        if thresholds and not str(r["rule_id"]).startswith(PHI_PREFIX):
+            for key in ((r["rule_id"], r["center_id"]), (r["rule_id"], None)):
+                if key in thresholds:
+                    th = thresholds[key]
+                    break
+        r["threshold"] = th
+        if r["status"] in ("passed", "failed"):
+            r["status"] = rule_status(int(r["checked"] or 0), int(r["failed"] or 0), float(th or 0.0))
+        checked = int(r["checked"] or 0)
+        r["fraction_failed"] = (int(r["failed"] or 0) / checked) if checked else 0.0
+        out.append(r)
+    return pl.DataFrame(out, infer_schema_length=None) if out else rules
+
+
+def _count_by_center(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:
+    return {c: int(n) for c, n in db.rows(con, f"SELECT center_id, count(*) FROM {qi(table)} GROUP BY 1")
+            if c is not None}
+
+
+def _safe_name(center: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", center).strip("._") or "center"
+
+
+def issues_file_stem(center: str) -> str:
+    return f"issues_{_safe_name(center)}"
+
+
+def _num(x: Any) -> Any:
+    if isinstance(x, float) and x != x:  # NaN
+        return None
+    return x
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | None = None,
+            catalog: Catalog | None = None, definitions: dict[str, Any] | None = None) -> QAReport:
+    catalog = catalog or load_catalog()
+    con = src.con
+    notes = list(src.notes)
+    subs = db.frame(con, "SELECT submission_id, center_id, submitted_at, status, n_errors, n_warnings "
+                         "FROM submissions ORDER BY center_id, submitted_at")
+    active_ids = [r["submission_id"] for r in subs.iter_rows(named=True)
+                  if r["status"] not in ("superseded", "rejected")]
+    counts = {t: _count_by_center(con, t) for t in catalog.table_names}
+    issues_all = db.frame(con, "SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues")
+    rules = db.frame(con, "SELECT * FROM rule_results")
+    rules = rules.filter(pl.col("submission_id").is_in(active_ids)) if rules.height else rules
+    centers = sorted(
+        {c for per in counts.values() for c in per}
+        | {c for c in subs.filter(pl.col("submission_id").is_in(active_ids))["center_id"].to_list() if c}
+        | {c for c in issues_all["center_id"].to_list() if c}
+    )
+    rules = reapply_thresholds(rules, thresholds)
+
+    data: dict[str, Any] = {
+        "mode": src.mode,
+        "source": src.label,
+        "generated_at": dt.datetime.now().replace(microsecond=0).isoformat(),
+        "centers": centers,
+        "views": sorted(src.views),
+    }
+    data["summary"] = _summary(centers, counts, subs, issues_all)
+    data["rules"] = _rules_section(centers, rules)
+    data["completeness"] = _completeness(con, catalog, centers, counts)
+    dist, values = _distributions(con, centers, src.views, notes)
+    data["distributions"] = dist
+    data["evaluability"] = _evaluability(con, centers, src.views, notes)
+    data["crs"] = _crs_agreement(con, centers, src.views, notes)
+    data["bleeding"] = _bleeding(con, centers, data["rules"])
+    issues = _issue_lists(centers, issues_all)
+    data["issues"] = {c: {"total": df.height,
+                          "errors": int((df["severity"] == "error").sum()),
+                          "warnings": int((df["severity"] == "warning").sum())} for c, df in issues.items()}
+    data["thresholds_reapplied"] = bool(thresholds)
+    data["definitions"] = _definitions_used(con, src.views)
+    data["notes"] = notes
+    return QAReport(data=data, issues=issues, values=values, notes=notes)
+
+
+def _summary(centers: list[str], counts: dict[str, dict[str, int]], subs: pl.DataFrame,
+             issues: pl.DataFrame) -> dict[str, Any]:
+    by_rule = (issues.group_by("center_id", "rule_id", "severity").agg(pl.len().alias("n"))
+               .sort(["center_id", "severity", "n", "rule_id"], descending=[False, False, True, False]))
+    out: dict[str, Any] = {}
+    for c in centers:
+        iss = issues.filter(pl.col("center_id") == c)
+        out[c] = {
+            "patients": counts.get("patients", {}).get(c, 0),
+            "transfusions": counts.get("transfusions", {}).get(c, 0),
+            "rows": {t: per.get(c, 0) for t, per in counts.items()},
+            "submissions": [
+                {"submission_id": r["submission_id"], "submitted_at": str(r["submitted_at"])[:19],
+                 "status": r["status"], "n_errors": r["n_errors"], "n_warnings": r["n_warnings"]}
+                for r in subs.filter(pl.col("center_id") == c).iter_rows(named=True)
+            ],
+            "errors": int((iss["severity"] == "error").sum()),
+            "warnings": int((iss["severity"] == "warning").sum()),
+            "by_rule": [
+                {"rule_id": r["rule_id"], "severity": r["severity"], "n": int(r["n"])}
+                for r in by_rule.filter(pl.col("center_id") == c).iter_rows(named=True)
+            ],
+        }
+    return out
+
+
+def _rules_section(centers: list[str], rules: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    keep = ["rule_id", "table", "category", "severity", "checked", "failed", "fraction_failed",
+            "threshold", "status", "stored_threshold", "stored_status", "reason"]
+    for c in centers:
+        sub = rules.filter(pl.col("center_id") == c) if rules.height else rules
+        out[c] = [{k: _num(r.get(k)) for k in keep} for r in sub.sort("rule_id").iter_rows(named=True)]
+    return out
+
+
+def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: list[str],
+                  counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Share of non-empty cells per table x column x center (None: table not submitted)."""
+    out: dict[str, Any] = {}
+    for table, spec in catalog.tables.items():
+        parts = []
+        for i, col in enumerate(spec.columns):
+            expr = qi(col.name)
+            if col.duckdb_type == "VARCHAR":
+                expr = f"NULLIF(trim({expr}), '')"
+            parts.append(f"count({expr}) AS c{i}")
+        rows = {r[0]: r[1:] for r in db.rows(
+            con, f"SELECT center_id, count(*), {', '.join(parts)} FROM {qi(table)} GROUP BY 1")}
+        cols: dict[str, dict[str, float | None]] = {}
+        for i, col in enumerate(spec.columns):
+            cols[col.name] = {}
+            for c in centers:
+                r = rows.get(c)
+                cols[col.name][c] = (r[i + 1] / r[0]) if r and r[0] else None
+        out[table] = {"rows": {c: counts[table].get(c, 0) for c in centers}, "columns": cols}
+    return out
+
+
+def _distributions(con: duckdb.DuckDBPyConnection, centers: list[str], views: set[str],
+                   notes: list[str]) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float]]]]:
+    available = _relations(con)
+    out, values = [], {}
+    for vid, label, unit, needs, sql, log in DISTRIBUTIONS:
+        entry: dict[str, Any] = {"id": vid, "label": label, "unit": unit, "log": log, "source": needs,
+                                 "by_center": {}}
+        if needs not in available:
+            entry["missing"] = f"view {needs} is not available"
+            out.append(entry)
+            continue
+        try:
+            df = db.frame(con, f"SELECT center_id, CAST(value AS DOUBLE) AS value FROM ({sql}) "
+                               "WHERE value IS NOT NULL AND isfinite(CAST(value AS DOUBLE))")
+        except duckdb.Error as exc:
+            entry["missing"] = f"could not be read: {exc}"
+            out.append(entry)
+            continue
+        vals: dict[str, list[float]] = {}
+        for c in centers:
+            v = df.filter(pl.col("center_id") == c)["value"]
+            vals[c] = v.to_list()
+            if v.len():
+                q = [v.quantile(p, "linear") for p in (0.25, 0.5, 0.75)]
+                entry["by_center"][c] = {"n": v.len(), "min": v.min(), "q1": q[0], "median": q[1],
+                                         "q3": q[2], "max": v.max()}
+            else:
+                entry["by_center"][c] = {"n": 0}
+        values[vid] = vals
+        out.append(entry)
+    return out, values
+
+
+def _evaluability(con: duckdb.DuckDBPyConnection, centers: list[str], views: set[str],
+                  notes: list[str]) -> dict[str, Any]:
+    if "transfusion_cci" not in _relations(con):
+        return {"missing": "view transfusion_cci is not available"}
+    rows = db.rows(con, "SELECT center_id, coalesce(not_evaluable_reason, "
+                        "CASE WHEN evaluable THEN NULL ELSE 'no_cci' END) AS reason, count(*) "
+                        "FROM transfusion_cci GROUP BY ALL")
+    out: dict[str, Any] = {"by_center": {}}
+    for c in centers:
+        per = {r: int(n) for cc, r, n in rows if cc == c}
+        total = sum(per.values())
+        evaluable = per.pop(None, 0)
+        out["by_center"][c] = {"transfusions": total, "evaluable": evaluable,
+                               "fraction": (evaluable / total) if total else None,
+                               "reasons": dict(sorted(per.items(), key=lambda kv: (-kv[1], kv[0])))}
+    return out
+
+
+def _crs_agreement(con: duckdb.DuckDBPyConnection, centers: list[str], views: set[str],
+                   notes: list[str]) -> dict[str, Any]:
+    if "crs_graded" not in _relations(con):
+        return {"missing": "view crs_graded is not available"}
+    df = db.frame(con, "SELECT center_id, reported_scale, CAST(reported_grade AS BIGINT) AS reported_grade, "
+                       "lee2014_grade, astct2019_grade FROM crs_graded")
+    out: dict[str, Any] = {"by_center": {}}
+    for c in centers:
+        sub = df.filter(pl.col("center_id") == c)
+        per: dict[str, Any] = {"assessments": sub.height, "scales": {}}
+        for scale, recomputed in RECOMPUTED_SCALES.items():
+            s = sub.filter(pl.col("reported_scale") == scale)
+            both = s.filter(pl.col("reported_grade").is_not_null() & pl.col(recomputed).is_not_null())
+            agree = int((both["reported_grade"] == both[recomputed]).sum())
+            cross = (s.group_by("reported_grade", recomputed).agg(pl.len().alias("n"))
+                     .sort(["reported_grade", recomputed], nulls_last=True))
+            per["scales"][scale] = {
+                "assessments": s.height,
+                "compared": both.height,
+                "agree": agree,
+                "higher_reported": int((both["reported_grade"] > both[recomputed]).sum()),
+                "lower_reported": int((both["reported_grade"] < both[recomputed]).sum()),
+                "no_signs": int(s[recomputed].is_null().sum()),
+                "fraction": (agree / both.height) if both.height else None,
+                "crosstab": [[r["reported_grade"], r[recomputed], int(r["n"])] for r in cross.iter_rows(named=True)],
+            }
+        other = sub.filter(~pl.col("reported_scale").is_in(list(RECOMPUTED_SCALES)) & pl.col("reported_scale").is_not_null())
+        per["other_scales"] = {k: int(v) for k, v in other.group_by("reported_scale").agg(pl.len())
+                               .sort("reported_scale").iter_rows()}
+        per["no_reported_grade"] = int(sub["reported_grade"].is_null().sum())
+        out["by_center"][c] = per
+    return out
+
+
+def _bleeding(con: duckdb.DuckDBPyConnection, centers: list[str],
+              rules: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    grades = db.rows(con, "SELECT center_id, who_grade, count(*), count(*) FILTER (WHERE rbc_transfusion_24h), "
+                          "count(*) FILTER (WHERE hemodynamic_instability), count(*) FILTER (WHERE fatal) "
+                          "FROM bleeding_events GROUP BY ALL ORDER BY 1, 2 NULLS LAST")
+    out: dict[str, Any] = {"by_center": {}}
+    for c in centers:
+        out["by_center"][c] = {
+            # the grade's plausibility: range, and the WHO defining facts of grades 3-4
+            "rules": [r for r in rules.get(c, []) if r["table"] == "bleeding_events"
+                      and r["category"] == "plausibility"],
+            "grades": [{"who_grade": g, "n": int(n), "rbc_24h": int(rbc), "hemodynamic_instability": int(hi),
+                        "fatal": int(f)} for cc, g, n, rbc, hi, f in grades if cc == c],
+        }
+    return out
+
+
+def _issue_lists(centers: list[str], issues: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    out = {}
+    for c in centers:
+        sub = issues.filter(pl.col("center_id") == c).select(ISSUE_COLUMNS)
+        sub = mask_phi(sub).sort(
+            [pl.col("severity") != "error", "table", "file", "row", "rule_id"], nulls_last=False)
+        out[c] = sub
+    return out
+
+
+def _definitions_used(con: duckdb.DuckDBPyConnection, views: set[str]) -> dict[str, str]:
+    if "derivation_definitions" not in _relations(con):
+        return {}
+    keep = ("cci.", "ptr.", "bsa.formula", "crs.lee2014.fever_min_c", "crs.astct2019.fever_min_c")
+    return {k: v for k, v in db.rows(con, "SELECT key, value FROM derivation_definitions ORDER BY key")
+            if k.startswith(keep)}
