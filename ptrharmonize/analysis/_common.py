@@ -1,0 +1,178 @@
+"""What every analysis shares: the context it runs in, the shape of its result, its population.
+
+An analysis is a function `f(ctx: Context) -> AnalysisResult`. It reads its population with
+`ctx.population("<id>")`, which runs `analysis/sql/<id>.sql` on the connection prepared by the
+runner (where `patient_summary` and `transfusion_il6` are the derived views of the store, already
+restricted by `--center`/`--since`), calls the statistics of `ptrharmonize.stats`, and returns
+the numbers for `results.json`, one table and, where the study drew one, a figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from ..db import frame
+from ..stats.categorical import chi2_or_fisher
+from ..stats.continuous import mann_whitney
+
+# Group keys used in results.json, tables and figure legends.
+PTR_GROUPS = ("ptr", "non_ptr")
+TREATMENT_GROUPS = ("car_t", "chemotherapy")
+CRS_GROUPS = ("crs_le2", "crs_ge3")
+GROUP_LABELS = {
+    "ptr": "PTR",
+    "non_ptr": "Non-PTR",
+    "car_t": "CAR-T",
+    "chemotherapy": "Chemotherapy",
+    "crs_le2": "CRS grade <= 2",
+    "crs_ge3": "CRS grade >= 3",
+}
+# Peak cytokines: results.json key -> patient_summary column, label.
+CYTOKINES = {
+    "IL6": ("peak_il6", "IL-6"),
+    "IL10": ("peak_il10", "IL-10"),
+    "IFNG": ("peak_ifng", "IFN-\u03b3"),
+}
+
+
+@cache
+def population_sql(analysis_id: str) -> str:
+    """The text of `analysis/sql/<analysis_id>.sql`."""
+    return (files("ptrharmonize.analysis") / "sql" / f"{analysis_id}.sql").read_text(
+        encoding="utf-8"
+    )
+
+
+@dataclass
+class Context:
+    con: duckdb.DuckDBPyConnection
+    definitions: dict[str, Any]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The `analysis:` section of the definitions in force."""
+        return self.definitions["analysis"]
+
+    def population(self, analysis_id: str) -> pl.DataFrame:
+        return frame(self.con, population_sql(analysis_id))
+
+
+@dataclass
+class AnalysisResult:
+    data: dict[str, Any]
+    table: pl.DataFrame
+    # Draws the study's figure on a new matplotlib Figure and returns it; None: no figure.
+    figure: Callable[[], Any] | None = None
+    # Key results for the terminal summary: dicts with label, test, statistic, p_value, n.
+    summary: list[dict[str, Any]] = field(default_factory=list)
+
+
+def not_applicable(reason: str, **data: Any) -> AnalysisResult:
+    """An analysis the data cannot support (a group empty after filtering, no events...)."""
+    return AnalysisResult(
+        data={"status": "not_applicable", "reason": reason, **data},
+        table=pl.DataFrame({"status": ["not_applicable"], "reason": [reason]}),
+    )
+
+
+def values(df: pl.DataFrame, column: str, mask: pl.Series | None = None) -> np.ndarray:
+    """Non-missing values of a column (optionally of the rows where `mask` is true) as floats."""
+    s = df[column] if mask is None else df.filter(mask)[column]
+    return s.drop_nulls().cast(pl.Float64).to_numpy()
+
+
+def split(df: pl.DataFrame, by: str, keys: Sequence[str]) -> dict[str, pl.DataFrame]:
+    """Split on a boolean column: keys[0] is the rows where it is true, keys[1] where false.
+    Rows where it is null belong to neither group."""
+    return {keys[0]: df.filter(pl.col(by)), keys[1]: df.filter(~pl.col(by))}
+
+
+def count_true(s: pl.Series) -> dict[str, int]:
+    """`{n, N}`: patients with the characteristic, patients in whom it is known."""
+    known = s.drop_nulls()
+    return {"n": int(known.sum()), "N": int(known.len())}
+
+
+def num(x: Any) -> Any:
+    """A value fit for JSON: numpy scalars to Python, NaN and infinities to None."""
+    if isinstance(x, dict):
+        return {str(k): num(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [num(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [num(v) for v in x.tolist()]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def testable(x: np.ndarray, y: np.ndarray, min_n: int) -> bool:
+    """Both groups have at least `min_n` values and not every value is the same (a rank or
+    t-test of identical values is undefined: R returns NA)."""
+    return len(x) >= min_n and len(y) >= min_n and np.ptp(np.concatenate([x, y])) > 0
+
+
+def median_range(x: np.ndarray) -> tuple[float | None, list[float | None]]:
+    if len(x) == 0:
+        return None, [None, None]
+    return float(np.median(x)), [float(np.min(x)), float(np.max(x))]
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """A number for a table cell: empty when missing, `digits` significant figures otherwise."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return f"{float(x):.{digits}g}" if abs(float(x)) < 1e6 else f"{float(x):.{digits}e}"
+
+
+def fmt_p(p: Any) -> str:
+    if p is None or (isinstance(p, float) and not math.isfinite(p)):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def headline(label: str, res: dict[str, Any], n: Any = None) -> dict[str, Any]:
+    return {
+        "label": label,
+        "test": res.get("test"),
+        "statistic": res.get("statistic"),
+        "p_value": res.get("p_value"),
+        "n": n,
+    }
+
+
+def binary_test(a: dict[str, int], b: dict[str, int], min_expected: float) -> dict[str, Any]:
+    """Two groups' `{n, N}` compared as a 2x2 table (rows: groups; columns: yes, no) with the
+    study's rule: Pearson chi-square without correction when every expected count is at least
+    `min_expected`, else Fisher's exact. No test when a group is empty."""
+    if a["N"] == 0 or b["N"] == 0:
+        return {"test": None, "statistic": None, "p_value": None}
+    table = [[a["n"], a["N"] - a["n"]], [b["n"], b["N"] - b["n"]]]
+    return dict(chi2_or_fisher(table, min_expected=min_expected))
+
+
+def compare_medians(x: dict[str, np.ndarray], order: Sequence[str]) -> dict[str, Any]:
+    """Median (range) and n per group, and the Mann-Whitney U test of `order[0]` vs `order[1]`
+    (`statistic` is U of `order[0]`, R's W). No test when a group has no value."""
+    out: dict[str, Any] = {"test": None, "statistic": None, "p_value": None}
+    if testable(x[order[0]], x[order[1]], 1):
+        out = dict(mann_whitney(x[order[0]], x[order[1]]))
+    out |= {"n": {g: len(x[g]) for g in order}, "median": {}, "range": {}, "first_group": order[0]}
+    for g in order:
+        out["median"][g], out["range"][g] = median_range(x[g])
+    return num(out)

@@ -1,0 +1,123 @@
+"""The study's figures, drawn with matplotlib's object API (no pyplot state, Agg rendering):
+box plots with every patient as a point, cumulative incidence curves, a scatter with its fit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+COLORS = ("#c0392b", "#2e86c1", "#27ae60", "#8e44ad")
+# Above this many points a scatter layer is embedded in the SVG as an image (axes, text and
+# boxes stay vector): a registry-sized SVG with every point as a path is slow and huge.
+RASTERIZE_ABOVE = 1000
+
+
+def p_label(p: float | None) -> str:
+    if p is None:
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def box_panels(
+    panels: Sequence[tuple[str, Mapping[str, np.ndarray], float | None]],
+    title: str,
+    log: bool = False,
+) -> Figure:
+    """One panel per (y label with unit, {group: values}, p value): a box per group (median,
+    quartiles, whiskers at 1.5 IQR) with each value as a jittered point over it."""
+    fig = Figure(figsize=(4.0 * len(panels), 4.5), layout="constrained")
+    rng = np.random.default_rng(0)  # the same jitter on every run
+    for i, (ylabel, groups, p) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        labels = list(groups)
+        data = [np.asarray(groups[g], dtype=float) for g in labels]
+        if log:
+            # A value of 0 (below detection) cannot sit on a log axis: show it at the floor.
+            positive = np.concatenate([d[d > 0] for d in data] or [np.array([1.0])])
+            floor = positive.min() / 2 if positive.size else 1.0
+            data = [np.where(d > 0, d, floor) for d in data]
+            ax.set_yscale("log")
+        # the boxes are drawn over the points, so they stay visible at registry size
+        ax.boxplot(
+            [d if d.size else [np.nan] for d in data],
+            showfliers=False,
+            widths=0.5,
+            medianprops={"color": "black", "linewidth": 2, "zorder": 4},
+            boxprops={"zorder": 4},
+            whiskerprops={"zorder": 4},
+            capprops={"zorder": 4},
+        )
+        ax.set_xticks(range(1, len(labels) + 1), labels)
+        for j, d in enumerate(data):
+            big = d.size > RASTERIZE_ABOVE
+            x = j + 1 + rng.uniform(-0.12, 0.12, size=d.size)
+            ax.scatter(x, d, s=4 if big else 18, alpha=0.3 if big else 0.75,
+                       color=COLORS[j % len(COLORS)], zorder=3, rasterized=big)
+        ax.set_ylabel(ylabel)
+        ax.set_title(p_label(p), fontsize=10)
+    fig.suptitle(title)
+    return fig
+
+
+def cuminc_curves(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    labels: Mapping[str, str],
+    horizon: float,
+    p: float | None,
+    title: str,
+    ylabel: str,
+) -> Figure:
+    """Step curves of cumulative incidence per group, from `{group: {time, cif}}`."""
+    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for j, (g, c) in enumerate(curves.items()):
+        t = np.concatenate([[0.0], np.asarray(c["time"], dtype=float)])
+        y = np.concatenate([[0.0], np.asarray(c["cif"], dtype=float)])
+        # extend each curve flat to the horizon
+        if t[-1] < horizon:
+            t, y = np.append(t, horizon), np.append(y, y[-1])
+        ax.step(t, y, where="post", color=COLORS[j % len(COLORS)], label=labels.get(g, g), lw=2)
+    ax.set_xlim(0, horizon)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Days since CAR-T infusion")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\nGray's test {p_label(p)}", fontsize=11)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def scatter_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    slope: float | None,
+    intercept: float | None,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Figure:
+    """Points with the least-squares line over the range of x."""
+    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(x, y, s=18 if len(x) <= RASTERIZE_ABOVE else 4, alpha=0.75, color=COLORS[1],
+               rasterized=len(x) > RASTERIZE_ABOVE)
+    if slope is not None and intercept is not None and len(x):
+        xs = np.linspace(float(np.min(x)), float(np.max(x)), 100)
+        ax.plot(xs, intercept + slope * xs, color=COLORS[0], lw=2, label="least-squares fit")
+        ax.legend(loc="upper right")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    return fig
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    """Write `<stem>.png` and `<stem>.svg`; SVG without a date so reruns are identical."""
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    with matplotlib.rc_context({"svg.hashsalt": "ptrharmonize"}):
+        fig.savefig(png, dpi=150, metadata={"Software": None})
+        fig.savefig(svg, metadata={"Date": None})
+    return [png, svg]

@@ -1,0 +1,146 @@
+"""Table 3: characteristics after CAR-T, PTR vs non-PTR.
+
+Population: `sql/cart_characteristics.sql` (CAR-T with cytokine data). One row per variable:
+
+- yes/no variables: 2x2 table (rows PTR, non-PTR), Pearson chi-square without correction when
+  every expected count >= `analysis.min_expected`, else Fisher's exact (in the study's 25
+  patients every row falls to Fisher).
+- `tocilizumab`: any use, yes/no, by the same rule ("whether or not to use tocilizumab", the
+  paper's words): 10/14 vs 5/11 gives Fisher p = 0.24063, the published 0.241. The number of
+  doses (0, 1, >= `analysis.tocilizumab_max_doses`, the study's 4/4/6 vs 6/1/4) is reported per
+  group under `doses`, with its own 2x3 test under `doses_test` (Fisher p = 0.34363 on the
+  study's split, R fisher.test agrees), which is NOT the published figure.
+- `peak_temp_c`: Student's t-test (equal variances) as the study reported it (t = -2.189,
+  df = 23), whatever Shapiro-Wilk says. The difference is non-PTR minus PTR (SPSS orders the
+  groups by code, non-PTR = 0 first), so a higher mean in PTR gives a negative t as printed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..stats.categorical import chi2_or_fisher
+from ..stats.continuous import describe, student_t
+from ._common import (
+    PTR_GROUPS,
+    AnalysisResult,
+    Context,
+    binary_test,
+    count_true,
+    fmt,
+    fmt_p,
+    headline,
+    not_applicable,
+    num,
+    split,
+    testable,
+)
+
+LABELS = {
+    "cr": "Complete remission (CR/CRi)",
+    "tocilizumab": "Tocilizumab (any; doses 0 / 1 / 2+)",
+    "corticosteroid": "Corticosteroid",
+    "infection": "Infection",
+    "neutrophil_improvement_30d": "Neutrophil improvement, 30 d",
+    "neutrophil_recovery_90d": "Neutrophil recovery, 90 d",
+    "platelet_improvement_30d": "Platelet improvement, 30 d",
+    "platelet_recovery_90d": "Platelet recovery, 90 d",
+    "crs_grade_3plus": "CRS grade >= 3",
+    "bleeding_grade_3plus": "WHO grade 3-4 bleeding, 30 d",
+    "peak_temp_c": "Peak temperature (\u00b0C)",
+}
+VARIABLES = tuple(LABELS)
+
+
+def characteristic_rows(df: pl.DataFrame, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table 3 rows, in the study's order, for a population with a `ptr` column."""
+    groups = split(df, "ptr", PTR_GROUPS)
+    rows = []
+    for var in VARIABLES:
+        row: dict[str, Any] = {"variable": var, "label": LABELS[var]}
+        if var == "peak_temp_c":
+            row |= _temperature(groups)
+        elif var == "tocilizumab":
+            row |= _tocilizumab(groups, params)
+        else:
+            counts = {g: count_true(groups[g][var]) for g in PTR_GROUPS}
+            row |= counts | binary_test(*counts.values(), min_expected=params["min_expected"])
+        rows.append(num(row))
+    return rows
+
+
+def _temperature(groups: dict[str, pl.DataFrame]) -> dict[str, Any]:
+    x = {g: groups[g]["peak_temp_c"].drop_nulls().cast(pl.Float64).to_numpy() for g in PTR_GROUPS}
+    out: dict[str, Any] = {"kind": "continuous", **{g: dict(describe(x[g])) for g in PTR_GROUPS}}
+    if testable(x["non_ptr"], x["ptr"], 2):
+        out |= dict(student_t(x["non_ptr"], x["ptr"]))
+    else:
+        out |= {"test": None, "statistic": None, "p_value": None}
+    out["first_group"] = "non_ptr"
+    return out
+
+
+def _tocilizumab(groups: dict[str, pl.DataFrame], params: dict[str, Any]) -> dict[str, Any]:
+    top = int(params["tocilizumab_max_doses"])
+    levels = [str(k) for k in range(top)] + [f"{top}+"]
+    out: dict[str, Any] = {"kind": "doses", "levels": levels}
+    table = []
+    for g in PTR_GROUPS:
+        doses = groups[g]["tocilizumab_doses"].drop_nulls().clip(upper_bound=top).to_list()
+        per_level = [doses.count(k) for k in range(top + 1)]
+        out[g] = count_true(groups[g]["tocilizumab"]) | {
+            "doses": dict(zip(levels, per_level, strict=True))
+        }
+        table.append(per_level)
+    out |= binary_test(out["ptr"], out["non_ptr"], min_expected=params["min_expected"])
+    arr = np.array(table)
+    arr = arr[:, arr.sum(axis=0) > 0]  # a dose level nobody had carries no information
+    out["doses_test"] = {"test": None, "statistic": None, "p_value": None}
+    if arr.shape[1] >= 2 and min(arr.sum(axis=1)) > 0:
+        out["doses_test"] = chi2_or_fisher(arr.tolist(), min_expected=params["min_expected"])
+    return out
+
+
+def cart_characteristics(ctx: Context) -> AnalysisResult:
+    df = ctx.population("cart_characteristics")
+    n = {"ptr": int(df["ptr"].sum()), "non_ptr": int((~df["ptr"]).sum())}
+    if min(n.values()) == 0:
+        return not_applicable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
+    rows = characteristic_rows(df, ctx.params)
+    data = {"n": n, "groups_order": list(PTR_GROUPS), "rows": rows}
+    keys = {"crs_grade_3plus", "peak_temp_c"}
+    return AnalysisResult(
+        data,
+        table(rows),
+        summary=[headline(f"Table 3: {r['label']}", r, n) for r in rows if r["variable"] in keys],
+    )
+
+
+def _cell(row: dict[str, Any], g: str) -> str:
+    v = row[g]
+    if row.get("kind") == "continuous":
+        if not v.get("n"):
+            return ""
+        return f"{fmt(v.get('mean'), 4)} \u00b1 {fmt(v.get('sd'), 3)}; median {fmt(v.get('median'), 4)}"
+    pct = f" ({100 * v['n'] / v['N']:.1f}%)" if v["N"] else ""
+    cell = f"{v['n']}/{v['N']}{pct}"
+    if row.get("kind") == "doses":
+        cell += " [" + " / ".join(str(c) for c in v["doses"].values()) + "]"
+    return cell
+
+
+def table(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "variable": [r["variable"] for r in rows],
+            "characteristic": [r["label"] for r in rows],
+            "ptr": [_cell(r, "ptr") for r in rows],
+            "non_ptr": [_cell(r, "non_ptr") for r in rows],
+            "test": [r.get("test") or "" for r in rows],
+            "statistic": [fmt(r.get("statistic"), 4) for r in rows],
+            "p_value": [fmt_p(r.get("p_value")) for r in rows],
+        }
+    )

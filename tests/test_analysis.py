@@ -1,0 +1,503 @@
+"""`ptrh run-analysis`: the analyses on a real DuckDB store.
+
+Two kinds of store:
+
+- A store whose derived relations (`patient_summary`, `transfusion_il6`) are TABLES written by
+  hand with known data: the published categorical counts of the study (15/26 vs 3/18, Table 3,
+  CRS 2/10 vs 12/15), and continuous values given by formulas (below), so that every number of
+  every analysis is known. The analyses are run on it with `runner.run_analyses`.
+- A store made by the real pipeline (validate + ingest of the hand-made canonical extract of
+  tests/extract_factory.py, twice, as two centers), to run `run_analysis` end to end through
+  `derive.install_views`, with --center/--since/--config and the CLI.
+
+R reference values (R 4.x, cmprsk 2.2) were computed on the hand-made data written to CSV by
+`_frames()` (patient_summary.csv, transfusion_il6.csv), with:
+
+    ps <- read.csv("patient_summary.csv"); sub <- ps[ps$treatment_type == "car_t" & ps$has_cytokines == "true", ]
+    ptr <- sub$ptr == "true"
+    wilcox.test(sub$peak_il6[ptr], sub$peak_il6[!ptr])                      # W, p
+    crs3 <- sub$crs_grade_3plus == "true"
+    wilcox.test(sub$peak_ifng[!crs3], sub$peak_ifng[crs3])                   # W, p
+    t.test(sub$peak_temp_c[!ptr], sub$peak_temp_c[ptr], var.equal = TRUE)    # t, p
+    tr <- read.csv("transfusion_il6.csv"); summary(lm(cci ~ il6_same_day, data = tr))
+    library(cmprsk); st <- c(censored = 0, bleeding = 1, death = 2)[sub$event_type]
+    fit <- cuminc(sub$event_time_days, st, ifelse(ptr, "ptr", "non_ptr")); fit$Tests; timepoints(fit, 30)
+    all <- ps[!is.na(ps$ptr), ]; x <- table(factor(all$treatment_type, c("car_t", "chemotherapy")),
+        factor(all$ptr, c("true", "false")), all$center_id); mantelhaen.test(x, correct = FALSE)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from ptrharmonize.analysis import ANALYSES
+from ptrharmonize.analysis.runner import run_analyses, run_analysis
+from ptrharmonize.cdm import deep_merge, load_definitions
+from ptrharmonize.errors import UserError
+from ptrharmonize.stats.competing import cuminc
+from ptrharmonize.stats.continuous import mann_whitney, student_t
+from ptrharmonize.stats.regression import linear
+from ptrharmonize.store import create_schema
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REL = 1e-6
+
+# ----------------------------------------------------------------------------- hand-made data
+# CAR-T subgroup with cytokine data: 14 PTR (p0..p13), 11 non-PTR (n0..n10), the study's counts.
+PTR_N, NON_N = 14, 11
+TRUE_IN = {  # variable -> (indices true among PTR, indices true among non-PTR)
+    "cr": (range(9), range(9)),
+    "corticosteroid": ((0, 2, 4, 6, 8, 10, 12), (0, 5)),
+    "infection": ((1, 2, 3, 5, 7, 9, 11, 13), (1, 6)),
+    "neutrophil_improvement_30d": (range(2, 10), range(5, 11)),
+    "neutrophil_recovery_90d": (range(5, 14), range(1, 11)),
+    "platelet_improvement_30d": (range(10, 14), (0, 5, 8)),
+    "platelet_recovery_90d": (range(4, 10), range(10)),
+    "crs_grade_3plus": (range(12), range(3)),
+    "bleeding_grade_3plus_30d": (range(3), ()),
+}
+TOCI_DOSES = ([1, 1, 2, 2, 2, 2, 0, 1, 2, 0, 1, 2, 0, 0], [2, 2, 0, 0, 1, 0, 2, 0, 0, 2, 0])
+
+
+def _cart_rows() -> list[dict]:
+    rows = []
+    for group, size in (("p", PTR_N), ("n", NON_N)):
+        is_ptr = group == "p"
+        for i in range(size):
+            k = i if is_ptr else i + PTR_N  # 0..24
+            r = {
+                "center_id": "A" if k % 2 == 0 else "B",
+                "patient_id": f"{group}{i}",
+                "treatment_type": "car_t",
+                "ptr": is_ptr,
+                "has_cytokines": True,
+                # formulas, so R can rebuild the same values (see the module docstring)
+                "peak_il6": round((900.0 if is_ptr else 150.0) * 1.37 ** i, 2),
+                "peak_il10": round((60.0 if is_ptr else 40.0) * 1.21 ** i, 2),
+                "peak_ifng": round((400.0 if is_ptr else 20.0) * 1.29 ** i, 2),
+                "peak_temp_c": round((39.2 if is_ptr else 38.9) + 0.15 * ((i * 7) % 9 - 4), 2),
+                "plt_units_until_recovery": float((40 if is_ptr else 25) + 9 * i),
+                "plt_dose_e11_until_recovery": round(((40 if is_ptr else 25) + 9 * i) * 0.25, 2),
+                "tocilizumab_doses": TOCI_DOSES[0 if is_ptr else 1][i],
+            }
+            r["tocilizumab"] = r["tocilizumab_doses"] > 0
+            for var, (ptr_idx, non_idx) in TRUE_IN.items():
+                r[var] = i in (ptr_idx if is_ptr else non_idx)
+            r["crs_grade"] = 3 if r["crs_grade_3plus"] else 1
+            # competing events within 30 days: 3 grade 3-4 bleeds and one death among PTR,
+            # one death among non-PTR, everyone else censored at day 30
+            if is_ptr and i < 3:
+                r["event_type"], r["event_time_days"] = "bleeding", float(3 + 4 * i)
+            elif (is_ptr and i == 3) or (not is_ptr and i == 0):
+                r["event_type"], r["event_time_days"] = "death", 18.0 if is_ptr else 25.0
+            else:
+                r["event_type"], r["event_time_days"] = "censored", 30.0
+            rows.append(r)
+    return rows
+
+
+def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    cart = _cart_rows()
+    extra = []
+    # the CAR-T patient with PTR but no cytokine data: in Tables 1-2, in no CAR-T subgroup
+    extra.append({"center_id": "A", "patient_id": "x0", "treatment_type": "car_t", "ptr": True,
+                  "has_cytokines": False})
+    # 18 chemotherapy patients, 3 with PTR
+    for i in range(18):
+        extra.append({"center_id": "A" if i % 3 else "B", "patient_id": f"c{i}",
+                      "treatment_type": "chemotherapy", "ptr": i < 3, "has_cytokines": False})
+    rows = cart + extra
+    for k, r in enumerate(rows):  # Table 1 characteristics, by formula
+        r["age_years"] = 15 + (k * 17) % 52
+        r["sex"] = "M" if (k * 5) % 11 < 5 else "F"
+        r["bsa_m2"] = round(1.45 + 0.02 * ((k * 13) % 23), 3)
+        r["bm_blast_pct"] = float((k * 29) % 97)
+        r["n_relapses"] = (k * 3) % 4
+        r["disease_status"] = "relapsed" if k % 4 else "primary_refractory"
+        r["prior_allo_hsct"] = k % 5 == 0
+        r["extramedullary"] = k % 6 == 0
+        r.setdefault("infection", k % 3 == 0)
+    ps = pl.DataFrame(rows, infer_schema_length=None)
+    # transfusions of the CAR-T subgroup with an IL-6 the same day: CCI falls with IL-6
+    tr = []
+    for k, r in enumerate(cart):
+        for j in range(2):
+            il6 = round(100.0 + 37.0 * ((k * 11 + j * 5) % 31) ** 1.5, 2)
+            cci = round(9000.0 - 0.9 * il6 + 2500.0 * math.sin(k + 3 * j), 1)
+            tr.append({"center_id": r["center_id"], "patient_id": r["patient_id"],
+                       "transfusion_id": f"{r['patient_id']}-t{j}", "cci": cci, "il6_same_day": il6})
+    return ps, pl.DataFrame(tr)
+
+
+@pytest.fixture(scope="module")
+def derived_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB store: the CDM schema (empty) plus hand-made derived tables."""
+    path = tmp_path_factory.mktemp("store") / "registry.duckdb"
+    ps, tr = _frames()
+    con = duckdb.connect(str(path))
+    create_schema(con)
+    con.register("ps_df", ps.to_arrow())
+    con.register("tr_df", tr.to_arrow())
+    con.execute("CREATE TABLE patient_summary AS SELECT * FROM ps_df").fetchall()
+    con.execute("CREATE TABLE transfusion_il6 AS SELECT * FROM tr_df").fetchall()
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def results(derived_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("results")
+    con = duckdb.connect(str(derived_store), read_only=True)
+    try:
+        res = run_analyses(con, load_definitions(), out, submissions=[{"submission_id": "s1"}])
+    finally:
+        con.close()
+    res["_out"] = out
+    return res
+
+
+def _close(got: float, want: float, rel: float = REL) -> bool:
+    return math.isclose(got, want, rel_tol=rel, abs_tol=1e-12)
+
+
+# ----------------------------------------------------------------------------- published counts
+
+
+def test_ptr_by_group_published_chi2(results: dict) -> None:
+    a = results["analyses"]["ptr_by_group"]
+    assert a["groups"] == {"car_t": {"ptr": 15, "n": 26}, "chemotherapy": {"ptr": 3, "n": 18}}
+    assert a["test"] == "chi2"
+    assert round(a["statistic"], 4) == 7.4057
+    assert round(a["p_value"], 5) == 0.00650
+
+
+def test_cart_characteristics_published(results: dict) -> None:
+    a = results["analyses"]["cart_characteristics"]
+    rows = {r["variable"]: r for r in a["rows"]}
+    assert list(rows) == [
+        "cr", "tocilizumab", "corticosteroid", "infection", "neutrophil_improvement_30d",
+        "neutrophil_recovery_90d", "platelet_improvement_30d", "platelet_recovery_90d",
+        "crs_grade_3plus", "bleeding_grade_3plus", "peak_temp_c",
+    ]
+    published = {  # variable: (ptr n, non-PTR n, Fisher p to the digits of published-results.md)
+        "cr": (9, 9, 0.40652),
+        "tocilizumab": (10, 5, 0.24063),
+        "corticosteroid": (7, 2, 0.20772),
+        "infection": (8, 2, 0.09915),
+        "neutrophil_improvement_30d": (8, 6, 1.0),
+        "neutrophil_recovery_90d": (9, 10, 0.18043),
+        "platelet_improvement_30d": (4, 3, 1.0),
+        "platelet_recovery_90d": (6, 10, 0.03301),
+        "crs_grade_3plus": (12, 3, 0.00514),
+        "bleeding_grade_3plus": (3, 0, 0.23000),
+    }
+    for var, (n_ptr, n_non, p) in published.items():
+        r = rows[var]
+        assert (r["ptr"]["n"], r["ptr"]["N"], r["non_ptr"]["n"], r["non_ptr"]["N"]) == (
+            n_ptr, 14, n_non, 11), var
+        assert r["test"] == "fisher", var
+        assert round(r["p_value"], 5) == p, var
+    # The published 0.241 is the yes/no test (10/14 vs 5/11); the 2x3 dose table gives 0.34363
+    # (R: fisher.test(matrix(c(4, 6, 4, 1, 6, 4), 2))), reported beside it.
+    toci = rows["tocilizumab"]
+    assert toci["ptr"]["doses"] == {"0": 4, "1": 4, "2+": 6}
+    assert toci["non_ptr"]["doses"] == {"0": 6, "1": 1, "2+": 4}
+    assert toci["doses_test"]["test"] == "fisher"
+    assert round(toci["doses_test"]["p_value"], 5) == 0.34363
+
+
+def test_peak_temperature_is_student_t_non_ptr_minus_ptr(results: dict) -> None:
+    row = next(r for r in results["analyses"]["cart_characteristics"]["rows"]
+               if r["variable"] == "peak_temp_c")
+    ps, _ = _frames()
+    sub = ps.filter((pl.col("treatment_type") == "car_t") & pl.col("has_cytokines"))
+    x = sub.filter(~pl.col("ptr"))["peak_temp_c"].to_numpy()
+    y = sub.filter(pl.col("ptr"))["peak_temp_c"].to_numpy()
+    ref = student_t(x, y)
+    assert row["test"] == "t" and row["first_group"] == "non_ptr"
+    assert _close(row["statistic"], ref["statistic"]) and _close(row["p_value"], ref["p_value"])
+    assert row["statistic"] < 0  # PTR hotter: negative, as the paper's t = -2.189
+    assert row["df"] == 23
+    assert set(row["ptr"]) >= {"mean", "sd", "median"}
+    # R: t.test(non_ptr, ptr, var.equal = TRUE)
+    assert _close(row["statistic"], R["temp_t"]) and _close(row["p_value"], R["temp_p"])
+
+
+def test_multivariable_crs_only_published_or(results: dict) -> None:
+    a = results["analyses"]["ptr_multivariable"]
+    assert a["test"] == "logistic"
+    assert [s["variable"] for s in a["selected"]] == ["crs_grade_3plus"]
+    s = a["selected"][0]
+    assert round(s["odds_ratio"], 2) == 16.00
+    assert round(s["ci_low"], 4) == 2.1645 and round(s["ci_high"], 4) == 118.2698
+    assert round(s["p_value"], 5) == 0.00660
+    screen = {x["variable"]: x for x in a["screen"]}
+    assert screen["crs_grade_3plus"]["univariate_p"] < 0.30 and screen["crs_grade_3plus"]["candidate"]
+    assert a["candidate_p"] == 0.30
+    assert a["firth"]["test"] == "firth"
+    assert [f["variable"] for f in a["firth"]["selected"]] == ["crs_grade_3plus"]
+    # Firth shrinks the odds ratio towards 1
+    assert 1 < a["firth"]["selected"][0]["odds_ratio"] < s["odds_ratio"]
+
+
+def test_multivariable_candidate_threshold_from_config(derived_store: Path, tmp_path: Path) -> None:
+    defs = deep_merge(load_definitions(), {"analysis": {"candidate_p": 0.001}})
+    con = duckdb.connect(str(derived_store), read_only=True)
+    try:
+        res = run_analyses(con, defs, tmp_path, analyses=["ptr_multivariable"])
+    finally:
+        con.close()
+    a = res["analyses"]["ptr_multivariable"]
+    assert a["candidates"] == [] and a["selected"] == []
+
+
+# ----------------------------------------------------------------------------- continuous
+R = {  # printed by the R calls in the module docstring, on _frames()
+    "il6_ptr_W": 139.0, "il6_ptr_p": 0.000300174989904429,
+    "ifng_crs_W": 54.0, "ifng_crs_p": 0.260895874888337,
+    "temp_t": -1.60259686672522, "temp_p": 0.122669795884521,
+    "lm_slope": -0.820389686857771, "lm_intercept": 8798.85268819775,
+    "lm_r2": 0.431143437742884, "lm_p": 2.24388171795816e-07,
+    "gray_stat": 2.5615574602492464, "gray_p": 0.109490670092891,
+    "cif_ptr": 0.2142857142857143,
+    "cmh_stat": 6.9552301427096, "cmh_p": 0.00835745475259764, "cmh_or": 6.79190751445087,
+    "cmh_ci": (1.55589806639564, 29.6484767743931),
+}
+
+def _subgroup() -> pl.DataFrame:
+    ps, _ = _frames()
+    return ps.filter((pl.col("treatment_type") == "car_t") & pl.col("has_cytokines"))
+
+
+def test_cytokines_equal_mann_whitney_on_the_population(results: dict) -> None:
+    sub = _subgroup()
+    by_ptr = results["analyses"]["cytokines_by_ptr"]
+    by_crs = results["analyses"]["cytokines_by_crs"]
+    for key, col in (("IL6", "peak_il6"), ("IL10", "peak_il10"), ("IFNG", "peak_ifng")):
+        ptr, non = sub.filter(pl.col("ptr"))[col], sub.filter(~pl.col("ptr"))[col]
+        ref = mann_whitney(ptr.to_numpy(), non.to_numpy())
+        e = by_ptr[key]
+        assert e["test"] == "mann_whitney" and e["first_group"] == "ptr"
+        assert _close(e["statistic"], ref["statistic"]) and _close(e["p_value"], ref["p_value"])
+        assert e["median"] == {"ptr": ptr.median(), "non_ptr": non.median()}
+        assert e["range"] == {"ptr": [ptr.min(), ptr.max()], "non_ptr": [non.min(), non.max()]}
+        assert e["n"] == {"ptr": 14, "non_ptr": 11}
+        le2 = sub.filter(~pl.col("crs_grade_3plus"))[col].to_numpy()
+        ge3 = sub.filter(pl.col("crs_grade_3plus"))[col].to_numpy()
+        ref = mann_whitney(le2, ge3)
+        assert by_crs[key]["first_group"] == "crs_le2"
+        assert by_crs[key]["n"] == {"crs_le2": 10, "crs_ge3": 15}
+        assert _close(by_crs[key]["statistic"], ref["statistic"])
+        assert _close(by_crs[key]["p_value"], ref["p_value"])
+    assert _close(by_ptr["IL6"]["statistic"], R["il6_ptr_W"]) and _close(by_ptr["IL6"]["p_value"], R["il6_ptr_p"])
+    assert _close(by_crs["IFNG"]["statistic"], R["ifng_crs_W"]) and _close(by_crs["IFNG"]["p_value"], R["ifng_crs_p"])
+
+
+def test_platelet_dose_units_and_e11(results: dict) -> None:
+    sub = _subgroup()
+    a = results["analyses"]["platelet_dose_by_ptr"]
+    for key, col in (("units", "plt_units_until_recovery"), ("dose_e11", "plt_dose_e11_until_recovery")):
+        ptr, non = sub.filter(pl.col("ptr"))[col], sub.filter(~pl.col("ptr"))[col]
+        ref = mann_whitney(ptr.to_numpy(), non.to_numpy())
+        assert a[key]["test"] == "mann_whitney"
+        assert _close(a[key]["statistic"], ref["statistic"]) and _close(a[key]["p_value"], ref["p_value"])
+        assert a[key]["total"] == {"ptr": ptr.sum(), "non_ptr": non.sum()}
+        assert a[key]["median"] == {"ptr": ptr.median(), "non_ptr": non.median()}
+
+
+def test_cci_vs_il6_linear(results: dict) -> None:
+    _, tr = _frames()
+    a = results["analyses"]["cci_vs_il6"]
+    ref = linear(tr["il6_same_day"].to_numpy(), tr["cci"].to_numpy())
+    assert a["test"] == "linear" and a["n"] == tr.height == 50
+    for k in ("slope", "intercept", "r2", "p_value", "statistic"):
+        assert _close(a[k], ref[k]), k
+    assert a["slope"] < 0
+    assert _close(a["slope"], R["lm_slope"]) and _close(a["intercept"], R["lm_intercept"])
+    assert _close(a["r2"], R["lm_r2"]) and _close(a["p_value"], R["lm_p"])
+
+
+def test_bleeding_cuminc_gray(results: dict) -> None:
+    sub = _subgroup()
+    a = results["analyses"]["bleeding_cuminc"]
+    status = sub["event_type"].replace_strict({"censored": 0, "bleeding": 1, "death": 2}).to_numpy()
+    group = ["ptr" if p else "non_ptr" for p in sub["ptr"]]
+    ref = cuminc(sub["event_time_days"].to_numpy(), status, group, 30)
+    assert a["test"] == "gray" and a["horizon_days"] == 30
+    assert set(a["cif_at_horizon"]) == {"ptr", "non_ptr"}
+    assert _close(a["statistic"], ref["statistic"]) and _close(a["p_value"], ref["p_value"])
+    assert a["cif_at_horizon"]["non_ptr"] == 0
+    assert a["events"]["ptr"] == {"censored": 10, "bleeding": 3, "death": 1}
+    assert _close(a["statistic"], R["gray_stat"]) and _close(a["p_value"], R["gray_p"])
+    assert _close(a["cif_at_horizon"]["ptr"], R["cif_ptr"])
+
+
+def test_cmh_by_center(results: dict) -> None:
+    a = results["analyses"]["ptr_by_group_stratified"]
+    assert a["test"] == "cmh" and set(a["centers"]) == {"A", "B"}
+    assert a["groups"] == {"car_t": {"ptr": 15, "n": 26}, "chemotherapy": {"ptr": 3, "n": 18}}
+    for k in ("common_odds_ratio", "ci_low", "ci_high", "breslow_day_statistic", "breslow_day_p_value"):
+        assert a[k] is not None, k
+    assert _close(a["statistic"], R["cmh_stat"]) and _close(a["p_value"], R["cmh_p"])
+    assert _close(a["common_odds_ratio"], R["cmh_or"])
+    assert _close(a["ci_low"], R["cmh_ci"][0]) and _close(a["ci_high"], R["cmh_ci"][1])
+
+
+def test_baseline_rows(results: dict) -> None:
+    a = results["analyses"]["baseline"]
+    assert a["n"] == {"car_t": 26, "chemotherapy": 18}
+    rows = {r["variable"]: r for r in a["rows"]}
+    assert rows["age_years"]["test"] in ("t", "mann_whitney")
+    assert rows["age_years"]["car_t"]["n"] == 26
+    assert rows["male"]["test"] in ("chi2", "fisher")
+    assert rows["male"]["car_t"]["N"] == 26
+
+
+# ----------------------------------------------------------------------------- files and shape
+
+
+def test_results_json_shape_and_files(results: dict) -> None:
+    out: Path = results["_out"]
+    doc = json.loads((out / "results.json").read_text())
+    assert {"analyses", "software", "submissions", "settings"} <= set(doc)
+    assert set(doc["analyses"]) == set(ANALYSES)
+    assert doc["submissions"] == [{"submission_id": "s1"}]
+    assert doc["settings"]["analysis"]["candidate_p"] == 0.30
+    assert {"python", "duckdb", "polars", "scipy", "ptrharmonize"} <= set(doc["software"])
+    for aid, a in doc["analyses"].items():
+        assert a["status"] == "ok", aid
+        assert (out / a["population_sql"].removeprefix("ptrharmonize/analysis/")).name
+    tests_seen = set()
+    for a in doc["analyses"].values():
+        for key in ("test",):
+            if a.get(key):
+                tests_seen.add(a[key])
+    assert {"chi2", "cmh", "logistic", "linear", "gray"} <= tests_seen
+    for aid in ANALYSES:
+        for ext in ("csv", "md"):
+            f = out / "tables" / f"{aid}.{ext}"
+            assert f.stat().st_size > 0, f
+    for aid in ("cytokines_by_crs", "cytokines_by_ptr", "cci_vs_il6", "platelet_dose_by_ptr",
+                "bleeding_cuminc"):
+        for ext in ("png", "svg"):
+            f = out / "figures" / f"{aid}.{ext}"
+            assert f.stat().st_size > 1000, f
+    assert (out / "figures" / "cytokines_by_ptr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "tables" / "cart_characteristics.md").read_text()
+    assert md.startswith("| variable |") and "peak_temp_c" in md
+
+
+def test_population_sql_files_exist_and_are_commented() -> None:
+    from importlib.resources import files
+
+    for aid in ANALYSES:
+        text = (files("ptrharmonize.analysis") / "sql" / f"{aid}.sql").read_text()
+        assert text.lstrip().startswith("--"), aid
+        assert "FROM" in text.upper()
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def pipeline_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two centers ingested by the real pipeline; at each, the first two CAR-T patients get
+    no increment from either transfusion (CCI 0: PTR), the other two keep theirs."""
+    from extract_factory import clean_rows, write_extract
+    from ptrharmonize.ingest import ingest
+    from ptrharmonize.read.canonical import read_canonical
+    from ptrharmonize.validate import Engine
+
+    root = tmp_path_factory.mktemp("pipeline")
+    store = root / "registry.duckdb"
+    for center in ("T01", "T02"):
+        rows = clean_rows()
+        for recs in rows.values():
+            for r in recs:
+                r["center_id"] = center
+        for t in rows["transfusions"]:
+            if t["patient_id"] in ("P001", "P002"):
+                t["post_count_e9l"] = t["pre_count_e9l"]
+        sub = read_canonical(write_extract(root / center, rows))
+        res = Engine().validate(sub)
+        try:
+            assert not res.blocking
+            assert ingest(sub, res, store).status == "stored"
+        finally:
+            res.cleanup()
+    return store
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_run_analysis_end_to_end_never_writes_the_store(pipeline_store: Path, tmp_path: Path) -> None:
+    before = _digest(pipeline_store)
+    res = run_analysis(pipeline_store, tmp_path, progress=False)
+    assert _digest(pipeline_store) == before
+    a = res["analyses"]
+    assert a["ptr_by_group"]["groups"] == {"car_t": {"ptr": 4, "n": 8}, "chemotherapy": {"ptr": 0, "n": 4}}
+    assert set(a["ptr_by_group_stratified"]["centers"]) == {"T01", "T02"}
+    rows = {r["variable"]: r for r in a["cart_characteristics"]["rows"]}
+    assert rows["cr"]["ptr"] == {"n": 4, "N": 4}
+    assert {s["center_id"] for s in res["submissions"]} == {"T01", "T02"}
+    assert all(s["status"] == "active" for s in res["submissions"])
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["filters"] == {"centers": None, "since": None, "config": None}
+    assert doc["submissions"] == json.loads(json.dumps(res["submissions"]))
+
+
+def test_filters_center_since_config(pipeline_store: Path, tmp_path: Path) -> None:
+    res = run_analysis(pipeline_store, tmp_path / "t02", centers=["T02"], progress=False)
+    assert res["analyses"]["ptr_by_group"]["groups"]["car_t"] == {"ptr": 2, "n": 4}
+    assert [s["center_id"] for s in res["submissions"]] == ["T02"]
+    res = run_analysis(pipeline_store, tmp_path / "since", since="2019-03-01", progress=False)
+    assert res["analyses"]["ptr_by_group"]["groups"]["car_t"]["n"] == 8
+    with pytest.raises(UserError, match="no patient of the store matches"):
+        run_analysis(pipeline_store, tmp_path / "none", since="2019-03-02", progress=False)
+    cfg = tmp_path / "defs.yaml"
+    cfg.write_text("ptr:\n  min_failed: 3\nanalysis:\n  horizon_days: 20\n")
+    res = run_analysis(pipeline_store, tmp_path / "cfg", config=cfg, progress=False)
+    assert res["settings"]["analysis"]["horizon_days"] == 20
+    assert res["settings"]["analysis"]["candidate_p"] == 0.30  # the rest stays
+    assert res["analyses"]["ptr_by_group"]["groups"]["car_t"]["ptr"] == 0  # 2 failures < 3
+
+
+def test_cli_run_analysis(pipeline_store: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ptrharmonize.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    r = runner.invoke(app, ["run-analysis", "--store", str(pipeline_store), "--out", str(out),
+                            "--center", "T01", "--center", "T02", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "Key results" in r.output and "results.json" in r.output
+    assert (out / "results.json").is_file()
+
+    r = runner.invoke(app, ["run-analysis", "--store", str(tmp_path / "missing.duckdb"),
+                            "--out", str(out), "--quiet"])
+    assert r.exit_code == 2 and "no store at" in r.output and "Traceback" not in r.output
+
+    empty = tmp_path / "empty.duckdb"
+    con = duckdb.connect(str(empty))
+    create_schema(con)
+    con.close()
+    r = runner.invoke(app, ["run-analysis", "--store", str(empty), "--out", str(out), "--quiet"])
+    assert r.exit_code == 2 and "holds no patients" in r.output and "Traceback" not in r.output
+
+    r = runner.invoke(app, ["run-analysis", "--store", str(pipeline_store), "--out", str(out),
+                            "--since", "March 2019", "--quiet"])
+    assert r.exit_code == 2 and "YYYY-MM-DD" in r.output
