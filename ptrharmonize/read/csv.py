@@ -192,6 +192,12 @@ def read_csv(
         except pycsv.Error as exc:
             raise ReadError(display, row=header_row, message=f"the header cannot be read: {exc}") from None
         header = _header(names)
+        for reserved in ("_file", "_row"):
+            if reserved in header:
+                raise ReadError(display, row=header_row, column=reserved, message="a column may not be named _file or _row (reserved)")
+        # Expressions work on positional names: a header such as '*' or '^id$' would be a
+        # wildcard or a regular expression to polars. The real names come back by rename.
+        internal = [f"__c{i}" for i in range(len(header))]
         first_line = header_row - 1 + reader.line_num + 1
 
         lf = pl.scan_csv(
@@ -202,12 +208,12 @@ def read_csv(
             skip_lines=header_row - 1,
             skip_rows_after_header=skip_rows_after_header,
             infer_schema=False,
-            new_columns=header,
+            new_columns=internal,
             comment_prefix=comment,
             raise_if_empty=False,
             encoding="utf8",
         )
-        cols = [pl.col(c) for c in header]
+        cols = [pl.col(c) for c in internal]
         lf = lf.with_row_index("_idx")
         if has_quote:
             embedded = pl.sum_horizontal([c.str.count_matches("\n", literal=True).fill_null(0) for c in cols])
@@ -221,7 +227,8 @@ def read_csv(
                 + [pl.lit(display, pl.Utf8).alias("_file"), row.alias("_row")]
             )
             .filter(~pl.all_horizontal([c.is_null() for c in cols]) if cols else pl.lit(True))
-            .select([*header, "_file", "_row"])
+            .select([*cols, pl.col("_file"), pl.col("_row")])
+            .rename(dict(zip(internal, header, strict=True)))
         )
         if lazy:
             return lf

@@ -211,6 +211,9 @@ def read_excel(
             seen[n] = 0
         names.append(n)
 
+    for reserved in ("_file", "_row"):
+        if reserved in names:
+            raise ReadError(where, row=header_row, column=reserved, message="a column may not be named _file or _row (reserved)")
     first = header_row + skip_rows_after_header + 1
     columns: list[list[str | None]] = [[] for _ in range(width)]
     row_numbers: list[int] = []

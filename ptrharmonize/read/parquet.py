@@ -26,11 +26,16 @@ def read_parquet(path: Path, root: Path | None = None, *, lazy: bool = False) ->
     clash = [c for c in ("_file", "_row") if c in schema]
     if clash:
         raise ReadError(display, column=clash[0], message="a column may not be named _file or _row (reserved)")
+    names = list(schema.keys())
+    internal = [f"__c{i}" for i in range(len(names))]
+    # Positional internal names: a column called '*' or '^x$' is data, not a selector.
     lf = (
         pl.scan_parquet(path)
+        .rename(dict(zip(names, internal, strict=True)))
         .with_row_index("_row", offset=2)
         .with_columns(pl.col("_row").cast(pl.Int64), pl.lit(display, pl.Utf8).alias("_file"))
-        .select([*schema.keys(), "_file", "_row"])
+        .select([*(pl.col(c) for c in internal), pl.col("_file"), pl.col("_row")])
+        .rename(dict(zip(internal, names, strict=True)))
     )
     if lazy:
         return lf

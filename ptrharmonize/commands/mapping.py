@@ -1,0 +1,65 @@
+"""`ptrh mapping check FILE [--data FOLDER]`: lint a center's mapping before any data moves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import run_guarded
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    mapping_app = typer.Typer(help="Center mappings (mappings/<center>.yaml): check them before ingesting.", no_args_is_help=True)
+    app.add_typer(mapping_app, name="mapping")
+
+    @mapping_app.command("check")
+    def check(
+        file: Annotated[Path, typer.Argument(help="The mapping file (mappings/<center>.yaml).")],
+        data: Annotated[Path | None, typer.Option("--data", help="The center's submission folder: also check files and source columns.")] = None,
+        format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+        strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
+    ) -> None:
+        """Lint a mapping: unknown CDM tables and columns, unknown units, value maps to codes not
+        in the CDM, unsafe file paths, unmapped required columns; with --data, missing files and
+        source columns. Exit 0 when clean (warnings allowed unless --strict), 1 on problems,
+        2 when the mapping cannot be read."""
+
+        def body() -> int:
+            from ..mapping import lint_mapping
+
+            problems = lint_mapping(file, data)
+            errors = [p for p in problems if p["level"] == "error"]
+            warnings = [p for p in problems if p["level"] != "error"]
+            if format == "json":
+                console.print_json(json.dumps({"file": str(file), "errors": len(errors), "warnings": len(warnings), "problems": problems}, ensure_ascii=False))
+            else:
+                if problems:
+                    t = Table(title=f"Problems in {escape(str(file))}", show_edge=False, show_lines=False)
+                    t.add_column("level")
+                    t.add_column("where")
+                    t.add_column("problem", overflow="fold")
+                    for p in problems:
+                        style = "bold red" if p["level"] == "error" else "yellow"
+                        t.add_row(f"[{style}]{p['level']}[/{style}]", escape(p["where"]), escape(p["message"]))
+                    console.print(t)
+                checked = f" against {escape(str(data))}" if data is not None else ""
+                if errors:
+                    console.print(f"[bold red]{len(errors)} error(s)[/bold red], {len(warnings)} warning(s) in {escape(str(file))}{checked}")
+                elif warnings:
+                    console.print(f"[yellow]{len(warnings)} warning(s)[/yellow], no errors in {escape(str(file))}{checked}")
+                else:
+                    console.print(f"[green]ok[/green]: {escape(str(file))} is a valid mapping{checked}")
+            if errors or (strict and warnings):
+                return 1
+            return 0
+
+        raise typer.Exit(run_guarded(body, err_console))
