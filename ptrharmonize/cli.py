@@ -43,7 +43,9 @@ def load_submission(path: Path, mapping: Path | None):
         return apply_mapping(mapping, path)
     from .read.canonical import read_canonical
 
-    return read_canonical(path)
+    # Lazily: the engine streams each file into its typed Parquet stage, so a registry-size
+    # extract is never held in memory whole (a malformed row is still reported by file and row).
+    return read_canonical(path, lazy=True)
 
 
 @app.command()
@@ -66,7 +68,7 @@ def validate(
 
     def body() -> int:
         from .cdm import load_catalog
-        from .report.issues import render_terminal, write_issues, write_json
+        from .report.issues import render_terminal, with_source_columns, write_issues, write_json
         from .validate import Engine
         from .validate.rules import all_rules
         from .validate.thresholds import load_thresholds
@@ -80,7 +82,7 @@ def validate(
             result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
         try:
             if output is not None:
-                write_issues(result.issues, output)
+                write_issues(with_source_columns(result.issues, mapping), output)
             if format == "json":
                 write_json(result, sys.stdout)
             else:

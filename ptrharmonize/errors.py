@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from rich.console import Console
@@ -12,12 +13,39 @@ class UserError(Exception):
     """Something the user can fix (a path, an option, a file): shown as one line, exit 2."""
 
 
+MAX_MESSAGE_CHARS = 600  # a message is one line a person reads, whatever the input held
+
+# Text a library quotes from the data in its error messages: `...`, "..." or '...' spans, and
+# bracketed value lists (polars: `could not parse "..."`, `[-1, ...]`).
+_QUOTED = re.compile(r"`[^`]*(?:`|$)|\"[^\"]*(?:\"|$)|'[^']*'|\[[^\]]*(?:\]|$)")
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A message as one line of at most `limit` characters (control characters removed)."""
+    text = " ".join(message.split())
+    text = "".join(ch for ch in text if ch.isprintable())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def library_message(exc: BaseException) -> str:
+    """A third-party error (polars, DuckDB, ...) for the screen: its first line, with the spans it
+    quotes from the data removed, because they may be cell values (identifiers included)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return one_line(_QUOTED.sub("[…]", first))
+
+
 def fail(console: Console, message: str) -> None:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
+    console.print(f"[bold red]error:[/bold red] {escape(one_line(message))}", soft_wrap=True)
 
 
 def run_guarded(body: Callable[[], int], console: Console) -> int:
-    """Run a command body; turn every expected failure into a message and exit code 2."""
+    """Run a command body; turn every expected failure into a message and exit code 2.
+
+    The message is one line. Our own errors (UserError, ReadError) name the file, row and
+    column and never quote a cell; an unexpected error from a library is shown without the
+    values it quotes (they may come from the data). PTRH_DEBUG=1 re-raises, for a developer."""
+    import os
+
     from .read import ReadError
 
     try:
@@ -26,15 +54,16 @@ def run_guarded(body: Callable[[], int], console: Console) -> int:
         fail(console, str(exc))
         return 2
     except (OSError, UnicodeError, ValueError) as exc:
-        fail(console, f"{type(exc).__name__}: {exc}")
+        if os.environ.get("PTRH_DEBUG"):
+            raise
+        ours = type(exc).__module__.split(".")[0] in ("builtins", "ptrharmonize")
+        fail(console, f"{type(exc).__name__}: {exc if ours else library_message(exc)}")
         return 2
     except MemoryError:
         fail(console, "out of memory while processing the submission")
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
-        import os
-
         if os.environ.get("PTRH_DEBUG"):
             raise
-        fail(console, f"unexpected {type(exc).__name__}: {exc} (set PTRH_DEBUG=1 for details)")
+        fail(console, f"unexpected {type(exc).__name__}: {library_message(exc)} (set PTRH_DEBUG=1 for details)")
         return 2

@@ -69,7 +69,11 @@ def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Cata
         )
     files, mapping_sum, content = submission_checksums(sub)
     with StoreLock(store, wait_s):
-        con = duckdb.connect(str(store))
+        try:
+            con = duckdb.connect(str(store))
+        except duckdb.Error as exc:
+            raise UserError(f"{store}: cannot open the store ({str(exc).splitlines()[0]}); "
+                            "--store must name a ptrh DuckDB file, or a new file to create") from None
         try:
             create_schema(con, catalog)
             prev = db.rows(

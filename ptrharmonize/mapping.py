@@ -777,6 +777,14 @@ def _read_block(block: SourceBlock, root: Path, files: list[Path]) -> tuple[pl.D
             f"column(s) {', '.join(repr(m) for m in missing)} named in the mapping ({block.where}) are not in the file; "
             f"its columns are: {', '.join(source_cols)}",
         )
+    # The readers name a repeated header `x`, `x.1`, ...: a mapping that names `x` could mean either.
+    ambiguous = [c for c in dict.fromkeys(needed) if f"{c}.1" in safe]
+    if ambiguous:
+        raise MappingError(
+            block.file,
+            f"column(s) {', '.join(repr(a) for a in ambiguous)} named in the mapping ({block.where}) appear more "
+            "than once in the file's header; rename the copies so that each column has its own name",
+        )
     ctx = _Ctx(schema=dict(df.schema), safe=safe, block=block, display=str(display), excel=format_of(path, block.fmt) == "excel")
     if block.rows:
         s = _source_text(ctx, str(block.rows["column"]))

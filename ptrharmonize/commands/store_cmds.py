@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             from ..cdm import load_catalog
             from ..cli import _progress, load_submission
             from ..ingest import ingest as do_ingest
-            from ..report.issues import render_terminal, write_issues
+            from ..report.issues import render_terminal, with_source_columns, write_issues
             from ..validate import Engine
             from ..validate.rules import all_rules
             from ..validate.thresholds import load_thresholds
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
                 result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
             try:
                 if output is not None:
-                    write_issues(result.issues, output)
+                    write_issues(with_source_columns(result.issues, mapping), output)
                 if not quiet:
                     render_terminal(result, console, str(path), max_issues=10)
                 out = do_ingest(sub, result, store, cat, wait_s=wait)

@@ -94,6 +94,60 @@ def display_name(path: Path, root: Path | None) -> str:
     return path.name
 
 
+# A spreadsheet cell holds at most 32,767 characters (Excel's limit). A longer cell is not a
+# registry value: it is text pasted into the wrong place, or a quote that was opened and never
+# closed, swallowing the lines after it. It is refused with its file, row and column; its
+# content is never repeated (it may be anything, identifiers included).
+MAX_CELL_CHARS = 32_767
+
+
+def check_cell_lengths(df: pl.DataFrame, display: str, limit: int = MAX_CELL_CHARS) -> None:
+    """Raise ReadError at the first cell (by `_row`) of a text column longer than `limit`."""
+    if df.height == 0 or "_row" not in df.columns:
+        return
+    rows = df.get_column("_row")
+    worst: tuple[int, str, int] | None = None
+    # Series, not pl.col(name): a column named '*' or '^x$' is data, not a selector.
+    for col in df.get_columns():
+        if col.dtype != pl.Utf8 or col.name in ("_file", "_row"):
+            continue
+        s = col.alias("v")  # Series methods run as expressions on the Series' name
+        # Byte lengths come from the offsets (no scan); characters only where bytes exceed.
+        if (s.str.len_bytes().max() or 0) <= limit:
+            continue
+        n = s.str.len_chars()
+        hits = (n > limit).arg_true()
+        if len(hits):
+            i = int(hits[0])
+            row = int(rows[i])
+            if worst is None or row < worst[0]:
+                worst = (row, col.name, int(n[i]))
+    if worst is not None:
+        row, col, n = worst
+        raise ReadError(
+            display, row=row, column=col,
+            message=f"this cell holds {n:,} characters, more than a spreadsheet cell can ({limit:,}); "
+            "it is not a registry value: check for text pasted into the wrong cell or a quote (\") "
+            "that is opened and never closed",
+        )
+
+
+def cell_length_guard(cols: list[pl.Expr], limit: int = MAX_CELL_CHARS) -> pl.Expr:
+    """0 on every row, and a failing strict cast where a cell of `cols` is longer than `limit`.
+
+    Polars has no assertion expression; a lazily read file adds this to `_row` (which every
+    consumer reads), so the query fails on such a file and the caller's eager re-read (which
+    runs `check_cell_lengths`) names the cell. Costs one length per cell."""
+    if not cols:
+        return pl.lit(0, pl.Int64)
+    parts = [
+        pl.when(c.str.len_bytes() > limit).then(pl.lit(limit, pl.Int64) - c.str.len_chars().cast(pl.Int64))
+        .otherwise(pl.lit(0, pl.Int64)).cast(pl.UInt32, strict=True)
+        for c in cols
+    ]
+    return pl.sum_horizontal(parts).cast(pl.Int64)
+
+
 def read_source(
     path: Path,
     root: Path | None = None,
@@ -120,4 +174,5 @@ def read_source(
     return read_spss(path, root, **options)
 
 
-__all__ = ["ReadError", "FORMATS", "format_of", "display_name", "read_source"]
+__all__ = ["ReadError", "FORMATS", "MAX_CELL_CHARS", "check_cell_lengths", "cell_length_guard", "format_of",
+           "display_name", "read_source"]

@@ -28,6 +28,7 @@ def canonical_files(path: Path) -> dict[str, Path]:
         raise ReadError(str(path), message="a canonical extract is a folder with one file per table, not a file")
     found: dict[str, Path] = {}
     by_name = {p.name.lower(): p for p in path.iterdir() if p.is_file()}
+    root = path.resolve()
     for table in load_catalog().table_names:
         hits = [by_name[n] for n in (f"{table}.csv", f"{table}.parquet") if n in by_name]
         if len(hits) > 1:
@@ -36,8 +37,26 @@ def canonical_files(path: Path) -> dict[str, Path]:
                 message=f"both {hits[0].name} and {hits[1].name} are present; keep one file per table",
             )
         if hits:
+            try:
+                hits[0].resolve().relative_to(root)
+            except ValueError:
+                # A symbolic link to a file elsewhere: a submission is the files in its folder.
+                raise ReadError(
+                    hits[0].name,
+                    message="is a link to a file outside the submission folder; copy the file itself into the folder",
+                ) from None
             found[table] = hits[0]
     return found
+
+
+def _csv_has_data(path: Path) -> bool:
+    """Whether a CSV file has a non-blank line after its header (reads at most 64 KiB)."""
+    with path.open("rb") as fh:
+        head = fh.read(64 * 1024 + 1)
+    if len(head) > 64 * 1024:
+        return True
+    lines = head.lstrip(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return any(line.strip(b" \t,;|\"") for line in lines[1:])
 
 
 def read_canonical(path: Path, lazy: bool = False) -> Submission:
@@ -48,12 +67,20 @@ def read_canonical(path: Path, lazy: bool = False) -> Submission:
     With `lazy=True` the frames are LazyFrames (a malformed CSV then fails on collect)."""
     path = Path(path)
     files = canonical_files(path)
+    catalog = load_catalog()
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     for table, file in files.items():
         if file.suffix.lower() == ".parquet":
             tables[table] = read_parquet(file, path, lazy=lazy)
         else:
-            tables[table] = read_csv(file, path, delimiter=",", encoding="utf-8", lazy=lazy)
+            tables[table] = read_csv(file, path, delimiter=",", encoding="utf-8", lazy=lazy,
+                                     duplicate_columns="error")
+            if catalog.tables[table].required_table and not _csv_has_data(file):
+                raise ReadError(
+                    file.name, row=1,
+                    message=f"the file has a header but no data rows; the {table} table is required "
+                    f"and must hold at least one row",
+                )
 
     center_id = None
     patients = tables.get("patients")

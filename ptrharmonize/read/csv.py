@@ -17,8 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from . import ReadError, display_name
-from .encoding import bom_encoding, check_decodes, normalize, sniff, transcode_to_utf8
+from . import ReadError, cell_length_guard, check_cell_lengths, display_name
+from .encoding import bom_encoding, normalize, scan_text, sniff, transcode_to_utf8
 
 DELIMITERS = [",", ";", "\t", "|"]
 SAMPLE_CHARS = 256 * 1024
@@ -105,8 +105,20 @@ def _header(names: list[str]) -> list[str]:
     return out
 
 
+def duplicated_columns(names: list[str]) -> dict[str, list[int]]:
+    """Header names written more than once -> their 1-based column numbers."""
+    where: dict[str, list[int]] = {}
+    for i, raw in enumerate(names):
+        name = raw.replace("\ufeff", "").strip()
+        if name:
+            where.setdefault(name, []).append(i + 1)
+    return {n: cols for n, cols in where.items() if len(cols) > 1}
+
+
 def _diagnose(path: Path, display: str, delimiter: str, quote: str, header_row: int, width: int, first_line: int) -> ReadError:
-    """Find the first record whose field count differs from the header's (slow path, on error only)."""
+    """Find the first record whose field count differs from the header's, or a quote that is
+    never closed (slow path, on error only). Messages never quote a cell's content."""
+    last: tuple[int, list[str]] | None = None
     with path.open("r", encoding="utf-8", newline="") as fh:
         for _ in range(header_row - 1):
             fh.readline()
@@ -122,9 +134,18 @@ def _diagnose(path: Path, display: str, delimiter: str, quote: str, header_row: 
                         message=f"this row has {len(rec)} fields but the header has {width}; "
                         f"check the delimiter ('{delimiter}') and the quoting of cells that contain it",
                     )
+                last = (header_row + prev_end, rec)
                 prev_end = reader.line_num
         except pycsv.Error as exc:
             return ReadError(display, row=header_row + reader.line_num - 1, message=f"not a readable CSV: {exc}")
+    if last is not None and any("\n" in f or "\r" in f for f in last[1]):
+        # The last record swallowed the lines after it: a quote opened and never closed.
+        return ReadError(
+            display,
+            row=last[0],
+            message=f"a cell on this row starts with a quote ({quote}) that is never closed, so every "
+            "line after it would be read as part of that cell; close the quote or remove it",
+        )
     return ReadError(display, message="not a readable CSV file (check the delimiter, quoting and encoding)")
 
 
@@ -140,6 +161,7 @@ def read_csv(
     skip_rows_after_header: int = 0,
     comment: str | None = None,
     lazy: bool = False,
+    duplicate_columns: str = "rename",
 ) -> pl.DataFrame | pl.LazyFrame:
     """Read a CSV file as text columns plus `_file` and `_row`.
 
@@ -149,6 +171,10 @@ def read_csv(
     `encoding` it is sniffed (BOM, UTF-8, GBK, cp1252/Latin-1); without a `delimiter` it is
     sniffed among `, ; TAB |`. `lazy=True` returns a LazyFrame (read errors may then surface
     on collect); the default reads eagerly so every problem is a ReadError here.
+    A header name written twice becomes `name`, `name.1`, ... (`duplicate_columns="rename"`) or
+    is refused (`"error"`: a canonical extract, where either copy could be the real one).
+    A cell longer than `MAX_CELL_CHARS` is refused (file, row, column; the value is never
+    repeated); lazily, the frame fails on collect and an eager read names the cell.
     """
     path = Path(path)
     display = display_name(path, root)
@@ -161,11 +187,18 @@ def read_csv(
     head = _check_file(path, display)
 
     enc = normalize(encoding, display) if encoding else sniff(path, display)
+    if bom_encoding(head) == "utf-16":
+        # A UTF-16 byte order mark beats a declaration (a spreadsheet's "Unicode text" export).
+        enc = "utf-16"
+    temp = None
     if enc in ("utf-8", "utf-8-sig"):
         source = path
         qbyte = quote.encode() if quote else None
-        has_quote = check_decodes(path, display, "utf-8", qbyte)
-        temp = None
+        has_quote, lone_cr = scan_text(path, display, "utf-8", qbyte)
+        if lone_cr:
+            # Lines also end in a lone '\r': rewrite every line ending as '\n' (see encoding.py).
+            temp, has_quote = transcode_to_utf8(path, display, "utf-8-sig", qbyte)
+            source = temp
     else:
         if bom_encoding(head) == "utf-8-sig" and enc not in ("utf-8-sig",):
             # A UTF-8 BOM beats a wrong declaration.
@@ -192,6 +225,14 @@ def read_csv(
         except pycsv.Error as exc:
             raise ReadError(display, row=header_row, message=f"the header cannot be read: {exc}") from None
         header = _header(names)
+        if duplicate_columns == "error":
+            for name, at in duplicated_columns(names).items():
+                raise ReadError(
+                    display, row=header_row, column=name,
+                    message=f"this column name appears {len(at)} times in the header (columns "
+                    f"{', '.join(map(str, at[:-1]))} and {at[-1]}); keep one, so that it is clear "
+                    "which holds the data",
+                )
         for reserved in ("_file", "_row"):
             if reserved in header:
                 raise ReadError(display, row=header_row, column=reserved, message="a column may not be named _file or _row (reserved)")
@@ -221,6 +262,9 @@ def read_csv(
             row = pl.lit(first_line, pl.Int64) + pl.col("_idx").cast(pl.Int64) + pl.col("_emb").cum_sum() - pl.col("_emb")
         else:
             row = pl.lit(first_line, pl.Int64) + pl.col("_idx").cast(pl.Int64)
+        if lazy:
+            # `_row` is read by every consumer, so a cell that is too long fails the query there.
+            row = row + cell_length_guard(cols)
         lf = (
             lf.with_columns(
                 [pl.when(c == "").then(None).otherwise(c).alias(c.meta.output_name()) for c in cols]
@@ -233,9 +277,11 @@ def read_csv(
         if lazy:
             return lf
         try:
-            return lf.collect()
+            df = lf.collect()
         except pl.exceptions.PolarsError:
             raise _diagnose(source, display, delimiter, quote or '"', header_row, len(header), first_line) from None
+        check_cell_lengths(df, display)
+        return df
     finally:
         if temp is not None and not lazy:
             temp.unlink(missing_ok=True)

@@ -4,6 +4,11 @@ polars reads UTF-8 only. A file declared (or sniffed) in another encoding is dec
 chunk with an incremental decoder and written to a temporary UTF-8 file, so a large file never
 has to fit in memory as one string. A byte sequence the encoding cannot decode raises
 `ReadError` with the line it is on.
+
+Line endings: polars splits records on '\n' only (a '\r\n' pair is fine). A file that also uses
+a lone '\r' (classic Mac, or a spreadsheet that mixed conventions) is found while its bytes are
+checked, and then goes through the same transcoding with every line ending written as '\n', so
+each '\r', '\r\n' or '\n' ends exactly one line, as a text editor counts them.
 """
 
 from __future__ import annotations
@@ -102,9 +107,19 @@ def check_decodes(path: Path, display: str, encoding: str = "utf-8", needle: byt
     """Raise ReadError at the first byte sequence that does not decode, reading in chunks.
 
     Returns whether `needle` (an ASCII byte, e.g. the quote character) occurs in the file."""
+    return scan_text(path, display, encoding, needle)[0]
+
+
+def scan_text(path: Path, display: str, encoding: str = "utf-8", needle: bytes | None = None) -> tuple[bool, bool]:
+    """`check_decodes`, also telling whether the file has a lone '\r' line ending.
+
+    Returns (whether `needle` occurs, whether a '\r' not followed by '\n' occurs). Counting is
+    two C-level passes per chunk (`count`), so a large CRLF file costs next to nothing."""
     dec = codecs.getincrementaldecoder(encoding)("strict")
     pos = 0
     found = False
+    lone_cr = False
+    cr_at_end = False  # the previous chunk ended in '\r': a lone one unless this chunk starts with '\n'
     with path.open("rb") as fh:
         while True:
             chunk = fh.read(CHUNK)
@@ -116,8 +131,18 @@ def check_decodes(path: Path, display: str, encoding: str = "utf-8", needle: byt
                 raise _decode_error(
                     path, display, encoding, max(pos - pending + exc.start, 0), exc.object[exc.start : exc.end]
                 ) from None
+            if not lone_cr:
+                if cr_at_end and not chunk.startswith(b"\n"):
+                    lone_cr = True
+                n_cr = chunk.count(b"\r")
+                if n_cr:
+                    cr_at_end = chunk.endswith(b"\r")
+                    if n_cr - chunk.count(b"\r\n") - int(cr_at_end) > 0:
+                        lone_cr = True
+                else:
+                    cr_at_end = False
             if final:
-                return found
+                return found, lone_cr
             if needle is not None and not found:
                 found = needle in chunk
             pos += len(chunk)
@@ -184,9 +209,11 @@ def temp_dir() -> Path:
     return Path(_TMPDIR.name)
 
 
-def transcode_to_utf8(path: Path, display: str, encoding: str, needle: bytes | None = None) -> tuple[Path, bool]:
+def transcode_to_utf8(path: Path, display: str, encoding: str, needle: bytes | None = None,
+                      newlines: bool = True) -> tuple[Path, bool]:
     """Decode `path` from `encoding` in chunks into a temporary UTF-8 file.
 
+    With `newlines` every line ending ('\r\n', a lone '\r', '\n') is written as '\n'.
     Returns the file's path (the caller deletes it when done) and whether `needle` occurs in
     the decoded text."""
     found = False
@@ -194,6 +221,7 @@ def transcode_to_utf8(path: Path, display: str, encoding: str, needle: bytes | N
     out = Path(name)
     dec = codecs.getincrementaldecoder(encoding)("strict")
     pos = 0
+    carry = ""  # a '\r' at the end of a decoded chunk waits for the next one (it may be '\r\n')
     try:
         with os.fdopen(fd, "wb") as dst, path.open("rb") as src:
             first = True
@@ -210,6 +238,13 @@ def transcode_to_utf8(path: Path, display: str, encoding: str, needle: bytes | N
                 if first and text.startswith("\ufeff"):
                     text = text[1:]
                 first = False if text or not final else first
+                if newlines:
+                    text = carry + text
+                    carry = ""
+                    if not final and text.endswith("\r"):
+                        carry, text = "\r", text[:-1]
+                    if "\r" in text:
+                        text = text.replace("\r\n", "\n").replace("\r", "\n")
                 data = text.encode("utf-8")
                 if needle is not None and not found:
                     found = needle in data

@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 import polars as pl
 
-from . import ReadError, display_name
+from . import ReadError, check_cell_lengths, display_name
 
 _FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -232,4 +232,6 @@ def read_excel(
     }
     frame["_file"] = pl.Series("_file", [display] * len(row_numbers), dtype=pl.Utf8)
     frame["_row"] = pl.Series("_row", row_numbers, dtype=pl.Int64)
-    return pl.DataFrame(frame)
+    df = pl.DataFrame(frame)
+    check_cell_lengths(df, where)
+    return df

@@ -68,13 +68,21 @@ def write_issues(issues: pl.DataFrame, path: Path) -> None:
     safe = safe_issue_frame(issues)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import Workbook
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        def cell(v: Any) -> Any:
+            # A worksheet cannot hold control characters (openpyxl refuses them): show them as
+            # \x1b etc., so that the center sees what its cell holds.
+            if isinstance(v, str) and ILLEGAL_CHARACTERS_RE.search(v):
+                return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", v)
+            return v
 
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("issues")
-        ws.append(list(safe.columns))
+        ws.append([cell(c) for c in safe.columns])
         for row in safe.iter_rows():
             # openpyxl would store a leading '=' as a formula: the quote above prevents it.
-            ws.append(list(row))
+            ws.append([cell(v) for v in row])
         wb.save(path)
     else:
         safe.write_csv(path)
@@ -133,3 +141,20 @@ def render_terminal(result: ValidationResult, console: Console, source: str, max
     verdict = ("[red]errors found: the submission cannot be stored as it is[/red]" if result.blocking
                else "[green]no blocking errors[/green]")
     console.print(f"{result.n_errors:,} errors, {result.n_warnings:,} warnings: {verdict}")
+
+
+def with_source_columns(issues: pl.DataFrame, mapping_path: Path | None) -> pl.DataFrame:
+    """Add `source_column`: the center's own header for each CDM column, so a nurse finds the cell."""
+    if mapping_path is None:
+        return issues
+    from ..mapping import source_columns
+
+    names = source_columns(mapping_path)
+    lookup = pl.DataFrame(
+        [{"table": t, "column": c, "source_column": s} for t, cols in names.items() for c, s in cols.items()],
+        schema={"table": pl.Utf8, "column": pl.Utf8, "source_column": pl.Utf8},
+    )
+    out = issues.join(lookup, on=["table", "column"], how="left", maintain_order="left")
+    cols = list(issues.columns)
+    cols.insert(cols.index("column") + 1, "source_column")
+    return out.select(cols)

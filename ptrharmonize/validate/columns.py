@@ -8,14 +8,16 @@ runs both on the same data; `benchmarks/` measures which is faster at registry s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
-import pyarrow.parquet as pq
 
 from ..cdm import FILE_COL, ROW_COL
 from .parse import RAW_PREFIX
 from .rules import Rule
+
+if TYPE_CHECKING:  # pandera and pyarrow load only when the pandera back end runs (~0.5 s)
+    import pandera.polars as pa
 
 
 def checked_expr(rule: Rule) -> pl.Expr:
@@ -58,6 +60,8 @@ FAILURE_SCHEMA = {"rule_id": pl.Utf8, FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "val
 
 def pandera_schema(rules: list[Rule]) -> tuple[pa.DataFrameSchema, dict[tuple[str, str], str]]:
     """Build a pandera schema from the column rules; return it with (column, check key) -> rule id."""
+    import pandera.polars as pa
+
     columns: dict[str, pa.Column] = {}
     ids: dict[tuple[str, str], str] = {}
     by_col: dict[str, list[Rule]] = {}
@@ -88,6 +92,8 @@ def pandera_schema(rules: list[Rule]) -> tuple[pa.DataFrameSchema, dict[tuple[st
 
 
 def iter_batches(path: str, columns: list[str], batch_rows: int) -> Iterator[pl.DataFrame]:
+    import pyarrow.parquet as pq
+
     pf = pq.ParquetFile(path)
     for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
         yield pl.from_arrow(batch)
@@ -95,6 +101,8 @@ def iter_batches(path: str, columns: list[str], batch_rows: int) -> Iterator[pl.
 
 def pandera_failures(path: str, rules: list[Rule], batch_rows: int = 500_000) -> pl.DataFrame:
     """Run the pandera schema over the staged table in batches; failing (rule_id, _file, _row)."""
+    import pandera.polars as pa
+
     schema, ids = pandera_schema(rules)
     cols = list(schema.columns)
     if not cols:

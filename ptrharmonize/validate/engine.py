@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
-import pyarrow.dataset as ds
 
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
 from ..store import qi
 from ..submission import Submission
 from . import columns as colchecks
-from .parse import RAW_PREFIX, parse_expr
+from .parse import RAW_PREFIX, parse_steps
 from .rules import Rule, all_rules, structural_message
 
 ISSUE_SCHEMA: dict[str, pl.DataType] = {
@@ -106,6 +107,12 @@ def _truncate(e: pl.Expr) -> pl.Expr:
 REDACTED = "[redacted]"
 
 
+def _display(e: pl.Expr) -> pl.Expr:
+    """Show a parsed value as a person wrote it: `200` not `200.0`, `2019-03-05T10:00:00`."""
+    e = e.str.replace(r"^(-?[0-9]+)\.0+$", "${1}")
+    return e.str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2})(\.0+)?$", "${1}T${2}")
+
+
 def _issue_frame(rule: Rule, failures: pl.DataFrame, column: str | None = None,
                  message: str | None = None, table: str | None = None) -> pl.DataFrame:
     """Turn failing (_file, _row, value) rows of one rule into issue-table rows."""
@@ -122,7 +129,29 @@ def _issue_frame(rule: Rule, failures: pl.DataFrame, column: str | None = None,
             "message": [message or rule.message] * n,
         },
         schema=ISSUE_SCHEMA,
-    ).with_columns(_truncate(pl.col("value")).alias("value"))
+    ).with_columns(_truncate(_display(pl.col("value"))).alias("value"))
+
+
+def _explain_unreadable(sub: Submission, table: str) -> None:
+    """A lazily read canonical CSV that fails while it streams (a ragged row, a broken quote):
+    read it eagerly, which raises the ReadError naming the file and row. Returns when the file
+    reads fine eagerly (the caller then re-raises the original error)."""
+    if sub.mapping_file is not None or not isinstance(sub.tables.get(table), pl.LazyFrame):
+        return
+    from ..read.canonical import canonical_files
+    from ..read.csv import read_csv
+
+    try:
+        file = canonical_files(Path(sub.source_path)).get(table)
+    except Exception:  # noqa: BLE001 - no better explanation to offer
+        return
+    if file is not None and file.suffix.lower() == ".csv":
+        read_csv(file, Path(sub.source_path), delimiter=",", encoding="utf-8")
+
+
+def _sql_str(path: Path) -> str:
+    """A file path as a SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def parse_threshold(value: Any) -> float:
@@ -165,10 +194,21 @@ class Engine:
         self.definitions = definitions if definitions is not None else self.catalog.definitions
         self.progress = progress or (lambda step, rows: None)
         self.batch_rows = batch_rows
+        # Wall seconds per phase of the last validate() (benchmarks/ reads it).
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - t0
 
     # -- public -------------------------------------------------------------------------
     def validate(self, sub: Submission, workdir: Path | None = None) -> ValidationResult:
         owns = workdir is None
+        self.timings = {}
         work = Path(workdir or tempfile.mkdtemp(prefix="ptrh-validate-"))
         work.mkdir(parents=True, exist_ok=True)
         outcomes: dict[str, _Outcome] = {r.id: _Outcome() for r in self.rules}
@@ -186,7 +226,12 @@ class Engine:
                 if frame is None:
                     self._table_absent(table, table_rules, outcomes, issues, sub)
                     continue
-                path, cols, n = self._stage(table, frame, work)
+                with self._timed("parse_and_stage"):
+                    try:
+                        path, cols, n = self._stage(table, frame, work)
+                    except pl.exceptions.PolarsError:
+                        _explain_unreadable(sub, table)
+                        raise
                 staged[table], rows[table], present_cols[table] = path, n, cols
                 self.progress(f"checking {table}", n)
                 self._structure(table, cols, table_rules, outcomes, issues, frame)
@@ -196,8 +241,10 @@ class Engine:
                             outcomes[r.id].status, outcomes[r.id].reason = "not_applicable", "table is empty"
                     continue
                 self._column_and_row_rules(table, path, cols, table_rules, outcomes, issues)
-                self._phi_values(table, path, cols, outcomes, issues, phi_values)
-            self._cross_table(staged, present_cols, outcomes, issues)
+                with self._timed("identifier_scan"):
+                    self._phi_values(table, path, cols, outcomes, issues, phi_values)
+            with self._timed("cross_table_duckdb"):
+                self._cross_table(staged, present_cols, outcomes, issues)
         except BaseException:
             if owns:
                 shutil.rmtree(work, ignore_errors=True)
@@ -229,13 +276,20 @@ class Engine:
         schema = lf.collect_schema()
         cols = {c for c in schema.names() if not c.startswith("_")}
         exprs: list[pl.Expr] = []
+        steps: list[list[pl.Expr]] = []
         for col in spec.columns:
             if col.name in schema:
-                typed, raw = parse_expr(schema[col.name], col)
+                col_steps, typed, raw = parse_steps(schema[col.name], col)
+                for i, step in enumerate(col_steps):
+                    if i == len(steps):
+                        steps.append([])
+                    steps[i] += step
                 exprs += [typed, raw]
             else:
                 exprs += [pl.lit(None, dtype=col.polars_type).alias(col.name),
                           pl.lit(None, dtype=pl.Utf8).alias(RAW_PREFIX + col.name)]
+        for step in steps:
+            lf = lf.with_columns(step)
         path = work / f"{table}.parquet"
         lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(path)
         n = pl.scan_parquet(path).select(pl.len()).collect().item()
@@ -333,41 +387,43 @@ class Engine:
                 fails[r.id] = gate & pl.sql_expr(r.spec["fails"]).fill_null(False)
             except Exception as exc:  # noqa: BLE001 - a broken rule must not stop the others
                 outcomes[r.id].status, outcomes[r.id].reason = "error", f"rule expression: {exc}"
-        # One aggregate pass for the denominators and failure counts of every rule.
-        aggs = [checks[k].cast(pl.Int64).sum().alias("c|" + k) for k in checks]
-        aggs += [fails[k].cast(pl.Int64).sum().alias("f|" + k) for k in fails]
-        try:
-            counts = lf.select(aggs).collect().row(0, named=True) if aggs else {}
-        except Exception as exc:  # noqa: BLE001
-            for k in fails:
-                outcomes[k].status, outcomes[k].reason = "error", str(exc)
-            fails, counts = {}, {}
-        for k in checks:
-            if outcomes[k].status is None:
-                outcomes[k].checked = int(counts.get("c|" + k, 0) or 0)
-        # One filter pass for the failing rows of the polars-evaluated rules.
-        if fails:
-            flags = [fails[k].alias("f|" + k) for k in fails]
-            needed = {FILE_COL, ROW_COL}
-            for k in fails:
-                r = next(x for x in active if x.id == k)
-                if r.column:
-                    needed |= {r.column, RAW_PREFIX + r.column}
-            bad = (
-                lf.with_columns(flags)
-                .filter(pl.any_horizontal([pl.col("f|" + k) for k in fails]))
-                .select([*sorted(needed), *["f|" + k for k in fails]])
-                .collect()
-            )
-            for k in fails:
-                r = next(x for x in active if x.id == k)
-                sub = bad.filter(pl.col("f|" + k))
-                outcomes[k].failed = sub.height
-                if sub.height:
-                    value = self._value_expr(r, sub)
-                    issues.append(_issue_frame(r, sub.select(FILE_COL, ROW_COL, value.alias("value"))))
+        with self._timed("column_and_row_rules_polars"):
+            # One aggregate pass for the denominators and failure counts of every rule.
+            aggs = [checks[k].cast(pl.Int64).sum().alias("c|" + k) for k in checks]
+            aggs += [fails[k].cast(pl.Int64).sum().alias("f|" + k) for k in fails]
+            try:
+                counts = lf.select(aggs).collect().row(0, named=True) if aggs else {}
+            except Exception as exc:  # noqa: BLE001
+                for k in fails:
+                    outcomes[k].status, outcomes[k].reason = "error", str(exc)
+                fails, counts = {}, {}
+            for k in checks:
+                if outcomes[k].status is None:
+                    outcomes[k].checked = int(counts.get("c|" + k, 0) or 0)
+            # One filter pass for the failing rows of the polars-evaluated rules.
+            if fails:
+                flags = [fails[k].alias("f|" + k) for k in fails]
+                needed = {FILE_COL, ROW_COL}
+                for k in fails:
+                    r = next(x for x in active if x.id == k)
+                    if r.column:
+                        needed |= {r.column, RAW_PREFIX + r.column}
+                bad = (
+                    lf.with_columns(flags)
+                    .filter(pl.any_horizontal([pl.col("f|" + k) for k in fails]))
+                    .select([*sorted(needed), *["f|" + k for k in fails]])
+                    .collect()
+                )
+                for k in fails:
+                    r = next(x for x in active if x.id == k)
+                    sub = bad.filter(pl.col("f|" + k))
+                    outcomes[k].failed = sub.height
+                    if sub.height:
+                        value = self._value_expr(r, sub)
+                        issues.append(_issue_frame(r, sub.select(FILE_COL, ROW_COL, value.alias("value"))))
         if by_pandera:
-            pf = colchecks.pandera_failures(str(path), by_pandera, self.batch_rows)
+            with self._timed("column_checks_pandera"):
+                pf = colchecks.pandera_failures(str(path), by_pandera, self.batch_rows)
             for r in by_pandera:
                 sub = pf.filter(pl.col("rule_id") == r.id)
                 outcomes[r.id].failed = sub.height
@@ -385,10 +441,23 @@ class Engine:
             return
         lf = pl.scan_parquet(path)
         flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
+        filled = lf.select([pl.col(c).is_not_null().sum().alias(c) for c in scan]).collect().row(0, named=True)
         for r, c in pairs:
-            outcomes[r.id].checked += int(lf.select(pl.col(c).is_not_null().sum()).collect().item())
+            outcomes[r.id].checked += int(filled[c])
+        # Identifiers repeat (a patient code on 200 lab rows): match the patterns against each
+        # column's distinct values, and go back to the rows only for the values that matched.
+        distinct = pl.collect_all([lf.select(pl.col(c).drop_nulls().unique()) for c in scan])
+        hit_values: dict[str, pl.Series] = {}
+        for c, values in zip(scan, distinct, strict=True):
+            pats = [r.spec["pattern"] for r, c2 in pairs if c2 == c]
+            hits = values.filter(pl.any_horizontal([pl.col(c).str.contains(p) for p in pats]))
+            if hits.height:
+                hit_values[c] = hits[c]
+        if not hit_values:
+            return
         bad = (
-            lf.with_columns(flags)
+            lf.filter(pl.any_horizontal([pl.col(c).is_in(v.implode()) for c, v in hit_values.items()]))
+            .with_columns(flags)
             .filter(pl.any_horizontal([pl.col(f"{r.id}|{c}") for r, c in pairs]))
             .select(FILE_COL, ROW_COL, *scan, *[f"{r.id}|{c}" for r, c in pairs])
             .collect()
@@ -423,7 +492,7 @@ class Engine:
             db.run(con, "SET preserve_insertion_order = false")
             for table in self.catalog.table_names:
                 if table in staged:
-                    con.register(table, ds.dataset(str(staged[table]), format="parquet"))
+                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(staged[table])})")
                 else:
                     db.run(con, self._empty_view_sql(table))
             units = self.catalog.tables["labs"].extra.get("canonical_units", {})

@@ -1,0 +1,5 @@
+"""`python -m ptrharmonize` is `ptrh`."""
+
+from .cli import main
+
+main()
