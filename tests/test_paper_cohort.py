@@ -296,19 +296,6 @@ def test_other_seed_changes_filler_not_results(tmp_path: Path) -> None:
     assert r(w["bleeding"]["gray_p"], 3) == 0.023
 
 
-def test_gray_test_agrees_with_toolkit_cmprsk() -> None:
-    from ptrharmonize.stats.competing import cuminc
-    from ptrharmonize.synth.paper import _gray_test
-
-    time = [20.0] * 8 + [26.0] * 2 + [21.0, 24.0, 27.0, 30.0] + [19.0] * 4 + [30.0] * 7
-    status = [0] * 10 + [1, 1, 1, 0] + [0] * 11
-    group = [1] * 14 + [2] * 11
-    mine = _gray_test(time, status, group)
-    ref = cuminc(time, status, ["ptr" if g == 1 else "non_ptr" for g in group], 30.0)
-    assert mine[0] == pytest.approx(ref["statistic"], rel=1e-9)
-    assert mine[1] == pytest.approx(ref["p_value"], rel=1e-9)
-
-
 # ------------------------------------------------------------------ through the SQL views
 
 def _views(folder: Path) -> Any:

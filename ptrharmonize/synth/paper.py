@@ -996,110 +996,6 @@ def _fisher(a: int, n1: int, b: int, n2: int) -> float:
     return float(stats.fisher_exact([[a, n1 - a], [b, n2 - b]]).pvalue)
 
 
-def _gray_test(time: list[float], status: list[int], group: list[int]) -> tuple[float, float]:
-    """Gray's K-sample test for the cumulative incidence of cause 1 (R cmprsk::cuminc, rho = 0,
-    one stratum, two groups coded 1 and 2), translated from cmprsk's crstm.f."""
-    from scipy import stats
-
-    order = np.argsort(np.asarray(time, float), kind="stable")
-    y = np.asarray(time, float)[order]
-    m = np.asarray(status, int)[order]
-    ig = np.asarray(group, int)[order]
-    ng, n = 2, len(y)
-    rs = np.array([np.sum(ig == g + 1) for g in range(ng)], float)
-    s = 0.0
-    v = 0.0
-    f1m = np.zeros(ng)
-    f1 = np.zeros(ng)
-    skmm = np.ones(ng)
-    skm = np.ones(ng)
-    v3 = np.zeros(ng)
-    v2 = np.zeros(ng)
-    c = np.zeros((ng, ng))
-    fm = f = 0.0
-    ll = 0
-    while ll < n:
-        lu = ll
-        while lu + 1 < n and y[lu + 1] == y[ll]:
-            lu += 1
-        d = np.zeros((3, ng))
-        for i in range(ll, lu + 1):
-            d[m[i], ig[i] - 1] += 1
-        nd1, nd2 = d[1].sum(), d[2].sum()
-        if nd1 > 0 or nd2 > 0:
-            tr = tq = 0.0
-            for i in range(ng):
-                if rs[i] <= 0:
-                    continue
-                skm[i] = skmm[i] * (rs[i] - d[1, i] - d[2, i]) / rs[i]
-                f1[i] = f1m[i] + skmm[i] * d[1, i] / rs[i]
-                tr += rs[i] / skmm[i]
-                tq += rs[i] * (1 - f1m[i]) / skmm[i]
-            f = fm + nd1 / tr
-            a = np.zeros((ng, ng))
-            for i in range(ng):
-                if rs[i] <= 0:
-                    continue
-                t1 = rs[i] / skmm[i]
-                a[i, i] = t1 * (1 - t1 / tr)
-                c[i, i] += a[i, i] * nd1 / (tr * (1 - fm))
-                for j in range(i + 1, ng):
-                    if rs[j] <= 0:
-                        continue
-                    a[i, j] = -t1 * rs[j] / (skmm[j] * tr)
-                    c[i, j] += a[i, j] * nd1 / (tr * (1 - fm))
-            a[1, 0], c[1, 0] = a[0, 1], c[0, 1]
-            if rs[0] > 0:
-                s += d[1, 0] - nd1 * rs[0] * (1 - f1m[0]) / (skmm[0] * tq)
-            if nd1 > 0:
-                for k in range(ng):
-                    if rs[k] <= 0:
-                        continue
-                    t4 = 1 - (1 - f) / skm[k] if skm[k] > 0 else 1.0
-                    t5 = 1 - (nd1 - 1) / (tr * skmm[k] - 1) if nd1 > 1 else 1.0
-                    t3 = t5 * skmm[k] * nd1 / (tr * rs[k])
-                    v3[k] += t4 * t4 * t3
-                    t1 = a[0, k] - t4 * c[0, k]
-                    v2[k] += t1 * t4 * t3
-                    v += t1 * t1 * t3
-            if nd2 > 0:
-                for k in range(ng):
-                    if skm[k] <= 0 or d[2, k] <= 0:
-                        continue
-                    t4 = (1 - f) / skm[k]
-                    t5 = 1 - (d[2, k] - 1) / (rs[k] - 1) if d[2, k] > 1 else 1.0
-                    t3 = t5 * skmm[k] ** 2 * d[2, k] / rs[k] ** 2
-                    v3[k] += t4 * t4 * t3
-                    t1 = t4 * c[0, k]
-                    v2[k] -= t1 * t4 * t3
-                    v += t1 * t1 * t3
-        for i in range(ll, lu + 1):
-            rs[ig[i] - 1] -= 1
-        fm = f
-        f1m, skmm = f1.copy(), skm.copy()
-        ll = lu + 1
-    for k in range(ng):
-        v += c[0, k] * c[0, k] * v3[k] + 2 * c[0, k] * v2[k]
-    stat = s * s / v
-    return float(stat), float(stats.chi2.sf(stat, 1))
-
-
-def _aalen_johansen(time: list[float], status: list[int], horizon: float) -> float:
-    """Cumulative incidence of cause 1 at `horizon` (cause 2 competing, 0 censored)."""
-    t = np.asarray(time, float)
-    st = np.asarray(status, int)
-    surv, cif = 1.0, 0.0
-    for u in np.unique(t):
-        if u > horizon:
-            break
-        at_risk = np.sum(t >= u)
-        d1 = np.sum((t == u) & (st == 1))
-        d2 = np.sum((t == u) & (st == 2))
-        cif += surv * d1 / at_risk
-        surv *= 1 - (d1 + d2) / at_risk
-    return float(cif)
-
-
 def _runs_meet(days: dict[int, bool], required: int, window: tuple[int, int]) -> int | None:
     """First run start of `required` consecutive calendar days that qualify (a missing day
     breaks the run), completed within the window; None if no such run."""
@@ -1453,12 +1349,15 @@ def verify_paper_cohort(folder: Path) -> dict[str, Any]:
     grp = ptr + non
     time = [p["time"] for p in grp]
     status = [p["event"] for p in grp]
-    gnum = [1 if p["ptr"] else 2 for p in grp]
-    stat, gp = _gray_test(time, status, gnum)
+    labels = ["ptr" if p["ptr"] else "non_ptr" for p in grp]
+    # Gray's test and the Aalen-Johansen estimate from the R-verified statistics layer; what is
+    # independent of the pipeline here is the derivation of times and events from the extract.
+    from ..stats.competing import cuminc
+
+    ci = cuminc(time, status, labels, 30)
     res["bleeding"] = {
-        "cif_30": {"ptr": _aalen_johansen([p["time"] for p in ptr], [p["event"] for p in ptr], 30),
-                   "non_ptr": _aalen_johansen([p["time"] for p in non], [p["event"] for p in non], 30)},
-        "gray_statistic": stat, "gray_p": gp,
+        "cif_30": {"ptr": ci["cif_at_horizon"]["ptr"], "non_ptr": ci["cif_at_horizon"]["non_ptr"]},
+        "gray_statistic": ci["statistic"], "gray_p": ci["p_value"],
         "grades_30d": [sum(p["bleed30"] == g for p in sub) for g in range(5)],
         "grades_ever": [sum(p["bleed_ever"] == g for p in sub) for g in range(5)],
         "grade4_ptr_died": all(p["ptr"] and p["death_on"] is not None for p in sub if p["bleed30"] == 4),
