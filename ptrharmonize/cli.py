@@ -55,7 +55,7 @@ def validate(
     format: Annotated[str, typer.Option("--format", "-f", help="text (rich summary) or json (the issue table and rule results).")] = "text",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list for the center (.csv or .xlsx).")] = None,
     thresholds: Annotated[Path | None, typer.Option(help="Tolerances per rule (and center): CSV rule_id,center_id,threshold or YAML.")] = None,
-    engine: Annotated[str, typer.Option(help="Back end for column checks: pandera or polars (same results).")] = "pandera",
+    engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
     max_issues: Annotated[int, typer.Option(help="Issues shown in the terminal summary.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:

@@ -13,7 +13,8 @@ class UserError(Exception):
     """Something the user can fix (a path, an option, a file): shown as one line, exit 2."""
 
 
-MAX_MESSAGE_CHARS = 600  # a message is one line a person reads, whatever the input held
+MAX_MESSAGE_CHARS = 2000  # a message is one line a person reads, whatever the input held
+LIBRARY_MESSAGE_CHARS = 600
 
 # Text a library quotes from the data in its error messages: `...`, "..." or '...' spans, and
 # bracketed value lists (polars: `could not parse "..."`, `[-1, ...]`).
@@ -31,7 +32,7 @@ def library_message(exc: BaseException) -> str:
     """A third-party error (polars, DuckDB, ...) for the screen: its first line, with the spans it
     quotes from the data removed, because they may be cell values (identifiers included)."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return one_line(_QUOTED.sub("[…]", first))
+    return one_line(_QUOTED.sub("[…]", first), LIBRARY_MESSAGE_CHARS)
 
 
 def fail(console: Console, message: str) -> None:
@@ -61,6 +62,11 @@ def run_guarded(body: Callable[[], int], console: Console) -> int:
         return 2
     except MemoryError:
         fail(console, "out of memory while processing the submission")
+        return 2
+    except KeyboardInterrupt:
+        # An ingest rolls its transaction back on the way out: the store is as it was, or (when
+        # the interruption came after the commit) holds the new submission whole.
+        fail(console, "interrupted")
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("PTRH_DEBUG"):

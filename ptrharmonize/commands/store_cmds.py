@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         mapping: Annotated[Path | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list (.csv or .xlsx).")] = None,
         thresholds: Annotated[Path | None, typer.Option(help="Tolerances per rule (and center).")] = None,
-        engine: Annotated[str, typer.Option(help="Back end for column checks: pandera or polars.")] = "pandera",
+        engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     ) -> None:

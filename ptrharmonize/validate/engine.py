@@ -54,6 +54,14 @@ MAX_VALUE_CHARS = 200  # a 1 MB cell is reported, not copied whole into every re
 
 Progress = Callable[[str, int], None]
 
+COLUMN_ENGINES = ("pandera", "polars", "auto")
+# `auto`: the pandera schema checks a table's columns up to this many rows, polars expressions
+# above (the same issues either way: tests/test_engine_scale.py). Measured on 2 cores: pandera
+# takes ~0.2 s plus ~1.3 s per million rows for the required/codes/range checks (and 0.5 s to
+# import pandas and pandera once), polars < 0.1 s per million rows for the same checks inside
+# its one pass over every rule (benchmarks/RESULTS.md). At this size pandera costs < 0.5 s.
+PANDERA_MAX_ROWS = 250_000
+
 
 @dataclass
 class _Outcome:
@@ -179,14 +187,15 @@ class Engine:
     def __init__(
         self,
         catalog: Catalog | None = None,
-        column_engine: str = "pandera",
+        column_engine: str = "auto",
         thresholds: dict[tuple[str, str | None], float] | None = None,
         definitions: dict[str, Any] | None = None,
         progress: Progress | None = None,
         batch_rows: int = 500_000,
+        pandera_max_rows: int = PANDERA_MAX_ROWS,
     ) -> None:
-        if column_engine not in ("pandera", "polars"):
-            raise ValueError("column_engine must be 'pandera' or 'polars'")
+        if column_engine not in COLUMN_ENGINES:
+            raise ValueError("column_engine must be 'pandera', 'polars' or 'auto'")
         self.catalog = catalog or load_catalog()
         self.rules = all_rules(self.catalog)
         self.column_engine = column_engine
@@ -194,6 +203,9 @@ class Engine:
         self.definitions = definitions if definitions is not None else self.catalog.definitions
         self.progress = progress or (lambda step, rows: None)
         self.batch_rows = batch_rows
+        self.pandera_max_rows = pandera_max_rows
+        # Which back end checked each table's columns in the last validate().
+        self.column_backends: dict[str, str] = {}
         # Wall seconds per phase of the last validate() (benchmarks/ reads it).
         self.timings: dict[str, float] = {}
 
@@ -209,6 +221,7 @@ class Engine:
     def validate(self, sub: Submission, workdir: Path | None = None) -> ValidationResult:
         owns = workdir is None
         self.timings = {}
+        self.column_backends = {}
         work = Path(workdir or tempfile.mkdtemp(prefix="ptrh-validate-"))
         work.mkdir(parents=True, exist_ok=True)
         outcomes: dict[str, _Outcome] = {r.id: _Outcome() for r in self.rules}
@@ -226,6 +239,7 @@ class Engine:
                 if frame is None:
                     self._table_absent(table, table_rules, outcomes, issues, sub)
                     continue
+                self.progress(f"reading {table}", 0)
                 with self._timed("parse_and_stage"):
                     try:
                         path, cols, n = self._stage(table, frame, work)
@@ -240,7 +254,7 @@ class Engine:
                         if r.engine != "structure":
                             outcomes[r.id].status, outcomes[r.id].reason = "not_applicable", "table is empty"
                     continue
-                self._column_and_row_rules(table, path, cols, table_rules, outcomes, issues)
+                self._column_and_row_rules(table, path, cols, table_rules, outcomes, issues, n)
                 with self._timed("identifier_scan"):
                     self._phi_values(table, path, cols, outcomes, issues, phi_values)
             with self._timed("cross_table_duckdb"):
@@ -363,16 +377,17 @@ class Engine:
         return v or f"{table}.csv"
 
     def _column_and_row_rules(self, table: str, path: Path, cols: set[str], table_rules: list[Rule],
-                              outcomes: dict[str, _Outcome], issues: list[pl.DataFrame]) -> None:
+                              outcomes: dict[str, _Outcome], issues: list[pl.DataFrame], n: int) -> None:
         active = [r for r in table_rules if outcomes[r.id].status is None]
         col_rules = [r for r in active if r.engine == "column" and r.check != "references"]
         row_rules = [r for r in active if r.engine == "polars"]
         lf = pl.scan_parquet(path)
         by_pandera = (
             [r for r in col_rules if r.check in colchecks.PANDERA_CHECKS]
-            if self.column_engine == "pandera" else []
+            if self._uses_pandera(n) else []
         )
         by_polars = [r for r in col_rules if r not in by_pandera]
+        self.column_backends[table] = "pandera" if self._uses_pandera(n) else "polars"
 
         fails: dict[str, pl.Expr] = {}
         checks: dict[str, pl.Expr] = {}
@@ -388,32 +403,37 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a broken rule must not stop the others
                 outcomes[r.id].status, outcomes[r.id].reason = "error", f"rule expression: {exc}"
         with self._timed("column_and_row_rules_polars"):
-            # One aggregate pass for the denominators and failure counts of every rule.
+            # Two passes: the denominators of every rule (cheap null tests), then the failing rows
+            # of the polars-evaluated rules (each failure expression is evaluated once).
             aggs = [checks[k].cast(pl.Int64).sum().alias("c|" + k) for k in checks]
-            aggs += [fails[k].cast(pl.Int64).sum().alias("f|" + k) for k in fails]
+            needed = {FILE_COL, ROW_COL}
+            for k in fails:
+                r = next(x for x in active if x.id == k)
+                if r.column:
+                    needed |= {r.column, RAW_PREFIX + r.column}
+            bad = None
             try:
                 counts = lf.select(aggs).collect().row(0, named=True) if aggs else {}
+                if fails:
+                    bad = (
+                        lf.with_columns([fails[k].alias("f|" + k) for k in fails])
+                        .filter(pl.any_horizontal([pl.col("f|" + k) for k in fails]))
+                        .select([*sorted(needed), *["f|" + k for k in fails]])
+                        .collect()
+                    )
             except Exception as exc:  # noqa: BLE001
+                reason = str(exc)
+                try:  # the message of one pass over every expression, as the reason has always read
+                    lf.select(aggs + [fails[k].cast(pl.Int64).sum().alias("f|" + k) for k in fails]).collect()
+                except Exception as exc2:  # noqa: BLE001
+                    reason = str(exc2)
                 for k in fails:
-                    outcomes[k].status, outcomes[k].reason = "error", str(exc)
-                fails, counts = {}, {}
+                    outcomes[k].status, outcomes[k].reason = "error", reason
+                fails, counts, bad = {}, {}, None
             for k in checks:
                 if outcomes[k].status is None:
                     outcomes[k].checked = int(counts.get("c|" + k, 0) or 0)
-            # One filter pass for the failing rows of the polars-evaluated rules.
-            if fails:
-                flags = [fails[k].alias("f|" + k) for k in fails]
-                needed = {FILE_COL, ROW_COL}
-                for k in fails:
-                    r = next(x for x in active if x.id == k)
-                    if r.column:
-                        needed |= {r.column, RAW_PREFIX + r.column}
-                bad = (
-                    lf.with_columns(flags)
-                    .filter(pl.any_horizontal([pl.col("f|" + k) for k in fails]))
-                    .select([*sorted(needed), *["f|" + k for k in fails]])
-                    .collect()
-                )
+            if bad is not None:
                 for k in fails:
                     r = next(x for x in active if x.id == k)
                     sub = bad.filter(pl.col("f|" + k))
@@ -429,6 +449,9 @@ class Engine:
                 outcomes[r.id].failed = sub.height
                 if sub.height:
                     issues.append(_issue_frame(r, sub))
+
+    def _uses_pandera(self, n: int) -> bool:
+        return self.column_engine == "pandera" or (self.column_engine == "auto" and n <= self.pandera_max_rows)
 
     def _phi_values(self, table: str, path: Path, cols: set[str], outcomes: dict[str, _Outcome],
                     issues: list[pl.DataFrame], phi_values: set[str]) -> None:

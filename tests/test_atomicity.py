@@ -1,0 +1,274 @@
+"""Atomicity and concurrency of `ptrh ingest` (issue 9), with real processes and SIGKILL.
+
+A store holds an older submission of center T01 (50 lab rows). A new submission of T01 with
+500,000 lab rows is ingested by the installed `ptrh` program, which is killed (SIGKILL) after a
+seeded random delay: half of the delays are counted from the start and fall anywhere in a typical
+run, half are counted from the moment the process holds the store's lock, so that they fall inside
+its write phase (the phase's length is measured on an uninterrupted run).
+After every kill the store must open, pass the integrity check (every block of every table read,
+checksums verified by DuckDB; a checkpoint written), and hold T01's rows of exactly the old or
+exactly the new submission, never a mix, with exactly one active submission. Then two ingests
+at once: with `--wait` they serialize; without it, the second is refused with a clear message
+while the first holds the lock; neither corrupts the store.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from extract_factory import clean_rows, write_extract
+from ptrharmonize.cdm import load_catalog
+
+CDM_TABLES = load_catalog().table_names
+NEW_LAB_ROWS = 500_000
+KILL_POINTS = 10  # 5 anywhere in a run + 5 inside its write phase
+SEED = 20250925
+
+
+def ptrh() -> list[str]:
+    """The installed console script: exec'd into the Python process, so its pid is the one killed."""
+    beside = Path(sys.executable).parent / "ptrh"
+    if beside.exists():
+        return [str(beside)]
+    return [sys.executable, "-c", "from ptrharmonize.cli import app; app()"]
+
+
+def big_extract(folder: Path, center: str, lab_rows: int) -> Path:
+    """A clean extract of `center` whose labs file has `lab_rows` valid rows (written by polars)."""
+    rows = clean_rows()
+    for recs in rows.values():
+        for r in recs:
+            r["center_id"] = center
+    rows["labs"] = []
+    write_extract(folder, rows)
+    i = pl.col("i")
+    pl.DataFrame({"i": pl.int_range(0, lab_rows, eager=True)}).select(
+        center_id=pl.lit(center),
+        patient_id=pl.format("P00{}", (i % 6) + 1),
+        measured_at=(pl.datetime(2019, 3, 1) + pl.duration(seconds=(i % 500_000) * 2)).dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        analyte=pl.when(i % 2 == 0).then(pl.lit("PLT")).otherwise(pl.lit("IL6")),
+        value=((i % 50) + 10).cast(pl.Utf8),
+        unit=pl.when(i % 2 == 0).then(pl.lit("10^9/L")).otherwise(pl.lit("pg/mL")),
+        below_lod=pl.lit("false"),
+    ).write_csv(folder / "labs.csv")
+    return folder
+
+
+def start_ingest(sub: Path, store: Path, tmp: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp)}  # work files of a killed run are left here, not in /tmp
+    return subprocess.Popen([*ptrh(), "ingest", str(sub), "--store", str(store), "--quiet", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def holds_lock(store: Path, pid: int) -> bool:
+    lock = Path(str(store) + ".lock")
+    try:
+        return lock.read_text().strip() == str(pid)
+    except OSError:
+        return False
+
+
+def integrity(store: Path) -> dict[str, object]:
+    """Open the store (replaying its WAL), read every block of every table (DuckDB verifies each
+    block's checksum as it reads it), write a checkpoint, and return T01's state."""
+    con = duckdb.connect(str(store))
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+        assert set(CDM_TABLES) | {"submissions", "issues", "rule_results"} <= set(tables)
+        for t in tables:
+            n, h = con.execute(f'SELECT count(*), sum(hash(x)) FROM "{t}" AS x').fetchall()[0]
+            assert n == 0 or h is not None
+        dupes = con.execute("SELECT count(*) - count(DISTINCT submission_id) FROM submissions").fetchall()[0][0]
+        assert dupes == 0
+        active = con.execute("SELECT submission_id FROM submissions WHERE center_id = 'T01' AND status = 'active'").fetchall()
+        counts, sids = {}, set()
+        for t in CDM_TABLES:
+            counts[t] = con.execute(f'SELECT count(*) FROM "{t}" WHERE center_id = ?', ["T01"]).fetchall()[0][0]
+            sids |= {r[0] for r in con.execute(f'SELECT DISTINCT submission_id FROM "{t}" WHERE center_id = ?',
+                                               ["T01"]).fetchall()}
+        issue_sids = {r[0] for r in con.execute("SELECT DISTINCT submission_id FROM issues WHERE center_id = 'T01'").fetchall()}
+        n_subs = con.execute("SELECT count(*) FROM submissions WHERE center_id = 'T01'").fetchall()[0][0]
+        con.execute("CHECKPOINT").fetchall()
+    finally:
+        con.close()
+    return {"active": [a[0] for a in active], "counts": counts, "row_sids": sids, "issue_sids": issue_sids,
+            "n_subs": n_subs}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    d = tmp_path_factory.mktemp("atomic")
+    old_rows = clean_rows()
+    old_rows["labs"] = old_rows["labs"][:50]
+    old = write_extract(d / "old", old_rows)
+    new = big_extract(d / "new", "T01", NEW_LAB_ROWS)
+    base = d / "base.duckdb"
+    r = subprocess.run([*ptrh(), "ingest", str(old), "--store", str(base), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    old_state = integrity(base)
+    # One uninterrupted run, timed: when it holds the lock (its write phase starts) and ends.
+    full = d / "full.duckdb"
+    shutil.copy(base, full)
+    t0 = time.perf_counter()
+    p = start_ingest(new, full, d)
+    t_lock = None
+    while p.poll() is None:
+        if t_lock is None and holds_lock(full, p.pid):
+            t_lock = time.perf_counter() - t0
+        time.sleep(0.005)
+    t_end = time.perf_counter() - t0
+    assert p.returncode == 0, p.stderr.read()
+    new_state = integrity(full)
+    assert t_lock is not None
+    assert new_state["counts"]["labs"] == NEW_LAB_ROWS and old_state["counts"]["labs"] == 50
+    return {"dir": d, "old": old, "new": new, "base": base, "old_state": old_state, "new_state": new_state,
+            "t_lock": t_lock, "t_end": t_end}
+
+
+def which_state(state: dict[str, object], setup: dict[str, object]) -> str:
+    """'old' or 'new' when T01's rows are exactly one submission's; fails on anything else."""
+    assert len(state["active"]) == 1, state  # exactly one active submission of the center
+    (sid,) = state["active"]
+    assert state["row_sids"] == {sid}, state  # every row of the center from that submission
+    assert state["issue_sids"] <= {sid}
+    for name in ("old", "new"):
+        ref = setup[f"{name}_state"]
+        if state["counts"] == ref["counts"]:
+            if name == "old":
+                assert sid == ref["active"][0] and state["n_subs"] == 1
+            else:
+                assert state["n_subs"] == 2  # the old one superseded, the new one active
+            return name
+    raise AssertionError(f"T01 holds neither the old nor the new submission: {state['counts']}")
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_old_or_new_never_a_mix(setup: dict[str, object], tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    t_lock, t_end = setup["t_lock"], setup["t_end"]
+    # (delay, counted from): from the start anywhere in a run, or from the moment the process
+    # holds the lock, anywhere in its write phase (the timing of a run varies with the load).
+    points = [(rng.uniform(0.1, t_end), "start") for _ in range(KILL_POINTS // 2)]
+    points += [(rng.uniform(0.0, t_end - t_lock), "lock") for _ in range(KILL_POINTS - KILL_POINTS // 2)]
+    results = []
+    for k, (delay, origin) in enumerate(points):
+        store = tmp_path / f"kill{k}.duckdb"
+        shutil.copy(setup["base"], store)
+        work = tmp_path / f"tmp{k}"
+        work.mkdir()
+        p = start_ingest(setup["new"], store, work)
+        t0 = time.perf_counter()
+        t_locked = None
+        while p.poll() is None:
+            now = time.perf_counter() - t0
+            if t_locked is None and holds_lock(store, p.pid):
+                t_locked = now
+            if now >= delay + (0.0 if origin == "start" else (t_locked if t_locked is not None else 1e9)):
+                break
+            time.sleep(0.002)
+        alive = p.poll() is None
+        if alive:
+            os.kill(p.pid, signal.SIGKILL)
+        t_kill = time.perf_counter() - t0
+        code = p.wait()
+        assert code == (-signal.SIGKILL if alive else 0), p.stderr.read()
+        state = which_state(integrity(store), setup)
+        phase = "before the lock" if t_locked is None else f"{t_kill - t_locked:4.2f} s into the write phase"
+        results.append((round(t_kill, 2), "killed" if alive else "finished first", phase, state))
+        # The killed writer's lock died with it: the store takes the next ingest at once.
+        if k == 0:
+            r = subprocess.run([*ptrh(), "ingest", str(setup["new"]), "--store", str(store), "--quiet"],
+                               capture_output=True, text=True, env={**os.environ, "TMPDIR": str(work)})
+            assert r.returncode == 0, r.stderr
+            assert which_state(integrity(store), setup) == "new"
+    n_old = sum(1 for r in results if r[3] == "old")
+    n_new = sum(1 for r in results if r[3] == "new")
+    killed = sum(1 for r in results if r[1] == "killed")
+    print(f"\nuninterrupted run: lock at {t_lock:.2f} s, end at {t_end:.2f} s ({NEW_LAB_ROWS:,} lab rows)")
+    for r in results:
+        print(f"  kill at {r[0]:5.2f} s: {r[1]:15} {r[2]:30} -> {r[3]} submission")
+    print(f"{len(results)} kill points ({killed} killed a running ingest): {n_old} old state, {n_new} new state, "
+          "0 mixed, 0 corrupt")
+    assert len(results) == KILL_POINTS and killed >= KILL_POINTS // 2
+
+
+def _wait_for_lock(store: Path, p: subprocess.Popen, timeout: float = 120.0) -> None:
+    t0 = time.perf_counter()
+    while not holds_lock(store, p.pid):
+        assert p.poll() is None, p.stderr.read()
+        assert time.perf_counter() - t0 < timeout
+        time.sleep(0.002)
+
+
+@pytest.mark.slow
+def test_second_writer_refused_while_the_first_holds_the_lock(setup: dict[str, object], tmp_path: Path) -> None:
+    """The first ingest is paused (SIGSTOP) while it holds the lock; a second one without --wait
+    is refused with a clear message and changes nothing; the first then completes."""
+    store = tmp_path / "reg.duckdb"
+    shutil.copy(setup["base"], store)
+    t02 = big_extract(tmp_path / "t02", "T02", 1_000)
+    a = start_ingest(setup["new"], store, tmp_path)
+    _wait_for_lock(store, a)
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        b = subprocess.run([*ptrh(), "ingest", str(t02), "--store", str(store), "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    assert b.returncode == 2
+    assert "another ptrh process is writing to this store" in b.stderr and "--wait" in b.stderr
+    assert "Traceback" not in b.stdout + b.stderr
+    assert a.wait(timeout=120) == 0, a.stderr.read()
+    assert which_state(integrity(store), setup) == "new"
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM patients WHERE center_id = 'T02'").fetchall()[0][0] == 0
+    con.close()
+
+
+@pytest.mark.slow
+def test_two_ingests_at_once_serialize_with_wait(setup: dict[str, object], tmp_path: Path) -> None:
+    """Two centers and then two submissions of the same center, started together with --wait:
+    both succeed one after the other; each center ends with exactly one active submission."""
+    store = tmp_path / "reg.duckdb"
+    shutil.copy(setup["base"], store)
+    t02 = big_extract(tmp_path / "t02", "T02", 200_000)
+    a = start_ingest(setup["new"], store, tmp_path, "--wait", "120")
+    b = start_ingest(t02, store, tmp_path, "--wait", "120")
+    assert a.wait(timeout=300) == 0, a.stderr.read()
+    assert b.wait(timeout=300) == 0, b.stderr.read()
+    assert which_state(integrity(store), setup) == "new"
+    con = duckdb.connect(str(store), read_only=True)
+    got = dict(con.execute("SELECT center_id, count(*) FROM labs GROUP BY 1").fetchall())
+    active = dict(con.execute("SELECT center_id, count(*) FROM submissions WHERE status = 'active' GROUP BY 1").fetchall())
+    con.close()
+    assert got == {"T01": NEW_LAB_ROWS, "T02": 200_000}
+    assert active == {"T01": 1, "T02": 1}
+
+    # The same center twice at once: the later writer's submission is the active one, whole.
+    small = clean_rows()
+    small["labs"] = small["labs"][:20]
+    other = write_extract(tmp_path / "small", small)
+    shutil.copy(setup["base"], store)
+    a = start_ingest(setup["new"], store, tmp_path, "--wait", "120")
+    b = start_ingest(other, store, tmp_path, "--wait", "120")
+    assert a.wait(timeout=300) == 0, a.stderr.read()
+    assert b.wait(timeout=300) == 0, b.stderr.read()
+    state = integrity(store)
+    assert len(state["active"]) == 1 and state["row_sids"] == set(state["active"]) and state["n_subs"] == 3
+    con = duckdb.connect(str(store), read_only=True)
+    last = con.execute("SELECT submission_id, row_counts FROM submissions WHERE center_id = 'T01' "
+                       "ORDER BY submitted_at DESC LIMIT 1").fetchall()[0]
+    con.close()
+    assert last[0] == state["active"][0]
+    assert state["counts"]["labs"] in (20, NEW_LAB_ROWS) and f'"labs": {state["counts"]["labs"]}' in last[1]
