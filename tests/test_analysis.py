@@ -501,3 +501,15 @@ def test_cli_run_analysis(pipeline_store: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["run-analysis", "--store", str(pipeline_store), "--out", str(out),
                             "--since", "March 2019", "--quiet"])
     assert r.exit_code == 2 and "YYYY-MM-DD" in r.output
+
+
+def test_formula_text_in_a_center_code_is_neutralised_in_csv_tables(tmp_path: Path) -> None:
+    from ptrharmonize.analysis._common import AnalysisResult
+    from ptrharmonize.analysis.runner import write_outputs
+
+    (tmp_path / "tables").mkdir()
+    table = pl.DataFrame({"center": ['=HYPERLINK("http://x","y")', "-5", "A"], "n": [1, 2, 3]})
+    write_outputs(AnalysisResult({}, table, None, []), tmp_path, "x")
+    text = (tmp_path / "tables" / "x.csv").read_text()
+    assert "'=HYPERLINK" in text
+    assert "\n-5," in text  # a number stays a number

@@ -240,7 +240,13 @@ def _parse_since(since: dt.date | str | None) -> dt.date | None:
 
 def write_outputs(res: AnalysisResult, out: Path, analysis_id: str) -> list[Path]:
     written = [out / "tables" / f"{analysis_id}.csv", out / "tables" / f"{analysis_id}.md"]
-    res.table.write_csv(written[0])
+    # Center codes and labels come from the data: never let a spreadsheet run them as formulas.
+    from ..report.issues import neutralize_formula
+
+    texts = [c for c, t in res.table.schema.items() if t == pl.Utf8]
+    res.table.with_columns(
+        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in texts]
+    ).write_csv(written[0])
     written[1].write_text(markdown_table(res.table), encoding="utf-8")
     if res.figure is not None:
         written += _plots.save(res.figure(), out / "figures" / analysis_id)
