@@ -255,7 +255,7 @@ def engine_phases(work: Path, patients: int, centers: int, fmt: str, seed: int) 
     th = tolerances(work / "thresholds.csv")
     biggest = max(center_dirs(root), key=lambda c: sum(f.stat().st_size for f in c.iterdir()))
     out: dict[str, Any] = {"center": biggest.name, "format": fmt}
-    for engine in ("polars", "pandera"):
+    for engine in ("polars", "pandera", "auto"):
         r = run_child([sys.executable, "-c", PHASES_CODE, str(biggest), engine, str(th)])
         doc = json.loads(r["stdout"].strip().splitlines()[-1])
         doc["rss_mb"] = r["rss_mb"]
@@ -345,13 +345,22 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"| {res['size']} | {res['format']} | {res['validate_plus_ingest_ratio']:.2f} | {res['ingest_ratio']:.2f} "
                 f"| {res.get('validate_plus_ingest_ratio_cpu', 0):.2f} | {res.get('ingest_ratio_cpu', 0):.2f} "
                 f"| {res.get('store_mb', 0):,.0f} |")
+    if doc.get("marginal"):
+        lines += ["", "Marginal cost between the two largest sizes (seconds per million added rows; x baseline):", "",
+                  "| format | " + " | ".join(STEPS) + " | validate + ingest |", "|---|" + "---:|" * (len(STEPS) + 1)]
+        for fmt, per in doc["marginal"].items():
+            cells = [f"{per[k]['s_per_million_rows']:.2f} ({per[k].get('ratio', 0):.2f} x)" if k in per else "-"
+                     for k in STEPS]
+            lines.append(f"| {fmt} ({per['from']} to {per['to']}) | " + " | ".join(cells)
+                         + f" | {per.get('validate_plus_ingest_ratio', 0):.2f} x |")
     if doc.get("engines"):
         e = doc["engines"]
-        phases = sorted({k for x in ("polars", "pandera") for k in e[x]["phases"]})
+        engines = [x for x in ("polars", "pandera", "auto") if x in e]
+        phases = sorted({k for x in engines for k in e[x]["phases"]})
         lines += ["", f"Validation of the largest center ({e['center']}, {e['format']}) in-process, seconds per phase:",
                   "", "| back end | total s | peak RSS MB | " + " | ".join(phases) + " |",
                   "|---|---:|---:|" + "---:|" * len(phases)]
-        for x in ("polars", "pandera"):
+        for x in engines:
             d = e[x]
             lines.append(f"| {x} | {d['seconds']:.2f} | {d['rss_mb']:,.0f} | "
                          + " | ".join(f"{d['phases'].get(k, 0):.2f}" for k in phases) + " |")
@@ -413,6 +422,33 @@ def slopes(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def marginal(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Cost of the added rows between the two largest sizes, per format: seconds per million rows
+    and the ratio to the baseline's. The fixed cost of each `ptrh` call (interpreter, imports,
+    catalog: ~1.5 s, paid once per center) cancels out, which leaves what grows with the data."""
+    out: dict[str, dict[str, Any]] = {}
+    for fmt in sorted({r["format"] for r in results}):
+        rs = sorted((r for r in results if r["format"] == fmt), key=lambda r: r["total_rows"])
+        if len(rs) < 2:
+            continue
+        a, b = rs[-2], rs[-1]
+        d_rows = (b["total_rows"] - a["total_rows"]) / 1e6
+        per: dict[str, Any] = {"from": a["size"], "to": b["size"], "added_million_rows": round(d_rows, 3)}
+        for step in STEPS:
+            if step in a["steps"] and step in b["steps"]:
+                ds = b["steps"][step]["seconds"] - a["steps"][step]["seconds"]
+                per[step] = {"s_per_million_rows": round(ds / d_rows, 3)}
+        base = per.get("baseline", {}).get("s_per_million_rows")
+        for step in STEPS:
+            if step in per and base:
+                per[step]["ratio"] = round(per[step]["s_per_million_rows"] / base, 2)
+        if base and "validate" in per and "ingest" in per:
+            per["validate_plus_ingest_ratio"] = round(
+                (per["validate"]["s_per_million_rows"] + per["ingest"]["s_per_million_rows"]) / base, 2)
+        out[fmt] = per
+    return out
+
+
 def parse_sizes(text: str) -> list[tuple[str, float, int]]:
     if text == "tiny":
         return [("tiny", TINY_PATIENTS / BASE_PATIENTS, TINY_PATIENTS)]
@@ -466,11 +502,12 @@ def main(argv: list[str] | None = None) -> int:
             label, mult, patients = sizes[-1]
             log(f"[{label}] column-check back ends, in-process, largest center (csv)")
             doc["engines"] = engine_phases(work, patients, min(args.centers, patients), fmts[0], args.seed)
-            for e in ("polars", "pandera"):
+            for e in ("polars", "pandera", "auto"):
                 d = doc["engines"][e]
                 log(f"    {e:<8} {d['seconds']:7.2f} s  {d['rss_mb']:6.0f} MB  "
                     + "  ".join(f"{k} {v:.2f}" for k, v in d["phases"].items()))
         doc["slopes"] = slopes(doc["results"])
+        doc["marginal"] = marginal(doc["results"])
         doc["machine"]["load_average_end"] = list(os.getloadavg())
         doc["machine"]["children_max_rss_mb"] = getrusage_children_mb()
         doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -489,6 +526,13 @@ def main(argv: list[str] | None = None) -> int:
         for fmt, per in doc["slopes"].items():
             print(f"  {fmt}: " + ", ".join(f"{k} time {v['time_slope']:.2f} / RSS {v['rss_slope']:.2f}"
                                            for k, v in per.items()))
+    if doc.get("marginal"):
+        print("\nmarginal cost between the two largest sizes (seconds per million added rows, x baseline):")
+        for fmt, per in doc["marginal"].items():
+            print(f"  {fmt} ({per['from']} -> {per['to']}): " + ", ".join(
+                f"{k} {v['s_per_million_rows']:.2f} s ({v.get('ratio', 0):.2f} x)" for k, v in per.items()
+                if isinstance(v, dict)) + (f"; validate+ingest {per['validate_plus_ingest_ratio']:.2f} x"
+                                           if "validate_plus_ingest_ratio" in per else ""))
     print(f"\nwritten: {args.out / args.json_name}")
     return 0
 

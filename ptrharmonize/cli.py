@@ -118,7 +118,12 @@ def schema(
 
 
 class _progress:
-    """A rich progress line with rows per second; silent when quiet."""
+    """A rich progress bar over the submission's tables, with rows per second; silent when quiet.
+
+    The engine reports `reading <table>` before it streams a table into its typed stage (the
+    long part), `checking <table>` with the table's row count when it is staged, and
+    `skipping <table> ...` for a table that was not submitted; each of the last two completes one
+    of the CDM's tables on the bar."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -127,21 +132,32 @@ class _progress:
     def __enter__(self):
         if self.quiet:
             return lambda step, rows: None
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                           console=err_console, transient=True)
-        self._p.start()
-        task = self._p.add_task("reading", total=None)
         import time
 
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from .cdm import load_catalog
+
+        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console, transient=True)
+        self._p.start()
+        task = self._p.add_task("reading", total=len(load_catalog().table_names), rate="")
         t0 = time.perf_counter()
         total = {"rows": 0}
 
         def update(step: str, rows: int) -> None:
             total["rows"] += rows
             rate = total["rows"] / max(time.perf_counter() - t0, 1e-6)
-            self._p.update(task, description=f"{step} ({rows:,} rows; {rate:,.0f} rows/s)")
+            done = step.startswith(("checking", "skipping"))
+            self._p.update(task, description=f"{step} ({rows:,} rows)" if rows else step,
+                           advance=1 if done else 0, rate=f"{total['rows']:,} rows, {rate:,.0f} rows/s")
 
         return update
 

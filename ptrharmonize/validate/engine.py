@@ -50,6 +50,11 @@ RULE_RESULT_SCHEMA: dict[str, pl.DataType] = {
     "status": pl.Utf8(),
     "reason": pl.Utf8(),
 }
+# Row groups of the staged Parquet: DuckDB's own row-group size. The streaming sink otherwise
+# writes many small, uneven row groups, and DuckDB's order-preserving parallel INSERT then has
+# to merge partial row groups at the checkpoint; aligned, each Parquet row group becomes one
+# store row group (measured, 5.2 M rows on 2 cores: 1.5 s instead of 2.7 s, same rows, same order).
+STAGE_ROW_GROUP = 122_880
 MAX_VALUE_CHARS = 200  # a 1 MB cell is reported, not copied whole into every report
 
 Progress = Callable[[str, int], None]
@@ -237,6 +242,7 @@ class Engine:
                 frame = sub.tables.get(table)
                 table_rules = [r for r in self.rules if r.table == table]
                 if frame is None:
+                    self.progress(f"skipping {table} (not submitted)", 0)
                     self._table_absent(table, table_rules, outcomes, issues, sub)
                     continue
                 self.progress(f"reading {table}", 0)
@@ -305,7 +311,8 @@ class Engine:
         for step in steps:
             lf = lf.with_columns(step)
         path = work / f"{table}.parquet"
-        lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(path)
+        lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(
+            path, row_group_size=STAGE_ROW_GROUP)
         n = pl.scan_parquet(path).select(pl.len()).collect().item()
         return path, cols, int(n)
 
