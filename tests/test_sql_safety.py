@@ -43,7 +43,6 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("derive.py", "file_name"): "an error message, not SQL",
     ("derive.py", "sql[:80]"): "an error message, not SQL",
     ("ingest.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
-    ("ingest.py", "int(threads)"): "an integer: DuckDB's own 'threads' setting, read back and int()-ed",
     ("report/qa.py", "STORE_ALIAS"): "a constant alias",
     ("report/qa.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
     ("report/qa.py", "expr"): "qi(col.name) of a catalog column, optionally wrapped in NULLIF(trim(...))",
