@@ -88,7 +88,15 @@ def qa_report_command(
                 result.cleanup()
                 raise
         try:
-            outcome = build_report(src, out, th, issues_dir, max_rows, cat, definitions)
+            if quiet:
+                outcome = build_report(src, out, th, issues_dir, max_rows, cat, definitions)
+            else:
+                import time
+
+                t0 = time.perf_counter()
+                with err_console.status("building the QA report (sections, figures, issue lists)"):
+                    outcome = build_report(src, out, th, issues_dir, max_rows, cat, definitions)
+                err_console.print(f"built in {time.perf_counter() - t0:.1f} s")
         finally:
             src.close()
             if result is not None:
