@@ -176,3 +176,13 @@ def read_source(
 
 __all__ = ["ReadError", "FORMATS", "MAX_CELL_CHARS", "check_cell_lengths", "cell_length_guard", "format_of",
            "display_name", "read_source"]
+
+
+def require_file(path: Path, display: str, allow_empty: bool = False) -> None:
+    """Refuse a path that is missing, a folder, or (unless allowed) empty, naming it as sent."""
+    if not path.exists():
+        raise ReadError(display, message="file not found")
+    if not path.is_file():
+        raise ReadError(display, message="is a folder, not a file")
+    if not allow_empty and path.stat().st_size == 0:
+        raise ReadError(display, message="the file is empty")

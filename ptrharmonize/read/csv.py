@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from . import ReadError, cell_length_guard, check_cell_lengths, display_name
+from . import ReadError, cell_length_guard, check_cell_lengths, display_name, require_file
 from .encoding import bom_encoding, normalize, scan_text, sniff, transcode_to_utf8
 
 DELIMITERS = [",", ";", "\t", "|"]
@@ -34,10 +34,7 @@ _MAGIC = [
 
 
 def _check_file(path: Path, display: str) -> bytes:
-    if not path.exists():
-        raise ReadError(display, message="file not found")
-    if not path.is_file():
-        raise ReadError(display, message="is a folder, not a file")
+    require_file(path, display, allow_empty=True)
     with path.open("rb") as fh:
         head = fh.read(64 * 1024)
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):

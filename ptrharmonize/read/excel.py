@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 import polars as pl
 
-from . import ReadError, check_cell_lengths, display_name
+from . import ReadError, check_cell_lengths, display_name, require_file
 
 _FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -146,12 +146,7 @@ def read_excel(
     `skip_rows_after_header` more rows). `_row` is the sheet row number Excel shows."""
     path = Path(path)
     display = display_name(path, root)
-    if not path.exists():
-        raise ReadError(display, message="file not found")
-    if not path.is_file():
-        raise ReadError(display, message="is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise ReadError(display, message="the file is empty")
+    require_file(path, display)
     if skip_rows:
         header_row = skip_rows + 1
     is_xlsx = path.suffix.lower() in (".xlsx", ".xlsm")

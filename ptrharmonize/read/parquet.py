@@ -6,19 +6,14 @@ from pathlib import Path
 
 import polars as pl
 
-from . import ReadError, display_name
+from . import ReadError, display_name, require_file
 
 
 def read_parquet(path: Path, root: Path | None = None, *, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
     """Read a Parquet file. The first record is `_row` 2, as if a header were row 1."""
     path = Path(path)
     display = display_name(path, root)
-    if not path.exists():
-        raise ReadError(display, message="file not found")
-    if not path.is_file():
-        raise ReadError(display, message="is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise ReadError(display, message="the file is empty")
+    require_file(path, display)
     try:
         schema = pl.read_parquet_schema(path)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a Parquet file"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from . import ReadError, display_name
+from . import ReadError, display_name, require_file
 
 
 def _code_text(v: object) -> str:
@@ -32,12 +32,7 @@ def read_spss(
 
     path = Path(path)
     display = display_name(path, root)
-    if not path.exists():
-        raise ReadError(display, message="file not found")
-    if not path.is_file():
-        raise ReadError(display, message="is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise ReadError(display, message="the file is empty")
+    require_file(path, display)
     try:
         df, meta = pyreadstat.read_sav(str(path), output_format="polars", encoding=encoding)
     except Exception as exc:  # noqa: BLE001 - any pyreadstat failure is "not a readable .sav"
