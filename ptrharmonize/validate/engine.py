@@ -235,7 +235,6 @@ class Engine:
             issues.append(sub.read_issues.select(list(ISSUE_SCHEMA)).cast(ISSUE_SCHEMA))
         staged: dict[str, Path] = {}
         rows: dict[str, int] = {}
-        present_cols: dict[str, set[str]] = {}
         phi_values: set[str] = set()
         try:
             for table in self.catalog.table_names:
@@ -252,7 +251,7 @@ class Engine:
                     except pl.exceptions.PolarsError:
                         _explain_unreadable(sub, table)
                         raise
-                staged[table], rows[table], present_cols[table] = path, n, cols
+                staged[table], rows[table] = path, n
                 self.progress(f"checking {table}", n)
                 self._structure(table, cols, table_rules, outcomes, issues, frame)
                 if n == 0:
@@ -264,7 +263,7 @@ class Engine:
                 with self._timed("identifier_scan"):
                     self._phi_values(table, path, cols, outcomes, issues, phi_values)
             with self._timed("cross_table_duckdb"):
-                self._cross_table(staged, present_cols, outcomes, issues)
+                self._cross_table(staged, outcomes, issues)
         except BaseException:
             if owns:
                 shutil.rmtree(work, ignore_errors=True)
@@ -511,8 +510,8 @@ class Engine:
             return pl.coalesce([pl.col(raw), typed])
         return typed
 
-    def _cross_table(self, staged: dict[str, Path], present_cols: dict[str, set[str]],
-                     outcomes: dict[str, _Outcome], issues: list[pl.DataFrame]) -> None:
+    def _cross_table(self, staged: dict[str, Path], outcomes: dict[str, _Outcome],
+                     issues: list[pl.DataFrame]) -> None:
         sql_rules = [r for r in self.rules
                      if (r.engine == "duckdb" or r.check == "references") and outcomes[r.id].status is None]
         if not sql_rules:
@@ -612,7 +611,7 @@ class Engine:
                     "table": r.table,
                     "category": r.category,
                     "severity": r.severity,
-                    "checked": o.checked if status not in ("not_applicable", "error") else o.checked,
+                    "checked": o.checked,
                     "failed": o.failed,
                     "fraction_failed": (o.failed / o.checked) if o.checked else 0.0,
                     "threshold": threshold,
