@@ -50,12 +50,13 @@ def load_submission(path: Path, mapping: Path | None):
 
 @app.command()
 def validate(
-    path: Annotated[Path, typer.Argument(help="Submission folder (a canonical extract, or the center's files with --mapping).")],
-    mapping: Annotated[Path | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml).")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="text (rich summary) or json (the issue table and rule results).")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list for the center (.csv or .xlsx).")] = None,
+    paths: Annotated[list[Path], typer.Argument(help="Submission folder(s): canonical extracts, or each center's files with its --mapping.", show_default=False)],
+    mapping: Annotated[list[Path] | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml); one per folder, in order, for several.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="text (rich summary) or json (the issue table and rule results; a list of them for several folders).")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list for the center (.csv or .xlsx); for several folders OUT-<folder>.csv each.")] = None,
     thresholds: Annotated[Path | None, typer.Option(help="Tolerances per rule (and center): CSV rule_id,center_id,threshold or YAML.")] = None,
     engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
+    stage: Annotated[Path | None, typer.Option(help="Keep the checked, typed data in this folder, so that `ptrh ingest --stage` with the same folder stores it without parsing the files again.")] = None,
     max_issues: Annotated[int, typer.Option(help="Issues shown in the terminal summary.")] = 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
@@ -63,35 +64,66 @@ def validate(
 
     Every finding is one row: rule id, severity, file, spreadsheet row (header = 1), column,
     value and a message for the person who fixes the data. Exit 0 when no error rule exceeds
-    its threshold (warnings allowed), 1 when one does, 2 when the check could not run.
+    its threshold (warnings allowed), 1 when one does, 2 when the check could not run; for
+    several folders, the worst of them.
     """
 
     def body() -> int:
+        import json
+
+        from .batch import check_outputs, output_for, pair_mappings
         from .cdm import load_catalog
-        from .report.issues import render_terminal, with_source_columns, write_issues, write_json
+        from .errors import run_guarded_each
+        from .report.issues import render_terminal, to_json_dict, with_source_columns, write_issues
         from .validate import Engine
         from .validate.rules import all_rules
+        from .validate.stage import validate_and_keep
         from .validate.thresholds import load_thresholds
 
         if format not in ("text", "json"):
             raise UserError("--format must be 'text' or 'json'")
+        pairs = pair_mappings(paths, mapping)
+        several = len(pairs) > 1
+        check_outputs(output, paths)
         cat = load_catalog()
         th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
-        sub = load_submission(path, mapping)
-        with _progress(quiet or format == "json") as progress:
-            result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
-        try:
-            if output is not None:
-                write_issues(with_source_columns(result.issues, mapping), output)
-            if format == "json":
-                write_json(result, sys.stdout)
-            else:
-                render_terminal(result, console, str(path), max_issues=max_issues)
-                if output is not None:
-                    console.print(f"issue list written to {output}")
-            return result.exit_code
-        finally:
-            result.cleanup()
+        docs: list[dict] = []
+
+        def one(pair: tuple[Path, Path | None]) -> int:
+            path, mp = pair
+            sub = load_submission(path, mp)
+            kept = None
+            with _progress(quiet or format == "json") as progress:
+                eng = Engine(cat, column_engine=engine, thresholds=th, progress=progress)
+                if stage is not None:
+                    result, kept = validate_and_keep(eng, sub, stage)
+                else:
+                    result = eng.validate(sub)
+            try:
+                out = output_for(output, path, several)
+                if out is not None:
+                    write_issues(with_source_columns(result.issues, mp), out)
+                if format == "json":
+                    docs.append(to_json_dict(result))
+                else:
+                    render_terminal(result, console, str(path), max_issues=max_issues)
+                    if out is not None:
+                        console.print(f"issue list written to {out}")
+                    if kept is not None:
+                        console.print(f"validation kept in {kept}: `ptrh ingest {path} --stage {stage} ...` stores it "
+                                      "without parsing the files again")
+                    elif stage is not None:
+                        console.print("[yellow]validation not kept:[/yellow] identifiers were found, and they are "
+                                      "never copied; remove them and validate again")
+                return result.exit_code
+            finally:
+                result.cleanup()
+
+        code = run_guarded_each(pairs, one, err_console)
+        if format == "json" and docs:
+            json.dump(docs if several else docs[0], sys.stdout, ensure_ascii=False, indent=1, default=str)
+            sys.stdout.write("\n")
+        return code
 
     raise typer.Exit(run_guarded(body, err_console))
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from rich.console import Console
 from rich.markup import escape
+
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -39,7 +42,7 @@ def fail(console: Console, message: str) -> None:
     console.print(f"[bold red]error:[/bold red] {escape(one_line(message))}", soft_wrap=True)
 
 
-def run_guarded(body: Callable[[], int], console: Console) -> int:
+def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool = True) -> int:
     """Run a command body; turn every expected failure into a message and exit code 2.
 
     The message is one line. Our own errors (UserError, ReadError) name the file, row and
@@ -64,6 +67,8 @@ def run_guarded(body: Callable[[], int], console: Console) -> int:
         fail(console, "out of memory while processing the submission")
         return 2
     except KeyboardInterrupt:
+        if not catch_interrupt:
+            raise
         # An ingest rolls its transaction back on the way out: the store is as it was, or (when
         # the interruption came after the commit) holds the new submission whole.
         fail(console, "interrupted")
@@ -73,3 +78,12 @@ def run_guarded(body: Callable[[], int], console: Console) -> int:
             raise
         fail(console, f"unexpected {type(exc).__name__}: {library_message(exc)} (set PTRH_DEBUG=1 for details)")
         return 2
+
+
+def run_guarded_each(items: Iterable[T], body: Callable[[T], int], console: Console) -> int:
+    """`body` on each item (a submission folder), as run_guarded: a failure of one is reported
+    and the others still run; the exit code is the worst. Ctrl-C stops them all."""
+    worst = 0
+    for item in items:
+        worst = max(worst, run_guarded(lambda item=item: body(item), console, catch_interrupt=False))
+    return worst

@@ -8,7 +8,6 @@ entirely; a rejected one (blocking errors) never touches the store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import db
+from . import checksums, db
 from .cdm import Catalog, load_catalog
 from .errors import UserError
 from .lock import StoreLock
@@ -35,29 +34,14 @@ class IngestOutcome:
     replaced: str | None = None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def submission_checksums(sub: Submission) -> tuple[dict[str, str], str | None, str]:
-    files = {}
-    for f in sorted(sub.files, key=lambda p: str(p)):
-        try:
-            rel = str(Path(f).relative_to(sub.source_path))
-        except ValueError:
-            rel = Path(f).name
-        files[rel] = sha256_file(f)
-    mapping = sha256_file(sub.mapping_file) if sub.mapping_file else None
-    content = hashlib.sha256(json.dumps([files, mapping], sort_keys=True).encode()).hexdigest()
-    return files, mapping, content
+    return checksums.submission_checksums(sub.files, sub.source_path, sub.mapping_file)
 
 
 def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Catalog | None = None,
-           wait_s: float = 0.0) -> IngestOutcome:
+           wait_s: float = 0.0,
+           checksums_: tuple[dict[str, str], str | None, str] | None = None) -> IngestOutcome:
+    """Store `result` (the validation of `sub`). `checksums_` when the caller has computed them."""
     catalog = catalog or load_catalog()
     center = result.center_id
     if result.blocking:
@@ -67,7 +51,7 @@ def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Cata
             f"{sub.source_path}: a submission must come from exactly one center; "
             "check center_id in the patients file"
         )
-    files, mapping_sum, content = submission_checksums(sub)
+    files, mapping_sum, content = checksums_ or submission_checksums(sub)
     with StoreLock(store, wait_s):
         try:
             con = duckdb.connect(str(store))

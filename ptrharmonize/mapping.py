@@ -973,6 +973,26 @@ def _map_unpivot(block: SourceBlock, mapping: Mapping, df: pl.DataFrame, ctx: _C
     return _finish(out, tspec, block)
 
 
+def _usable_mapping(mapping_path: Path, root: Path, catalog: Catalog) -> Mapping:
+    if not root.is_dir():
+        raise ReadError(str(root), message="submission folder not found")
+    m = parse_mapping(load_mapping(mapping_path), mapping_path, catalog)
+    errors = [p for p in m.problems if p["level"] == "error"]
+    if errors:
+        lines = "; ".join(f"{p['where']}: {p['message']}" for p in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise MappingError(mapping_path.name, f"the mapping has {len(errors)} error(s): {lines}{more}", errors)
+    return m
+
+
+def mapped_files(mapping_path: Path, submission_folder: Path, catalog: Catalog | None = None) -> list[Path]:
+    """The files a mapped submission consists of, without reading them: what its checksums cover
+    (the same list, in the same order, as `apply_mapping(...).files`)."""
+    root = Path(submission_folder)
+    m = _usable_mapping(Path(mapping_path), root, catalog or load_catalog())
+    return list(dict.fromkeys(resolve_in(root, block.file) for block in m.blocks))
+
+
 def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog | None = None) -> Submission:
     """Read a center's submission folder through its mapping; return CDM-shaped frames.
 
@@ -982,14 +1002,7 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
     catalog = catalog or load_catalog()
     mapping_path = Path(mapping_path)
     root = Path(submission_folder)
-    if not root.is_dir():
-        raise ReadError(str(root), message="submission folder not found")
-    m = parse_mapping(load_mapping(mapping_path), mapping_path, catalog)
-    errors = [p for p in m.problems if p["level"] == "error"]
-    if errors:
-        lines = "; ".join(f"{p['where']}: {p['message']}" for p in errors[:10])
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        raise MappingError(mapping_path.name, f"the mapping has {len(errors)} error(s): {lines}{more}", errors)
+    m = _usable_mapping(mapping_path, root, catalog)
     files: list[Path] = []
     frames: dict[str, list[pl.DataFrame]] = {}
     for block in m.blocks:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("baseline", "validate", "ingest", "run-analysis", "qa-report")
+STEPS = ("baseline", "validate", "ingest", "ingest-fresh", "validate-each", "ingest-each", "run-analysis", "qa-report")
 
 
 def test_bench_scale_tiny(tmp_path: Path) -> None:
@@ -36,6 +36,8 @@ def test_bench_scale_tiny(tmp_path: Path) -> None:
         assert r["ratio_s"] is not None and r["ratio_s"] > 0
         assert r["ratio_rss"] is not None and r["ratio_rss"] > 0
     assert res["steps"]["baseline"]["ratio_s"] == 1.0
-    assert res["validate_plus_ingest_ratio"] > 0
+    assert res["validate_plus_ingest_ratio"] > 0 and res["ingest_ratio"] > 0 and res["each_ingest_ratio"] > 0
+    # the ingest step stored what validate kept, for every center (not a second validation)
+    assert res["ingest_used_kept_validation"] == 1 and res["stage_mb"] > 0
     assert (out / "scale.png").stat().st_size > 0
-    assert "validate+ingest" in proc.stdout
+    assert "validate + ingest (kept validation)" in proc.stdout

@@ -18,12 +18,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
-        path: Annotated[Path, typer.Argument(help="Submission folder: a canonical extract, or the center's own files with --mapping.")],
+        paths: Annotated[list[Path], typer.Argument(help="Submission folder(s): canonical extracts, or each center's files with its --mapping.", show_default=False)],
         store: Annotated[Path, typer.Option(help="The registry's DuckDB file (created if absent).")],
-        mapping: Annotated[Path | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml).")] = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list (.csv or .xlsx).")] = None,
+        mapping: Annotated[list[Path] | None, typer.Option(help="The center's mapping file (mappings/<center>.yaml); one per folder, in order, for several.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the issue list (.csv or .xlsx); for several folders OUT-<folder>.csv each.")] = None,
         thresholds: Annotated[Path | None, typer.Option(help="Tolerances per rule (and center).")] = None,
         engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
+        stage: Annotated[Path | None, typer.Option(help="Store the validation kept here by `ptrh validate --stage` when it is of these very files (checksums) under these rules; otherwise validate them as usual.")] = None,
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     ) -> None:
@@ -31,41 +32,67 @@ def register(app: typer.Typer) -> None:
 
         Only a submission without blocking errors is stored, and then it replaces all of that
         center's previous data in one transaction. The same files again change nothing. A
-        rejected submission leaves the store exactly as it was. Exit codes as for validate.
+        rejected submission leaves the store exactly as it was. Several folders are stored one
+        after the other, each in its own transaction. Exit codes as for validate.
         """
 
         def body() -> int:
+            from ..batch import check_outputs, output_for, pair_mappings
             from ..cdm import load_catalog
             from ..cli import _progress, load_submission
+            from ..errors import run_guarded_each
             from ..ingest import ingest as do_ingest
             from ..report.issues import render_terminal, with_source_columns, write_issues
             from ..validate import Engine
             from ..validate.rules import all_rules
+            from ..validate.stage import find_kept
             from ..validate.thresholds import load_thresholds
 
+            pairs = pair_mappings(paths, mapping)
+            several = len(pairs) > 1
+            check_outputs(output, paths)
             cat = load_catalog()
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
-            sub = load_submission(path, mapping)
-            with _progress(quiet) as progress:
-                result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
-            try:
-                if output is not None:
-                    write_issues(with_source_columns(result.issues, mapping), output)
-                if not quiet:
-                    render_terminal(result, console, str(path), max_issues=10)
-                out = do_ingest(sub, result, store, cat, wait_s=wait)
-            finally:
-                result.cleanup()
-            if out.status == "rejected":
-                console.print(f"[red]rejected:[/red] {store} was not changed; fix the errors above and submit again")
-                return 1
-            if out.status == "unchanged":
-                console.print(f"unchanged: this submission of {out.center_id} is already stored as {out.submission_id}")
+
+            def one(pair: tuple[Path, Path | None]) -> int:
+                path, mp = pair
+                result = sums = None
+                if stage is not None:
+                    kept = find_kept(Engine(cat, column_engine=engine, thresholds=th), path, mp, stage)
+                    if kept.result is not None:
+                        result, sub = kept.result, kept.submission
+                        sums = (kept.checksums.files, kept.checksums.mapping, kept.checksums.content)
+                        # Said even with --quiet: it is what was stored, not progress.
+                        err_console.print(f"{path}: storing the validation kept at {kept.created_at} "
+                                          "(the files are unchanged since)")
+                    else:
+                        err_console.print(f"{path}: validating ({kept.reason})")
+                if result is None:
+                    sub = load_submission(path, mp)
+                    with _progress(quiet) as progress:
+                        result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
+                try:
+                    out_file = output_for(output, path, several)
+                    if out_file is not None:
+                        write_issues(with_source_columns(result.issues, mp), out_file)
+                    if not quiet:
+                        render_terminal(result, console, str(path), max_issues=10)
+                    out = do_ingest(sub, result, store, cat, wait_s=wait, checksums_=sums)
+                finally:
+                    result.cleanup()
+                if out.status == "rejected":
+                    console.print(f"[red]rejected:[/red] {path}: {store} was not changed; fix the errors above and "
+                                  "submit again")
+                    return 1
+                if out.status == "unchanged":
+                    console.print(f"unchanged: this submission of {out.center_id} is already stored as {out.submission_id}")
+                    return 0
+                total = sum(out.rows.values())
+                replaced = f", replacing {out.replaced}" if out.replaced else ""
+                console.print(f"[green]stored[/green] {total:,} rows of {out.center_id} as {out.submission_id}{replaced}")
                 return 0
-            total = sum(out.rows.values())
-            replaced = f", replacing {out.replaced}" if out.replaced else ""
-            console.print(f"[green]stored[/green] {total:,} rows of {out.center_id} as {out.submission_id}{replaced}")
-            return 0
+
+            return run_guarded_each(pairs, one, err_console)
 
         raise typer.Exit(run_guarded(body, err_console))
 

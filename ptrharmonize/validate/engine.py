@@ -595,6 +595,20 @@ class Engine:
                 return self.thresholds[key]
         return rule.threshold
 
+    def rules_from_counts(self, counts: pl.DataFrame, center: str | None) -> pl.DataFrame | None:
+        """Rule results from kept counts (a validation kept by `validate --stage`) under this
+        engine's thresholds, exactly as validate() would give them; None when the counts are of
+        another rule set."""
+        if set(counts["rule_id"].to_list()) != {r.id for r in self.rules}:
+            return None
+        outcomes = {r.id: _Outcome() for r in self.rules}
+        for row in counts.iter_rows(named=True):
+            o = outcomes[row["rule_id"]]
+            o.checked, o.failed = int(row["checked"] or 0), int(row["failed"] or 0)
+            if row["status"] in ("not_applicable", "error"):
+                o.status, o.reason = row["status"], row["reason"]
+        return self._rule_results(outcomes, center)
+
     def _rule_results(self, outcomes: dict[str, _Outcome], center: str | None) -> pl.DataFrame:
         rows = []
         for r in self.rules:
