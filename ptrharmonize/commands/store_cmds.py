@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
         Only a submission without blocking errors is stored, and then it replaces all of that
         center's previous data in one transaction. The same files again change nothing. A
         rejected submission leaves the store exactly as it was. Several folders are stored one
-        after the other, each in its own transaction. Exit codes as for validate.
+        after the other, each in its own transaction (the store stays locked against other
+        writers until the last is done). Exit codes as for validate.
         """
 
         def body() -> int:
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
             from ..cdm import load_catalog
             from ..cli import _progress, load_submission
             from ..errors import run_guarded_each
-            from ..ingest import ingest as do_ingest
+            from ..ingest import StoreWriter
             from ..report.issues import render_terminal, with_source_columns, write_issues
             from ..validate import Engine
             from ..validate.rules import all_rules
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
                         write_issues(with_source_columns(result.issues, mp), out_file)
                     if not quiet:
                         render_terminal(result, console, str(path), max_issues=10)
-                    out = do_ingest(sub, result, store, cat, wait_s=wait, checksums_=sums)
+                    out = writer.ingest(sub, result, sums)
                 finally:
                     result.cleanup()
                 if out.status == "rejected":
@@ -92,7 +93,11 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[green]stored[/green] {total:,} rows of {out.center_id} as {out.submission_id}{replaced}")
                 return 0
 
-            return run_guarded_each(pairs, one, err_console)
+            # One writer for every folder: the store is opened (and locked) once, at the first
+            # submission to store, and checkpointed once at the end; each center is still its
+            # own transaction.
+            with StoreWriter(store, cat, wait) as writer:
+                return run_guarded_each(pairs, one, err_console)
 
         raise typer.Exit(run_guarded(body, err_console))
 

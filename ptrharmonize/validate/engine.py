@@ -55,6 +55,10 @@ RULE_RESULT_SCHEMA: dict[str, pl.DataType] = {
 # to merge partial row groups at the checkpoint; aligned, each Parquet row group becomes one
 # store row group (measured, 5.2 M rows on 2 cores: 1.5 s instead of 2.7 s, same rows, same order).
 STAGE_ROW_GROUP = 122_880
+# LZ4 rather than polars' default zstd: the stage is written once and read three or four times
+# (checks, identifier scan, DuckDB rules, the store's INSERT) on the same machine, so speed
+# matters more than size (5.4 M lab rows: written in 0.55 s instead of 0.73 s, 73 MB instead of 46).
+STAGE_COMPRESSION = "lz4"
 MAX_VALUE_CHARS = 200  # a 1 MB cell is reported, not copied whole into every report
 
 Progress = Callable[[str, int], None]
@@ -311,7 +315,7 @@ class Engine:
             lf = lf.with_columns(step)
         path = work / f"{table}.parquet"
         lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(
-            path, row_group_size=STAGE_ROW_GROUP)
+            path, row_group_size=STAGE_ROW_GROUP, compression=STAGE_COMPRESSION)
         n = pl.scan_parquet(path).select(pl.len()).collect().item()
         return path, cols, int(n)
 
