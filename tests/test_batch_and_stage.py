@@ -247,3 +247,37 @@ def test_validate_and_keep_replaces_an_older_copy(three: list[Path], tmp_path: P
         res.cleanup()
         assert kept is not None and (kept / "manifest.json").is_file()
     assert sorted(p.name for p in stage.iterdir()) == [kept.name]
+
+
+def test_writer_keeps_going_after_a_failed_transaction(three: list[Path], tmp_path: Path) -> None:
+    """One store writer for several submissions: a failure inside one center's transaction rolls
+    back that center only (its previous data stay), and the writer still stores the next."""
+    from ptrharmonize.ingest import StoreWriter
+
+    store = tmp_path / "reg.duckdb"
+    assert cli("ingest", three[1], "--store", store, "--quiet")[0] == 0
+    before_b = store_content(store)["labs"]
+    # B02 again, changed, with its staged labs removed under it: its INSERT fails mid-transaction.
+    labs = three[1] / "labs.csv"
+    labs.write_text(labs.read_text(encoding="utf-8").replace(",11,10^9/L,", ",12,10^9/L,", 1), encoding="utf-8")
+    eng = Engine()
+    results = [(p, eng.validate(load_submission(p, None))) for p in three]
+    try:
+        results[1][1].staged["labs"].unlink()
+        outcomes = []
+        with StoreWriter(store) as writer:
+            for p, res in results:
+                try:
+                    outcomes.append(writer.ingest(load_submission(p, None), res).status)
+                except duckdb.Error:
+                    outcomes.append("failed")
+    finally:
+        for _, res in results:
+            res.cleanup()
+    assert outcomes == ["stored", "failed", "stored"]
+    con = duckdb.connect(str(store), read_only=True)
+    centers = sorted(c for (c,) in con.execute("SELECT DISTINCT center_id FROM labs").fetchall())
+    active = con.execute("SELECT count(*) FROM submissions WHERE status = 'active'").fetchall()[0][0]
+    con.close()
+    assert centers == ["A01", "B02", "C03"] and active == 3
+    assert [r for r in store_content(store)["labs"] if "'B02'" in r] == before_b

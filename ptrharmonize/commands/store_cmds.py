@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     ) -> None:
-        """Map, validate and store a center's submission.
+        """Map, validate and store a center's submission (or several, one folder each).
 
         Only a submission without blocking errors is stored, and then it replaces all of that
         center's previous data in one transaction. The same files again change nothing. A
