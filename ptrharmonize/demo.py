@@ -76,7 +76,7 @@ def run_demo(out: Path, patients: int = 40, centers: int = 4, seed: int = 202406
 
     step(Step("1. Generate the calibrated study cohort (44 patients)", ["synth", "paper", "--out", str(paper)]))
     step(Step("2. Generate demo centers with planted defects",
-              ["synth", "centers", "--out", str(dirty), "--patients", str(patients), "--centers", str(centers),
+              ["synth", "centers", "--out", str(dirty), "--patients-per-center", str(patients), "--centers", str(centers),
                "--seed", str(seed), "--defects"]))
     manifest = json.loads((dirty / "manifest.json").read_text())
     for c in manifest["centers"]:
@@ -92,7 +92,7 @@ def run_demo(out: Path, patients: int = 40, centers: int = 4, seed: int = 202406
               ["qa-report", str(dirty / "centers" / first_key), "--mapping", str(dirty / "mappings" / f"{first_key}.yaml"),
                "--out", str(out / f"qa-submission-{first_key}.html"), "--quiet"]))
     step(Step("5. Generate the corrected submissions",
-              ["synth", "centers", "--out", str(clean), "--patients", str(patients), "--centers", str(centers),
+              ["synth", "centers", "--out", str(clean), "--patients-per-center", str(patients), "--centers", str(centers),
                "--seed", str(seed)]))
     step(Step("6. Ingest the study cohort (canonical extract)", ["ingest", str(paper), "--store", str(store), "--quiet"]))
     for c in json.loads((clean / "manifest.json").read_text())["centers"]:

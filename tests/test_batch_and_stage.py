@@ -281,3 +281,16 @@ def test_writer_keeps_going_after_a_failed_transaction(three: list[Path], tmp_pa
     con.close()
     assert centers == ["A01", "B02", "C03"] and active == 3
     assert [r for r in store_content(store)["labs"] if "'B02'" in r] == before_b
+
+
+def test_manifest_pointing_outside_its_folder_is_not_followed(three: list[Path], tmp_path: Path) -> None:
+    stage = tmp_path / "stage"
+    assert cli("validate", three[0], "--stage", stage, "--quiet")[0] == 0
+    (kept,) = [p for p in stage.iterdir() if not p.name.startswith(".")]
+    outside = tmp_path / "labs.parquet"
+    (kept / "labs.parquet").rename(outside)
+    m = json.loads((kept / "manifest.json").read_text(encoding="utf-8"))
+    m["staged"]["labs"]["file"] = "../labs.parquet"
+    (kept / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    found = find_kept(Engine(), three[0], None, stage)
+    assert found.result is None and "cannot be read" in (found.reason or "")

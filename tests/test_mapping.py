@@ -553,7 +553,7 @@ def test_cli_mapping_check_and_synth(tmp_path: Path, demo: tuple[Path, dict]) ->
     assert json.loads(bad.output)["errors"] > 5
     missing = runner.invoke(app, ["mapping", "check", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
-    gen = runner.invoke(app, ["synth", "centers", "--out", str(tmp_path / "s"), "--patients", "3", "--centers", "3", "--defects"])
+    gen = runner.invoke(app, ["synth", "centers", "--out", str(tmp_path / "s"), "--patients-per-center", "3", "--centers", "3", "--defects"])
     assert gen.exit_code == 0, gen.output
     assert json.loads((tmp_path / "s/defects.json").read_text(encoding="utf-8"))
     assert (tmp_path / "s/centers/us_boston/boston_registry_export.xlsx").exists()

@@ -838,9 +838,17 @@ def _write_mapping(shape: Shape, key: str, center_id: str, out: Path) -> Path:
     return dst
 
 
+def split_patients(total: int, centers: int) -> list[int]:
+    """`total` patients over `centers` centers, as evenly as possible (the first ones get the
+    remainder): `ptrh synth centers --patients 50000 --centers 100` is 500 each."""
+    if centers < 1 or total < centers:
+        raise ValueError("at least one patient per center")
+    return [total // centers + (1 if k < total % centers else 0) for k in range(centers)]
+
+
 def generate_centers(
     out: Path,
-    patients_per_center: int = 40,
+    patients_per_center: int | list[int] = 40,
     seed: int = 20240601,
     defects: bool = False,
     centers: int = 4,
@@ -854,10 +862,11 @@ def generate_centers(
     `mappings/<key>.yaml` the mapping to read the center's files, `manifest.json`, and with
     `defects=True` also `defects.json` (one entry per planted defect). Returns the manifest.
     `render_files=False` writes only the truth (fast, for scale tests)."""
-    if patients_per_center < 1:
-        raise ValueError("patients_per_center must be at least 1")
     if centers < 1:
         raise ValueError("centers must be at least 1")
+    sizes = [patients_per_center] * centers if isinstance(patients_per_center, int) else list(patients_per_center)
+    if len(sizes) != centers or min(sizes) < 1:
+        raise ValueError("patients_per_center must be at least 1 (one number, or one per center)")
     if truth_format not in ("csv", "parquet"):
         raise ValueError("truth_format is csv or parquet")
     order = shapes or SHAPE_ORDER
@@ -870,7 +879,8 @@ def generate_centers(
         if (out / sub).exists():
             shutil.rmtree(out / sub)
     (out / "mappings").mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"seed": seed, "patients_per_center": patients_per_center, "centers": [], "defects": []}
+    manifest: dict[str, Any] = {"seed": seed, "patients": sum(sizes), "patients_per_center": sizes, "centers": [],
+                                "defects": []}
     for k in range(centers):
         shape = SHAPES[order[k % len(order)]]
         copy = k // len(order)
@@ -878,7 +888,7 @@ def generate_centers(
         center_id = shape.center_id if copy == 0 else f"{shape.center_id}{copy + 1}"
         prefix = shape.id_prefix if copy == 0 else f"{shape.id_prefix}{copy + 1}"
         rng = np.random.default_rng([seed, k])
-        truth = quantize(generate_truth(patients_per_center, rng, shape, center_id, prefix), shape, catalog)
+        truth = quantize(generate_truth(sizes[k], rng, shape, center_id, prefix), shape, catalog)
         _write_truth(truth, out / "truth" / key, truth_format)
         entry = {
             "key": key,

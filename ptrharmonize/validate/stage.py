@@ -158,6 +158,11 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
                                                  "is kept there")
     try:
         m = json.loads(manifest_path.read_text(encoding="utf-8"))
+        names = [*m["kept"], *(s["file"] for s in m["staged"].values())]
+        if any(not isinstance(n, str) or Path(n).name != n or n in ("", ".", "..") for n in names):
+            # The kept files sit in the folder itself; a manifest naming anything else was not
+            # written by validate and is not followed.
+            raise ValueError("manifest names a file outside its folder")
         kept = {name: folder / name for name in m["kept"]}
         staged = {t: folder / s["file"] for t, s in m["staged"].items()}
         expected = {**{folder / n: s for n, s in m["kept"].items()},
