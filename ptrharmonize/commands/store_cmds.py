@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     result.cleanup()
                 if out.status == "rejected":
-                    console.print(f"[red]rejected:[/red] {path}: {store} was not changed; fix the errors above and "
+                    console.print(f"[red]rejected:[/red] {path}: nothing of it was stored ({store} was not changed by it); fix the errors above and "
                                   "submit again")
                     return 1
                 if out.status == "unchanged":
