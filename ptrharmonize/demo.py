@@ -95,17 +95,25 @@ def run_demo(out: Path, patients: int = 40, centers: int = 4, seed: int = 202406
               ["synth", "centers", "--out", str(clean), "--patients-per-center", str(patients), "--centers", str(centers),
                "--seed", str(seed)]))
     step(Step("6. Ingest the study cohort (canonical extract)", ["ingest", str(paper), "--store", str(store), "--quiet"]))
+    folders, maps = [], []
     for c in json.loads((clean / "manifest.json").read_text())["centers"]:
         key = c["key"] if "key" in c else Path(c["folder"]).name
-        step(Step(f"7. Ingest {c['center_id']} through its mapping",
-                  ["ingest", str(clean / "centers" / key), "--mapping", str(clean / "mappings" / f"{key}.yaml"),
-                   "--store", str(store), "--quiet"]))
-    step(Step("8. The registry", ["status", "--store", str(store)]))
-    step(Step("9. Every analysis of the study on the pooled registry",
+        folders.append(str(clean / "centers" / key))
+        maps += ["--mapping", str(clean / "mappings" / f"{key}.yaml")]
+    kept = out / "kept"
+    step(Step("7. Validate every corrected submission in one call, keeping the checked data",
+              ["validate", *folders, *maps, "--stage", str(kept), "--max-issues", "2", "--quiet"],
+              expect=(0,), why="One call for all the centers (one issue list each); --stage keeps what was "
+              "checked for the ingest."))
+    step(Step("8. Ingest them in one call from what validate kept",
+              ["ingest", *folders, *maps, "--stage", str(kept), "--store", str(store), "--quiet"],
+              why="Each center in its own transaction; the files' checksums are verified against the kept validation, nothing is parsed again."))
+    step(Step("9. The registry", ["status", "--store", str(store)]))
+    step(Step("10. Every analysis of the study on the pooled registry",
               ["run-analysis", "--store", str(store), "--out", str(out / "results"), "--quiet"]))
-    step(Step("10. QA report of the registry",
+    step(Step("11. QA report of the registry",
               ["qa-report", "--store", str(store), "--out", str(out / "qa.html"), "--issues-dir", str(issues), "--quiet"]))
-    step(Step("11. Reproduce the study number by number", ["reproduce", "--out", str(out / "reproduction"), "--quiet"]))
+    step(Step("12. Reproduce the study number by number", ["reproduce", "--out", str(out / "reproduction"), "--quiet"]))
     total = time.perf_counter() - t_all
     where = {
         "store": store,
