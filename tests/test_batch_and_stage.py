@@ -294,3 +294,18 @@ def test_manifest_pointing_outside_its_folder_is_not_followed(three: list[Path],
     (kept / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
     found = find_kept(Engine(), three[0], None, stage)
     assert found.result is None and "cannot be read" in (found.reason or "")
+
+
+def test_leftovers_of_a_killed_validate_are_removed_when_old(three: list[Path], tmp_path: Path) -> None:
+    import os
+    import time
+
+    stage = tmp_path / "stage"
+    old, recent = stage / ".partial-old", stage / ".partial-recent"
+    for d in (old, recent):
+        d.mkdir(parents=True)
+        (d / "labs.parquet").write_bytes(b"half")
+    past = time.time() - 7 * 3600
+    os.utime(old, (past, past))
+    assert cli("validate", three[0], "--stage", stage, "--quiet")[0] == 0
+    assert not old.exists() and recent.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from ..submission import Submission
 from .engine import Engine, ValidationResult
 
 FORMAT = 1
+LEFTOVER_AFTER_S = 6 * 3600
 MANIFEST = "manifest.json"
 PHI_PREFIX = "phi."
 
@@ -81,6 +83,15 @@ def _prepare(stage_dir: Path) -> Path:
         stage_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{stage_dir}: cannot create the stage folder ({exc.strerror})") from None
+    # A validate that was killed leaves its half-written folder behind: remove those old enough
+    # that no running validate can still be writing them.
+    now = time.time()
+    for leftover in [*stage_dir.glob(".partial-*"), *stage_dir.glob(".old-*")]:
+        try:
+            if leftover.is_dir() and now - leftover.stat().st_mtime > LEFTOVER_AFTER_S:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass
     return stage_dir
 
 
