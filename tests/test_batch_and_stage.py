@@ -309,3 +309,14 @@ def test_leftovers_of_a_killed_validate_are_removed_when_old(three: list[Path], 
     os.utime(old, (past, past))
     assert cli("validate", three[0], "--stage", stage, "--quiet")[0] == 0
     assert not old.exists() and recent.exists()
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[]", '{"kept": {}, "staged": []}', '{"kept": 5, "staged": {}}'])
+def test_unreadable_manifest_means_validating_again(three: list[Path], tmp_path: Path, manifest: str) -> None:
+    stage = tmp_path / "stage"
+    assert cli("validate", three[0], "--stage", stage, "--quiet")[0] == 0
+    (kept,) = [p for p in stage.iterdir() if not p.name.startswith(".")]
+    (kept / "manifest.json").write_text(manifest, encoding="utf-8")
+    res = runner.invoke(app, ["ingest", str(three[0]), "--store", str(tmp_path / "reg.duckdb"), "--stage", str(stage)])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "validating (the kept validation cannot be read" in res.output

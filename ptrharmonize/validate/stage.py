@@ -184,7 +184,7 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
                                                     "changed since it was written)")
         issues = pl.read_parquet(kept["issues.parquet"])
         rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"]), m["center_id"])
-    except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
         return Kept(None, light, checks, reason=f"the kept validation cannot be read ({type(exc).__name__})")
     if rules is None:
         return Kept(None, light, checks, reason="the kept validation was made under other rules")
