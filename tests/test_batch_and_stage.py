@@ -320,3 +320,21 @@ def test_unreadable_manifest_means_validating_again(three: list[Path], tmp_path:
     res = runner.invoke(app, ["ingest", str(three[0]), "--store", str(tmp_path / "reg.duckdb"), "--stage", str(stage)])
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output
     assert "validating (the kept validation cannot be read" in res.output
+
+
+def test_qa_report_of_a_kept_validation(tmp_path: Path) -> None:
+    dirty = write_extract(tmp_path / "D04", center_rows("D04", dirty=True))
+    stage = tmp_path / "stage"
+    assert cli("validate", dirty, "--stage", stage, "--quiet")[0] == 1
+    kept = runner.invoke(app, ["qa-report", str(dirty), "--stage", str(stage), "--out", str(tmp_path / "k.html"), "-q"])
+    fresh = runner.invoke(app, ["qa-report", str(dirty), "--out", str(tmp_path / "f.html"), "-q"])
+    assert kept.exit_code == fresh.exit_code == 0, kept.output
+    assert "reporting the validation kept" in kept.output
+    summary = [line.split(": ", 1)[1] for r in (kept, fresh) for line in r.stdout.splitlines() if "QA report written" in line]
+    assert len(summary) == 2 and summary[0] == summary[1] and "errors" in summary[0]
+    # other definitions: the kept validation (graded under schemas/) is not used
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("{}\n", encoding="utf-8")
+    other = runner.invoke(app, ["qa-report", str(dirty), "--stage", str(stage), "--config", str(cfg),
+                                "--out", str(tmp_path / "c.html"), "-q"])
+    assert other.exit_code == 0 and "reporting the validation kept" not in other.output

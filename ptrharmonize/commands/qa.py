@@ -32,6 +32,9 @@ def qa_report_command(
     config: Annotated[Path | None, typer.Option(
         help="YAML definitions merged over schemas/definitions.yaml (CCI windows, CRS criteria).")] = None,
     max_rows: Annotated[int, typer.Option(help="Issue rows shown per center in the HTML (all are exported).")] = 1000,
+    stage: Annotated[Path | None, typer.Option(
+        help="With SUBMISSION_PATH: report the validation kept here by `ptrh validate --stage` when it is "
+             "of these very files under these rules (not with --config); otherwise validate them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Write the QA report: summary per center, rule results with denominators, completeness,
@@ -57,6 +60,8 @@ def qa_report_command(
             raise UserError("give either SUBMISSION_PATH or --store, not both")
         if mapping is not None and path is None:
             raise UserError("--mapping goes with SUBMISSION_PATH")
+        if stage is not None and path is None:
+            raise UserError("--stage goes with SUBMISSION_PATH")
         if max_rows < 0:
             raise UserError("--max-rows must be >= 0")
         if out.exists() and out.is_dir():
@@ -79,9 +84,19 @@ def qa_report_command(
             from ..cli import _progress, load_submission
             from ..validate import Engine
 
-            sub = load_submission(path, mapping)
-            with _progress(quiet) as progress:
-                result = Engine(cat, thresholds=th, definitions=definitions, progress=progress).validate(sub)
+            if stage is not None and config is None:
+                # A kept validation was graded with the definitions of schemas/ (part of its key),
+                # so a report under other definitions (--config) validates afresh.
+                from ..validate.stage import find_kept
+
+                kept = find_kept(Engine(cat, thresholds=th), path, mapping, stage)
+                result = kept.result
+                err_console.print(f"{path}: reporting the validation kept at {kept.created_at}" if result is not None
+                                  else f"{path}: validating ({kept.reason})")
+            if result is None:
+                sub = load_submission(path, mapping)
+                with _progress(quiet) as progress:
+                    result = Engine(cat, thresholds=th, definitions=definitions, progress=progress).validate(sub)
             try:
                 src = open_submission_source(result, str(path), definitions, cat, mapping)
             except BaseException:
