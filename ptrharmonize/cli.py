@@ -9,14 +9,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from . import commands as _commands
 from .errors import UserError, fail, run_guarded
+
+if TYPE_CHECKING:
+    from .validate import ValidationResult
 
 app = typer.Typer(
     name="ptrh",
@@ -58,6 +62,7 @@ def validate(
     engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
     stage: Annotated[Path | None, typer.Option(help="Keep the checked, typed data in this folder, so that `ptrh ingest --stage` with the same folder stores it without parsing the files again.")] = None,
     max_issues: Annotated[int, typer.Option(help="Issues shown in the terminal summary.")] = 20,
+    jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to 32 MB of files) validated at once.")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Check a submission against the common data model and the rule catalog.
@@ -70,8 +75,9 @@ def validate(
 
     def body() -> int:
         import json
+        from contextlib import closing
 
-        from .batch import check_outputs, output_for, pair_mappings
+        from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
         from .cdm import load_catalog
         from .errors import run_guarded_each
         from .report.issues import render_terminal, to_json_dict, with_source_columns, write_issues
@@ -82,6 +88,8 @@ def validate(
 
         if format not in ("text", "json"):
             raise UserError("--format must be 'text' or 'json'")
+        if jobs < 1:
+            raise UserError("--jobs must be at least 1")
         pairs = pair_mappings(paths, mapping)
         several = len(pairs) > 1
         check_outputs(output, paths)
@@ -89,16 +97,17 @@ def validate(
         th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         docs: list[dict] = []
 
-        def one(pair: tuple[Path, Path | None]) -> int:
-            path, mp = pair
-            sub = load_submission(path, mp)
-            kept = None
-            with _progress(quiet or format == "json") as progress:
+        def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[ValidationResult, Path | None]:
+            sub = load_submission(*pair)
+            with _progress(quiet or format == "json" or not inline) as progress:
                 eng = Engine(cat, column_engine=engine, thresholds=th, progress=progress)
                 if stage is not None:
-                    result, kept = validate_and_keep(eng, sub, stage)
-                else:
-                    result = eng.validate(sub)
+                    return validate_and_keep(eng, sub, stage)
+                return eng.validate(sub), None
+
+        def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[ValidationResult, Path | None]]]) -> int:
+            (path, mp), get = item
+            result, kept = get()
             try:
                 out = output_for(output, path, several)
                 if out is not None:
@@ -119,7 +128,8 @@ def validate(
             finally:
                 result.cleanup()
 
-        code = run_guarded_each(pairs, one, err_console)
+        with closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
+            code = run_guarded_each(items, one, err_console)
         if format == "json" and docs:
             json.dump(docs if several else docs[0], sys.stdout, ensure_ascii=False, indent=1, default=str)
             sys.stdout.write("\n")

@@ -338,3 +338,34 @@ def test_qa_report_of_a_kept_validation(tmp_path: Path) -> None:
     other = runner.invoke(app, ["qa-report", str(dirty), "--stage", str(stage), "--config", str(cfg),
                                 "--out", str(tmp_path / "c.html"), "-q"])
     assert other.exit_code == 0 and "reporting the validation kept" not in other.output
+
+
+def test_two_at_a_time_gives_the_same_results_in_the_same_order(three: list[Path], tmp_path: Path) -> None:
+    dirty = write_extract(tmp_path / "D04", center_rows("D04", dirty=True))
+    folders = [three[0], dirty, three[1], three[2]]
+    outs = {}
+    for jobs in ("1", "2"):
+        res = runner.invoke(app, ["validate", *map(str, folders), "--format", "json", "--jobs", jobs])
+        assert res.exit_code == 1
+        outs[jobs] = json.loads(res.stdout)
+    assert outs["1"] == outs["2"]
+    assert [d["summary"]["errors"] > 0 for d in outs["2"]] == [False, True, False, False]
+
+
+def test_results_nobody_asked_for_are_cleaned_up(three: list[Path], tmp_path: Path) -> None:
+    """The caller stops early (an error before it asks for a result, or Ctrl-C): every result
+    worked on ahead is cleaned up, none is left in a temp folder."""
+    from ptrharmonize.batch import in_order
+
+    made, cleaned = [], []
+
+    def work(p: Path, inline: bool) -> Path:
+        made.append(p)
+        return p
+
+    gen = in_order(three, work, cleaned.append, jobs=2, small=lambda p: True)
+    first, get = next(gen)
+    assert get() == first  # taken: the caller cleans it
+    next(gen)              # the second is never asked for
+    gen.close()
+    assert set(cleaned) == set(made) - {first} and len(cleaned) == len(made) - 1 >= 1

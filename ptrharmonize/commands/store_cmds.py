@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import run_guarded
+from ..errors import UserError, run_guarded
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -26,6 +27,7 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
         stage: Annotated[Path | None, typer.Option(help="Store the validation kept here by `ptrh validate --stage` when it is of these very files (checksums) under these rules; otherwise validate them as usual.")] = None,
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
+        jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to 32 MB of files) validated at once, while the previous one is stored.")] = 2,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     ) -> None:
         """Map, validate and store a center's submission (or several, one folder each).
@@ -38,7 +40,9 @@ def register(app: typer.Typer) -> None:
         """
 
         def body() -> int:
-            from ..batch import check_outputs, output_for, pair_mappings
+            from contextlib import closing
+
+            from ..batch import check_outputs, in_order, is_small, output_for, pair_mappings
             from ..cdm import load_catalog
             from ..cli import _progress, load_submission
             from ..errors import run_guarded_each
@@ -49,29 +53,37 @@ def register(app: typer.Typer) -> None:
             from ..validate.stage import find_kept
             from ..validate.thresholds import load_thresholds
 
+            if jobs < 1:
+                raise UserError("--jobs must be at least 1")
             pairs = pair_mappings(paths, mapping)
             several = len(pairs) > 1
             check_outputs(output, paths)
             cat = load_catalog()
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
 
-            def one(pair: tuple[Path, Path | None]) -> int:
+            def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[Any, Any, Any, str | None]:
+                """The validation to store: the kept one when --stage has it, else a fresh one,
+                with the line that says which."""
                 path, mp = pair
-                result = sums = None
+                note = None
                 if stage is not None:
                     kept = find_kept(Engine(cat, column_engine=engine, thresholds=th), path, mp, stage)
                     if kept.result is not None:
-                        result, sub = kept.result, kept.submission
                         sums = (kept.checksums.files, kept.checksums.mapping, kept.checksums.content)
-                        # Said even with --quiet: it is what was stored, not progress.
-                        err_console.print(f"{path}: storing the validation kept at {kept.created_at} "
-                                          "(the files are unchanged since)")
-                    else:
-                        err_console.print(f"{path}: validating ({kept.reason})")
-                if result is None:
-                    sub = load_submission(path, mp)
-                    with _progress(quiet) as progress:
-                        result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
+                        return (kept.result, kept.submission, sums,
+                                f"{path}: storing the validation kept at {kept.created_at} (the files are unchanged since)")
+                    note = f"{path}: validating ({kept.reason})"
+                sub = load_submission(path, mp)
+                with _progress(quiet or not inline) as progress:
+                    result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
+                return result, sub, None, note
+
+            def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[Any, Any, Any, str | None]]]) -> int:
+                (path, mp), get = item
+                result, sub, sums, note = get()
+                if note:
+                    # Said even with --quiet: it is what was stored, not progress.
+                    err_console.print(note)
                 try:
                     out_file = output_for(output, path, several)
                     if out_file is not None:
@@ -96,8 +108,9 @@ def register(app: typer.Typer) -> None:
             # One writer for every folder: the store is opened (and locked) once, at the first
             # submission to store, and checkpointed once at the end; each center is still its
             # own transaction.
-            with StoreWriter(store, cat, wait) as writer:
-                return run_guarded_each(pairs, one, err_console)
+            with StoreWriter(store, cat, wait) as writer, \
+                    closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
+                return run_guarded_each(items, one, err_console)
 
         raise typer.Exit(run_guarded(body, err_console))
 
