@@ -147,18 +147,28 @@ def _error_rules_failing(folder: Path) -> list[str]:
     return sorted({r["rule_id"] for r in doc["rules"] if r["status"] == "failed" and not r["rule_id"].startswith("phi.")})
 
 
+def _ingest_with_stage(folder: Path, store: Path, stage: Path) -> str:
+    res = runner.invoke(app, ["ingest", str(folder), "--store", str(store), "--stage", str(stage)])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    return res.output
+
+
+def _scalar(store: Path, sql: str) -> object:
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute(sql).fetchall()[0][0]
+    finally:
+        con.close()
+
+
 def test_changed_file_is_validated_again(three: list[Path], tmp_path: Path) -> None:
     stage = tmp_path / "stage"
     assert cli("validate", three[0], "--stage", stage, "--quiet")[0] == 0
     labs = three[0] / "labs.csv"
     labs.write_text(labs.read_text(encoding="utf-8").replace(",11,10^9/L,", ",123,10^9/L,", 1), encoding="utf-8")
     store = tmp_path / "reg.duckdb"
-    res = runner.invoke(app, ["ingest", str(three[0]), "--store", str(store), "--stage", str(stage)])
-    assert res.exit_code == 0, res.output
-    assert "validating (no validation of these files" in res.output
-    con = duckdb.connect(str(store), read_only=True)
-    assert con.execute("SELECT count(*) FROM labs WHERE value = 123").fetchall()[0][0] == 1
-    con.close()
+    assert "validating (no validation of these files" in _ingest_with_stage(three[0], store, stage)
+    assert _scalar(store, "SELECT count(*) FROM labs WHERE value = 123") == 1
 
 
 def test_damaged_stage_is_never_stored(three: list[Path], tmp_path: Path) -> None:
@@ -167,12 +177,8 @@ def test_damaged_stage_is_never_stored(three: list[Path], tmp_path: Path) -> Non
     (kept,) = [p for p in stage.iterdir() if not p.name.startswith(".")]
     pl.read_parquet(kept / "labs.parquet").with_columns(pl.col("value") * 1000).write_parquet(kept / "labs.parquet")
     store = tmp_path / "reg.duckdb"
-    res = runner.invoke(app, ["ingest", str(three[0]), "--store", str(store), "--stage", str(stage)])
-    assert res.exit_code == 0, res.output
-    assert "damaged (labs.parquet" in res.output
-    con = duckdb.connect(str(store), read_only=True)
-    assert con.execute("SELECT max(value) FROM labs WHERE analyte = 'PLT'").fetchall()[0][0] == 17
-    con.close()
+    assert "damaged (labs.parquet" in _ingest_with_stage(three[0], store, stage)
+    assert _scalar(store, "SELECT max(value) FROM labs WHERE analyte = 'PLT'") == 17
 
 
 def test_ingest_applies_its_own_thresholds_to_the_kept_counts(tmp_path: Path) -> None:
