@@ -263,3 +263,26 @@ def test_read_canonical_errors(tmp_path: Path) -> None:
     pl.DataFrame({"a": [1]}).write_parquet(tmp_path / "labs.parquet")
     with pytest.raises(ReadError, match="one file per table"):
         read_canonical(tmp_path)
+
+
+def test_scratch_folder_is_one_per_process_even_from_threads(monkeypatch) -> None:
+    """Two submissions read in two threads (`ptrh validate A B`) once each created a scratch
+    folder; the loser was garbage-collected, deleting the other's transcoded file."""
+    import threading
+
+    from ptrharmonize.read import encoding
+
+    monkeypatch.setattr(encoding, "_TMPDIR", None)
+    start = threading.Barrier(8)
+    seen: list[Path] = []
+
+    def grab() -> None:
+        start.wait()
+        seen.append(encoding.temp_dir())
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 1 and seen[0].is_dir()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from . import ReadError
@@ -200,13 +201,18 @@ def sniff(path: Path, display: str) -> str:
 
 
 _TMPDIR: tempfile.TemporaryDirectory[str] | None = None
+_TMPDIR_LOCK = threading.Lock()
 
 
 def temp_dir() -> Path:
+    """One scratch folder per process, removed at exit. Locked: two submissions read in two
+    threads (`ptrh validate A B`) must not each create one, or the one that loses the race is
+    garbage-collected, and deleted, under the other thread's files."""
     global _TMPDIR
-    if _TMPDIR is None:
-        _TMPDIR = tempfile.TemporaryDirectory(prefix="ptrh-read-")
-    return Path(_TMPDIR.name)
+    with _TMPDIR_LOCK:
+        if _TMPDIR is None:
+            _TMPDIR = tempfile.TemporaryDirectory(prefix="ptrh-read-")
+        return Path(_TMPDIR.name)
 
 
 def transcode_to_utf8(path: Path, display: str, encoding: str, needle: bytes | None = None,
