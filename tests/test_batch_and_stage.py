@@ -375,3 +375,19 @@ def test_results_nobody_asked_for_are_cleaned_up(three: list[Path], tmp_path: Pa
     next(gen)              # the second is never asked for
     gen.close()
     assert set(cleaned) == set(made) - {first} and len(cleaned) == len(made) - 1 >= 1
+
+
+def test_compressed_files_count_as_the_csv_they_would_be(tmp_path: Path) -> None:
+    from ptrharmonize.batch import PARALLEL_MAX_BYTES, is_small, submission_bytes
+
+    d = tmp_path / "sub"
+    d.mkdir()
+    (d / "labs.parquet").write_bytes(b"x" * 1000)
+    (d / "patients.csv").write_bytes(b"x" * 100)
+    assert submission_bytes(d) == 7 * 1000 + 100
+    assert is_small((d, None))
+    big = tmp_path / "big"
+    big.mkdir()
+    with (big / "labs.parquet").open("wb") as fh:
+        fh.truncate(PARALLEL_MAX_BYTES // 7 + 1)  # sparse: no disk used
+    assert not is_small((big, None)) and submission_bytes(tmp_path / "nowhere") is None
