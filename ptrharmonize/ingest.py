@@ -34,10 +34,6 @@ class IngestOutcome:
     replaced: str | None = None
 
 
-def submission_checksums(sub: Submission) -> tuple[dict[str, str], str | None, str]:
-    return checksums.submission_checksums(sub.files, sub.source_path, sub.mapping_file)
-
-
 def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Catalog | None = None,
            wait_s: float = 0.0,
            checksums_: tuple[dict[str, str], str | None, str] | None = None) -> IngestOutcome:
@@ -120,7 +116,8 @@ class StoreWriter:
                 f"{sub.source_path}: a submission must come from exactly one center; "
                 "check center_id in the patients file"
             )
-        files, mapping_sum, content = checksums_ or submission_checksums(sub)
+        files, mapping_sum, content = checksums_ or checksums.submission_checksums(
+            sub.files, sub.source_path, sub.mapping_file)
         con = self._connection()
         prev = db.rows(
             con,

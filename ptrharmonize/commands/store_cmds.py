@@ -69,8 +69,7 @@ def register(app: typer.Typer) -> None:
                 if stage is not None:
                     kept = find_kept(Engine(cat, column_engine=engine, thresholds=th), path, mp, stage)
                     if kept.result is not None:
-                        sums = (kept.checksums.files, kept.checksums.mapping, kept.checksums.content)
-                        return (kept.result, kept.submission, sums,
+                        return (kept.result, kept.submission, kept.checksums,
                                 f"{path}: storing the validation kept at {kept.created_at} (the files are unchanged since)")
                     note = f"{path}: validating ({kept.reason})"
                 sub = load_submission(path, mp)

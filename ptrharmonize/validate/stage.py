@@ -34,15 +34,6 @@ from .engine import Engine, ValidationResult
 FORMAT = 1
 LEFTOVER_AFTER_S = 6 * 3600
 MANIFEST = "manifest.json"
-PHI_PREFIX = "phi."
-
-
-@dataclass
-class Checksums:
-    files: dict[str, str]
-    mapping: str | None
-    content: str
-
 
 @dataclass
 class Kept:
@@ -50,7 +41,7 @@ class Kept:
 
     result: ValidationResult | None
     submission: Submission
-    checksums: Checksums
+    checksums: tuple[dict[str, str], str | None, str]  # as checksums.submission_checksums gives them
     created_at: str | None = None
     reason: str | None = None
 
@@ -61,11 +52,8 @@ def submission_files(path: Path, mapping: Path | None) -> list[Path]:
         from ..mapping import mapped_files
 
         return mapped_files(mapping, path)
-    from ..read import ReadError
     from ..read.canonical import canonical_files
 
-    if not Path(path).is_dir():
-        raise ReadError(str(path), message="submission folder not found")
     return list(canonical_files(Path(path)).values())
 
 
@@ -110,7 +98,8 @@ def validate_and_keep(engine: Engine, sub: Submission, stage_dir: Path) -> tuple
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    phi_found = bool(result.rules.filter(pl.col("rule_id").str.starts_with(PHI_PREFIX) & (pl.col("failed") > 0)).height)
+    phi_ids = [r.id for r in engine.rules if r.engine == "phi"]
+    phi_found = bool(result.rules.filter(pl.col("rule_id").is_in(phi_ids) & (pl.col("failed") > 0)).height)
     if phi_found:
         result._owns_workdir = True  # noqa: SLF001 - the caller's cleanup removes it
         return result, None
@@ -159,8 +148,8 @@ def validate_and_keep(engine: Engine, sub: Submission, stage_dir: Path) -> tuple
 def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path) -> Kept:
     """The kept validation of this submission as its files are now, with this engine's thresholds."""
     files = submission_files(path, mapping)
-    sums, mapping_sum, content = submission_checksums(files, Path(path), mapping)
-    checks = Checksums(sums, mapping_sum, content)
+    checks = submission_checksums(files, Path(path), mapping)
+    content = checks[2]
     light = Submission(tables={}, source_path=Path(path), files=files, mapping_file=mapping)
     folder = Path(stage_dir) / stage_key(content, rules_checksum())
     manifest_path = folder / MANIFEST
