@@ -111,7 +111,7 @@ def in_order(items: list[P], work: Callable[[P, bool], T], cleanup: Callable[[T]
 
     ex = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ptrh-validate")
     futures: dict[int, Future[T]] = {}
-    handles: list[tuple[_Handle[T], Future[T]]] = []
+    given: tuple[_Handle[T], Future[T]] | None = None  # the last result handed to the caller
     try:
         for i, it in enumerate(items):
             ahead = 0
@@ -122,15 +122,13 @@ def in_order(items: list[P], work: Callable[[P, bool], T], cleanup: Callable[[T]
                     if k not in futures:
                         futures[k] = ex.submit(work, items[k], False)
                     ahead += 1
-            for h, f in handles:  # the caller moved on without asking: nobody else will clean up
-                if not h.taken:
-                    _cleanup_future(f, cleanup)
-            handles = []
+            if given is not None and not given[0].taken:
+                _cleanup_future(given[1], cleanup)  # the caller moved on without asking for it
+            given = None
             if i in futures:
                 f = futures.pop(i)
-                h = _Handle(f.result)
-                handles.append((h, f))
-                yield it, h
+                given = (_Handle(f.result), f)
+                yield it, given[0]
             else:
                 yield it, (lambda it=it: work(it, True))
     finally:
@@ -139,9 +137,8 @@ def in_order(items: list[P], work: Callable[[P, bool], T], cleanup: Callable[[T]
         ex.shutdown(wait=True)
         for f in futures.values():
             _cleanup_future(f, cleanup)
-        for h, f in handles:
-            if not h.taken:
-                _cleanup_future(f, cleanup)
+        if given is not None and not given[0].taken:
+            _cleanup_future(given[1], cleanup)
 
 
 def _cleanup_future(f: Future[T], cleanup: Callable[[T], None]) -> None:
