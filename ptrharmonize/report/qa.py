@@ -241,18 +241,15 @@ def reapply_thresholds(rules: pl.DataFrame,
     Adds `stored_threshold`, `stored_status`; `threshold`/`status` are the re-applied ones.
     Rules that were not applicable or could not run keep their status; `phi.` rules keep a
     threshold of 0, as in the engine."""
-    from ..validate.engine import rule_status
+    from ..validate.engine import lookup_threshold, rule_status
 
     out = []
     for r in rules.iter_rows(named=True):
         r = dict(r)
         r["stored_threshold"], r["stored_status"] = r["threshold"], r["status"]
         th = r["threshold"]
-        if thresholds and not str(r["rule_id"]).startswith(PHI_PREFIX):
-            for key in ((r["rule_id"], r["center_id"]), (r["rule_id"], None)):
-                if key in thresholds:
-                    th = thresholds[key]
-                    break
+        if not str(r["rule_id"]).startswith(PHI_PREFIX):
+            th = lookup_threshold(thresholds, r["rule_id"], r["center_id"], th)
         r["threshold"] = th
         if r["status"] in ("passed", "failed"):
             r["status"] = rule_status(int(r["checked"] or 0), int(r["failed"] or 0), float(th or 0.0))

@@ -181,6 +181,16 @@ def parse_threshold(value: Any) -> float:
     return float(value)
 
 
+def lookup_threshold(thresholds: dict[tuple[str, str | None], float] | None, rule_id: str,
+                     center: str | None, default: float) -> float:
+    """A rule's tolerance for a center: the center's own entry, else the registry-wide one, else
+    `default` (the catalog's, or the one stored with the counts)."""
+    for key in ((rule_id, center), (rule_id, None)):
+        if thresholds and key in thresholds:
+            return thresholds[key]
+    return default
+
+
 def rule_status(checked: int, failed: int, threshold: float) -> str:
     """Failures within the tolerance pass (reported, not blocking); exactly at it passes too."""
     if failed == 0:
@@ -594,10 +604,7 @@ class Engine:
     def _threshold(self, rule: Rule, center: str | None) -> float:
         if rule.engine == "phi":
             return 0.0  # identifiers are never tolerated, whatever a thresholds file says
-        for key in ((rule.id, center), (rule.id, None)):
-            if key in self.thresholds:
-                return self.thresholds[key]
-        return rule.threshold
+        return lookup_threshold(self.thresholds, rule.id, center, rule.threshold)
 
     def rules_from_counts(self, counts: pl.DataFrame, center: str | None) -> pl.DataFrame | None:
         """Rule results from kept counts (a validation kept by `validate --stage`) under this
