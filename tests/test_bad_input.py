@@ -31,6 +31,7 @@ import openpyxl
 import polars as pl
 import pytest
 import yaml
+from store_snapshot import snapshot
 from typer.testing import CliRunner
 
 from extract_factory import HEADERS, clean_rows, write_extract
@@ -49,16 +50,6 @@ def ptrh_executable() -> list[str]:
     found = shutil.which("ptrh")
     assert found, "the ptrh console script is not installed (pip install -e .)"
     return [found]
-
-
-def snapshot(store: Path) -> dict[str, list[str]]:
-    """Every row of every table, sorted: what 'the store is exactly as it was' compares."""
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in sorted(tables)}
-    finally:
-        con.close()
 
 
 # --------------------------------------------------------------------------- building blocks

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from store_snapshot import snapshot
 from typer.testing import CliRunner
 
 from extract_factory import clean_rows, dirty_rows, write_extract
@@ -36,20 +37,9 @@ def cli(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-def store_content(store: Path) -> dict[str, list[tuple]]:
+def store_content(store: Path) -> dict[str, list[str]]:
     """Every CDM row, the issues and the rule results, without the (random) submission ids."""
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        out = {}
-        for t in [*CDM_TABLES, "issues", "rule_results"]:
-            cols = [c for (c,) in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [t]).fetchall() if c != "submission_id"]
-            sel = ", ".join(f'"{c}"' for c in cols)
-            out[t] = sorted(map(repr, con.execute(f'SELECT {sel} FROM "{t}"').fetchall()))
-        return out
-    finally:
-        con.close()
+    return snapshot(store, [*CDM_TABLES, "issues", "rule_results"], without=("submission_id",))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+from store_snapshot import snapshot
 from typer.testing import CliRunner
 
 from extract_factory import clean_rows, write_extract
@@ -13,16 +14,6 @@ from ptrharmonize.cli import app
 from ptrharmonize.lock import StoreLock
 
 runner = CliRunner()
-
-
-def snapshot(store: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, sorted: what 'the store is exactly as it was' compares."""
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in sorted(tables)}
-    finally:
-        con.close()
 
 
 def ingest(path: Path, store: Path, *extra: str) -> int:
