@@ -62,7 +62,7 @@ def validate(
     engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
     stage: Annotated[Path | None, typer.Option(help="Keep the checked, typed data in this folder, so that `ptrh ingest --stage` with the same folder stores it without parsing the files again.")] = None,
     max_issues: Annotated[int, typer.Option(help="Issues shown in the terminal summary.")] = 20,
-    jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to 32 MB of files) validated at once.")] = 2,
+    jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to ~500,000 rows: 32 MB as CSV) validated at once.")] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Check a submission against the common data model and the rule catalog.
@@ -74,13 +74,18 @@ def validate(
     """
 
     def body() -> int:
-        import json
         from contextlib import closing
 
         from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
         from .cdm import load_catalog
         from .errors import run_guarded_each
-        from .report.issues import render_terminal, to_json_dict, with_source_columns, write_issues
+        from .report.issues import (
+            render_terminal,
+            to_json_dict,
+            with_source_columns,
+            write_issues,
+            write_json,
+        )
         from .validate import Engine
         from .validate.rules import all_rules
         from .validate.stage import validate_and_keep
@@ -131,8 +136,7 @@ def validate(
         with closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
             code = run_guarded_each(items, one, err_console)
         if format == "json" and docs:
-            json.dump(docs if several else docs[0], sys.stdout, ensure_ascii=False, indent=1, default=str)
-            sys.stdout.write("\n")
+            write_json(docs if several else docs[0], sys.stdout)
         return code
 
     raise typer.Exit(run_guarded(body, err_console))

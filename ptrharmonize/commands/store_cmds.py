@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str, typer.Option(help="Back end for column checks: pandera, polars, or auto (pandera up to 250,000 rows per table, polars above; the same results).")] = "auto",
         stage: Annotated[Path | None, typer.Option(help="Store the validation kept here by `ptrh validate --stage` when it is of these very files (checksums) under these rules; otherwise validate them as usual.")] = None,
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
-        jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to 32 MB of files) validated at once, while the previous one is stored.")] = 2,
+        jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to ~500,000 rows: 32 MB as CSV) validated at once, while the previous one is stored.")] = 2,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     ) -> None:
         """Map, validate and store a center's submission (or several, one folder each).

@@ -51,8 +51,9 @@ def to_json_dict(result: ValidationResult) -> dict[str, Any]:
     }
 
 
-def write_json(result: ValidationResult, fh: Any) -> None:
-    json.dump(to_json_dict(result), fh, ensure_ascii=False, indent=1, default=str)
+def write_json(doc: dict[str, Any] | list[dict[str, Any]], fh: Any) -> None:
+    """One validation's `to_json_dict`, or a list of them (several folders), as `--format json`."""
+    json.dump(doc, fh, ensure_ascii=False, indent=1, default=str)
     fh.write("\n")
 
 
