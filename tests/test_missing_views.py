@@ -314,8 +314,8 @@ def test_mapping_declares_not_collected(tmp_path: Path, clean_extract: Path):
     """A mapping that leaves out a column and a table, declared `not_collected`: stored as such,
     and the left-out column is not a validation error."""
     import yaml
-    from extract_factory import HEADERS
 
+    from extract_factory import HEADERS
     from ptrharmonize.mapping import apply_mapping, lint_mapping
 
     tables = {t: {"file": f"{t}.csv", "columns": {c: c for c in cols if c != "center_id"

@@ -4,9 +4,10 @@
 --                                   assessment recorded signs)
 --   reported_grade, reported_scale  the highest grade the center reported, and its scale
 --   reported_lee2014_grade          the highest grade reported on the Lee 2014 scale
---   crs_grade                       the grade the analyses use (Lee 2014, like the study): per
---                                   assessment the grade from signs, else the grade reported on
---                                   lee2014; the patient's maximum. A patient with no
+--   crs_grade                       the grade the analyses use (Lee 2014, like the study): the
+--                                   maximum of crs_graded.crs_grade (per assessment the worst
+--                                   grade the signs prove, never below the grade reported on
+--                                   lee2014). A patient with no
 --                                   crs_assessments row has crs_grade 0 (the CDM records one row
 --                                   per day with CRS signs, so none means no CRS) -- but only at
 --                                   a center that collects crs_assessments (center_collects).
@@ -20,10 +21,12 @@
 --   crs_not_assessable_reason       crs_not_collected | signs_unknown (NULL when known)
 --   n_assessments                   number of crs_assessments rows
 --   n_assessments_ungraded          rows that give neither signs nor a Lee 2014 grade
+--   n_reported_above_signs          assessments whose reported grade is above what the signs
+--                                   prove on the same scale (crs_graded.reported_above_signs)
 --
 -- Columns: center_id, patient_id, lee2014_grade, astct2019_grade, reported_grade,
 --   reported_scale, reported_lee2014_grade, crs_grade, crs_grade_3plus, n_assessments,
---   crs_not_assessable_reason, n_assessments_ungraded
+--   n_reported_above_signs, crs_not_assessable_reason, n_assessments_ungraded
 CREATE OR REPLACE VIEW patient_crs AS
 WITH per_patient AS (
     SELECT center_id, patient_id,
@@ -32,12 +35,10 @@ WITH per_patient AS (
            max(reported_grade) AS reported_grade,
            arg_max(reported_scale, reported_grade) AS reported_scale,
            max(reported_grade) FILTER (WHERE reported_scale = 'lee2014') AS reported_lee2014_grade,
-           max(coalesce(lee2014_grade,
-                        CASE WHEN reported_scale = 'lee2014' THEN reported_grade END)) AS crs_grade,
+           max(crs_grade) AS crs_grade,
            count(*) AS n_assessments,
-           count(*) FILTER (WHERE coalesce(lee2014_grade,
-                                           CASE WHEN reported_scale = 'lee2014' THEN reported_grade END)
-                                  IS NULL) AS n_ungraded
+           count(*) FILTER (WHERE reported_above_signs) AS n_reported_above_signs,
+           count(*) FILTER (WHERE crs_grade IS NULL) AS n_ungraded
     FROM crs_graded
     GROUP BY center_id, patient_id
 ),
@@ -50,6 +51,7 @@ joined AS (
                 WHEN a.n_ungraded > 0 THEN 'signs_unknown'
            END AS reason,
            coalesce(a.n_assessments, 0) AS n_assessments,
+           coalesce(a.n_reported_above_signs, 0) AS n_reported_above_signs,
            coalesce(a.n_ungraded, 0) AS n_ungraded
     FROM patient_index p
     LEFT JOIN per_patient a USING (center_id, patient_id)
@@ -66,6 +68,7 @@ SELECT center_id, patient_id, lee2014_grade, astct2019_grade, reported_grade, re
             ELSE coalesce(known_max, 0) >= def_crs_group_high_min_grade()
        END AS crs_grade_3plus,
        n_assessments,
+       n_reported_above_signs,
        reason AS crs_not_assessable_reason,
        n_ungraded AS n_assessments_ungraded
 FROM joined;
