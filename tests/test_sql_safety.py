@@ -34,6 +34,8 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("analysis/runner.py", "STORE"): "a constant alias",
     ("analysis/runner.py", "restrict"): "built from constants and _literal(...) values",
     ("analysis/runner.py", "', '.join(_literal(c) for c in centers)"): "each center quoted by _literal",
+    ("analysis/runner.py", "where"): "'' or IN (...) of centers quoted by _literal",
+    ("analysis/population.py", "sql"): "a step predicate of the packaged analysis/flows.yaml, never user input",
     ("derive.py", "float(value)"): "a number (definitions.yaml, typed by float())",
     ("derive.py", "int(value)"): "a number (definitions.yaml, typed by int())",
     ("derive.py", "temp"): "'TEMP ' or ''",

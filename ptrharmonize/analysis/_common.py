@@ -74,6 +74,8 @@ class AnalysisResult:
     figure: Callable[[], Any] | None = None
     # Key results for the terminal summary: dicts with label, test, statistic, p_value, n.
     summary: list[dict[str, Any]] = field(default_factory=list)
+    # "n = ... (k excluded: reason)" under the table and the figure (analysis/population.py)
+    caption: str | None = None
 
 
 def not_applicable(reason: str, **data: Any) -> AnalysisResult:

@@ -31,12 +31,13 @@ from ..db import frame, run, scalar
 from ..derive import install_views
 from ..errors import UserError
 from ..store import qi, table_ddl
-from . import ANALYSES, _plots
+from . import ANALYSES, _plots, population
 from ._common import AnalysisResult, Context, num
+from .flow_figure import flow_figure
 
 STORE = "store"  # the alias of the attached store inside the analysis connection
 # Derived relations the analyses read, materialised once per run.
-MATERIALISED = ("patient_summary", "transfusion_il6")
+MATERIALISED = ("patient_summary", "transfusion_il6", "patient_missing")
 SOFTWARE = (
     "duckdb", "polars", "pyarrow", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib",
 )
@@ -110,13 +111,19 @@ def run_analyses(
         res = ANALYSES[analysis_id](ctx)
         res.data.setdefault("status", "ok")
         res.data["population_sql"] = f"ptrharmonize/analysis/sql/{analysis_id}.sql"
+        population.attach(con, analysis_id, res)
         analyses_out[analysis_id] = num(res.data)
         summary += [{"analysis": analysis_id, **num(s)} for s in res.summary]
         files[analysis_id] = [str(p.relative_to(out)) for p in write_outputs(res, out, analysis_id)]
     bar.step("writing results.json")
+    flows = population.flows(con)
+    for set_id, fl in flows.items():
+        fl["files"] = [str(p.relative_to(out)) for p in
+                       _plots.save(flow_figure(fl), out / "figures" / f"flow_{set_id}")]
     results = {
         "analyses": analyses_out,
         "summary": summary,
+        "flows": flows,
         "software": software_versions(),
         "submissions": list(submissions),
         "settings": definitions,
@@ -211,6 +218,9 @@ def _cdm_views(
             run(con, f"CREATE VIEW {qi(table)} AS SELECT t.* FROM {STORE}.{qi(table)} AS t{restrict}")
         else:
             run(con, table_ddl(catalog, table))
+    if "collection" in present:  # which tables/columns each center collects (issue 16)
+        where = f" WHERE center_id IN ({', '.join(_literal(c) for c in centers)})" if centers else ""
+        run(con, f"CREATE VIEW collection AS SELECT * FROM {STORE}.collection{where}")
 
 
 def active_submissions(
@@ -262,9 +272,13 @@ def write_outputs(res: AnalysisResult, out: Path, analysis_id: str) -> list[Path
     res.table.with_columns(
         [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in texts]
     ).write_csv(written[0])
-    written[1].write_text(markdown_table(res.table), encoding="utf-8")
+    caption = f"\n{res.caption}\n" if res.caption else ""
+    written[1].write_text(markdown_table(res.table) + caption, encoding="utf-8")
     if res.figure is not None:
-        written += _plots.save(res.figure(), out / "figures" / analysis_id)
+        fig = res.figure()
+        if res.caption:
+            fig.supxlabel(res.caption, fontsize=7, wrap=True)
+        written += _plots.save(fig, out / "figures" / analysis_id)
     return written
 
 

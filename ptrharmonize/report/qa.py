@@ -27,8 +27,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .. import db
+from .. import collection, db
 from ..cdm import Catalog, load_catalog
+from ..collection import COLLECTION_DDL
 from ..errors import UserError
 from ..store import ISSUES_DDL, RULE_RESULTS_DDL, SUBMISSIONS_DDL, qi, table_ddl
 
@@ -129,7 +130,7 @@ def open_store_source(store: Path, definitions: dict[str, Any] | None = None,
             else:
                 db.run(con, table_ddl(catalog, table))
         for name, ddl in (("submissions", SUBMISSIONS_DDL), ("issues", ISSUES_DDL),
-                          ("rule_results", RULE_RESULTS_DDL)):
+                          ("rule_results", RULE_RESULTS_DDL), ("collection", COLLECTION_DDL)):
             if name in present:
                 db.run(con, f"CREATE VIEW {qi(name)} AS SELECT * FROM {STORE_ALIAS}.{qi(name)}")
             else:
@@ -156,8 +157,10 @@ def open_submission_source(result: Any, label: str, definitions: dict[str, Any] 
             cols = ", ".join(qi(c.name) for c in catalog.tables[table].columns)
             db.run(con, f"CREATE VIEW {qi(table)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS submission_id, "
                         f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(str(path))})")
-        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL):
+        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL, COLLECTION_DDL):
             db.run(con, ddl)
+        if getattr(result, "collection", None) is not None and result.center_id is not None:
+            collection.write(con, result.collection, result.center_id, "(this submission, not ingested)")
         center = result.center_id or NO_CENTER
         sid = "(this submission, not ingested)"
         db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, mapping_file, "

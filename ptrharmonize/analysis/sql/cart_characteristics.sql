@@ -10,7 +10,7 @@ SELECT
     ptr,
     cr,                                   -- response CR or CRi (about day 28-30)
     tocilizumab,                          -- any tocilizumab
-    COALESCE(tocilizumab_doses, 0) AS tocilizumab_doses,
+    tocilizumab_doses,                    -- NULL where medications are not collected (never 0)
     corticosteroid,
     infection,
     neutrophil_improvement_30d,

@@ -9,7 +9,7 @@ SELECT
     ptr,                                  -- the outcome
     cr,
     tocilizumab,
-    COALESCE(tocilizumab_doses, 0) AS tocilizumab_doses,
+    tocilizumab_doses,                    -- NULL where medications are not collected (never 0)
     corticosteroid,
     infection,
     neutrophil_improvement_30d,
