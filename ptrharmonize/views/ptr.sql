@@ -1,23 +1,27 @@
 -- patient_ptr: platelet transfusion refractoriness (PTR) of each patient.
 --
--- Only evaluable transfusions count (transfusion_cci.evaluable), ordered by start time (then
--- transfusion_id). A transfusion "fails" when its CCI < cci.refractory_below (5000); a CCI of
--- exactly 5000 does not fail.
+-- PTR is counted on transfusion EVENTS (transfusion_events: units given together are one
+-- transfusion). Only evaluable events count, and only those starting in the PTR window: days
+-- ptr.window_start_days (0) .. ptr.window_days (30) from the index date, inclusive. They are
+-- ordered by start time (then event_id). An event "fails" when its CCI < cci.refractory_below
+-- (5000); a CCI of exactly 5000 does not fail.
 --   ptr.rule = 'consecutive' (default; the study's results): PTR when ptr.min_failed (2)
 --     failures follow each other in that order, with no evaluable adequate transfusion between.
 --     Non-evaluable transfusions in between neither break nor extend a run.
 --   ptr.rule = 'any_two' (the study's methods): PTR when the patient has ptr.min_failed
 --     failures at all.
--- ptr_onset_at is the start of the transfusion that completed the rule (the second failure).
--- Every patient has a row; a patient without evaluable transfusions has ptr = false.
+-- ptr_onset_at is the start of the event that completed the rule (the second failure).
+-- Every patient has a row; a patient without evaluable events in the window has ptr = false.
+-- n_evaluable, n_low_cci count evaluable events in the window.
 --
 -- Columns: center_id, patient_id, ptr, n_evaluable, n_low_cci, longest_low_run,
 --   ptr_onset_at, ptr_rule, ptr_assessable (n_evaluable >= ptr.min_failed)
 CREATE OR REPLACE VIEW patient_ptr AS
 WITH ev AS (
-    SELECT center_id, patient_id, transfusion_id, transfused_at, cci, low_cci AS low
-    FROM transfusion_cci
+    SELECT center_id, patient_id, event_id AS transfusion_id, transfused_at, cci, low_cci AS low
+    FROM transfusion_events
     WHERE evaluable
+      AND day_index BETWEEN def_ptr_window_start_days() AND def_ptr_window_days()
 ),
 numbered AS (
     SELECT ev.*,
