@@ -28,9 +28,11 @@
 -- first failing check, in this order (stable codes):
 --   no_transfusion_time               a unit's transfused_at missing
 --   abo_incompatible                  a unit abo_compatible = false (when cci.require_abo_compatible)
---   abo_unknown                       a unit's abo_compatible missing (unless cci.abo_unknown_evaluable)
+--   abo_unknown                       a unit's abo_compatible missing (unless cci.abo_unknown_evaluable);
+--                                     abo_not_collected when the center does not collect the column
 --   storage_72h_or_more               a unit's storage_h >= cci.max_storage_h (72): units must be stored < 72 h
---   storage_unknown                   a unit's storage_h missing (unless cci.storage_unknown_evaluable)
+--   storage_unknown                   a unit's storage_h missing (unless cci.storage_unknown_evaluable);
+--                                     storage_not_collected when the center does not collect it
 --   no_dose                           a unit's dose_e11 missing or <= 0
 --   no_pre_count                      no pre count recorded and no PLT lab before the event
 --   pre_count_time_unknown            recorded pre count without its time (unless cci.accept_untimed_counts)
@@ -50,13 +52,15 @@
 --   units_reported, max_storage_h, pre_count_e9l, pre_count_at, pre_count_source,
 --   hours_before_pre, post_count_e9l, post_count_at, post_count_source, hours_to_post (from the
 --   last unit's start), next_transfused_at (next event), cci, evaluable, not_evaluable_reason,
---   low_cci (evaluable and CCI < cci.refractory_below; NULL when not evaluable)
+--   low_cci (evaluable and CCI < cci.refractory_below; NULL when not evaluable),
+--   evaluability_unknown (the reason is a missing fact, see the list at the end; patient_ptr
+--   asks whether such events could change the PTR status)
 -- transfusion_cci columns (one row per transfusion; counts, CCI and evaluability are its
 --   event's): center_id, patient_id, transfusion_id, transfused_at, product, bsa_m2, dose_e11,
 --   units_reported, storage_h, abo_compatible, crossmatched, pre_count_e9l, pre_count_at,
 --   pre_count_source, hours_before_pre, post_count_e9l, post_count_at, post_count_source,
 --   hours_to_post, next_transfused_at, cci, evaluable, not_evaluable_reason, low_cci,
---   event_id, event_n_units, event_dose_e11
+--   evaluability_unknown, event_id, event_n_units, event_dose_e11
 CREATE OR REPLACE VIEW transfusion_units AS
 WITH plt AS (
     SELECT center_id, patient_id, measured_at, value
@@ -180,10 +184,12 @@ judged AS (
                    THEN 'abo_incompatible'
                WHEN def_cci_require_abo_compatible() AND t.any_abo_unknown
                     AND NOT def_cci_abo_unknown_evaluable()
-                   THEN 'abo_unknown'
+                   THEN CASE WHEN coalesce(k.transfusions__abo_compatible, true) THEN 'abo_unknown'
+                             ELSE 'abo_not_collected' END
                WHEN t.max_storage_h >= def_cci_max_storage_h() THEN 'storage_72h_or_more'
                WHEN t.any_storage_unknown AND NOT def_cci_storage_unknown_evaluable()
-                   THEN 'storage_unknown'
+                   THEN CASE WHEN coalesce(k.transfusions__storage_h, true) THEN 'storage_unknown'
+                             ELSE 'storage_not_collected' END
                WHEN t.any_dose_bad THEN 'no_dose'
                WHEN t.pre IS NULL THEN 'no_pre_count'
                WHEN t.pre_at IS NULL AND NOT def_cci_accept_untimed_counts()
@@ -200,6 +206,7 @@ judged AS (
                WHEN t.bsa_m2 IS NULL THEN 'no_bsa'
            END AS not_evaluable_reason
     FROM timed t
+    LEFT JOIN center_collects k ON k.center_id = t.center_id
 )
 SELECT j.center_id,
        j.patient_id,
@@ -227,7 +234,15 @@ SELECT j.center_id,
        (j.not_evaluable_reason IS NULL AND j.cci IS NOT NULL) AS evaluable,
        j.not_evaluable_reason,
        CASE WHEN j.not_evaluable_reason IS NULL AND j.cci IS NOT NULL
-            THEN j.cci < def_cci_refractory_below() END AS low_cci
+            THEN j.cci < def_cci_refractory_below() END AS low_cci,
+       -- evaluability unknown: a fact the study's definition needs is an empty cell or not
+       -- collected (issue 16), as opposed to a known fact that excludes the transfusion
+       -- (ABO-incompatible, stored >= 72 h, no count measured in its window)
+       j.not_evaluable_reason IN (
+           'no_transfusion_time', 'abo_unknown', 'abo_not_collected', 'storage_unknown',
+           'storage_not_collected', 'no_dose', 'pre_count_time_unknown', 'post_count_time_unknown',
+           'no_bsa'
+       ) AS evaluability_unknown
 FROM judged j
 LEFT JOIN patient_index p ON p.center_id = j.center_id AND p.patient_id = j.patient_id;
 
@@ -256,6 +271,7 @@ SELECT u.center_id,
        e.evaluable,
        e.not_evaluable_reason,
        e.low_cci,
+       e.evaluability_unknown,
        e.event_id,
        e.n_units AS event_n_units,
        e.dose_e11 AS event_dose_e11
