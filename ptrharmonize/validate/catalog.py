@@ -153,6 +153,9 @@ def _models() -> dict[str, Any]:
         "Table", __base__=_Strict,
         table=(str, ...), description=(str, ""), key=(list[str], []), columns=(list[column], ...),
         canonical_units=(dict[str, str] | None, None),
+        # How a center mapping fills the table: the mapping package's own language (mapping/);
+        # here only the columns it names are checked (_mapping_columns).
+        mapping=(dict[str, Any] | None, None),
         **_fields(reg, "table_attributes"),
     )
     base = {"id": (str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")), "table": (str, ...),
@@ -245,10 +248,28 @@ def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any])
                 out.append(doc.problem((*loc, attr), f"a bound on a {c.type} column (only integer and decimal columns have ranges)"))
         if getattr(c, "codes", None) and c.type not in ("code", "text"):
             out.append(doc.problem((*loc, "codes"), f"codes on a {c.type} column (only code columns have codes)"))
+    for loc, name in _mapping_columns(doc.data.get("mapping") or {}, ("mapping",)):
+        if name not in names:
+            out.append(doc.problem(loc, f"{name!r} is not a column of {model.table}"))
     for i, k in enumerate(model.key):
         if k not in names:
             out.append(doc.problem(("key", i), f"key column {k!r} is not a column of {model.table}"))
     tables[model.table] = (doc, doc.data)
+    return out
+
+
+_MAPPING_COLUMN_KEYS = {"fills", "when", "multiply", "by"}
+
+
+def _mapping_columns(node: Any, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """(location, column) of every value under `mapping:` that names a column of the table."""
+    out = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(v, str) and (k in _MAPPING_COLUMN_KEYS or str(k).endswith("_column")):
+                out.append(((*loc, k), v))
+            else:
+                out += _mapping_columns(v, (*loc, k))
     return out
 
 
