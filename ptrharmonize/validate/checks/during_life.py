@@ -8,13 +8,12 @@ from . import Check, Query, Target
 
 
 def _evaluate(t: Target) -> Query:
-    table, col = qi(t.table.name), qi(t.spec["column"])
-    grace = int(t.spec.get("grace_days") or 0)
-    late = f"CAST(x.{col} AS DATE) > o.death_on" + (f" + INTERVAL {grace} DAY" if grace else "")
+    grace = f" + INTERVAL {int(t.spec.get('grace_days') or 0)} DAY" if t.spec.get("grace_days") else ""
     return Query(
-        failing=(f"SELECT x._file, x._row, CAST(x.{col} AS VARCHAR) AS value FROM {table} x "
-                 f"JOIN outcomes o USING (center_id, patient_id) WHERE o.death_on IS NOT NULL AND {late}"),
-        denominator=(f"SELECT count(*) FROM {table} x JOIN outcomes o USING (center_id, patient_id) "
+        failing=(f"SELECT x._file, x._row, CAST(x.{qi(t.spec['column'])} AS VARCHAR) AS value "
+                 f"FROM {qi(t.table.name)} x JOIN outcomes o USING (center_id, patient_id) "
+                 f"WHERE o.death_on IS NOT NULL AND CAST(x.{qi(t.spec['column'])} AS DATE) > o.death_on{grace}"),
+        denominator=(f"SELECT count(*) FROM {qi(t.table.name)} x JOIN outcomes o USING (center_id, patient_id) "
                      "WHERE o.death_on IS NOT NULL"),
     )
 

@@ -7,12 +7,12 @@ from . import Check, Query, Target
 
 
 def _evaluate(t: Target) -> Query:
-    src, ref = qi(t.table.name), qi(t.table.references or "patients")
     return Query(
-        failing=(f"SELECT x._file, x._row, x.patient_id AS value FROM {src} x "
-                 f"ANTI JOIN {ref} p ON x.center_id = p.center_id AND x.patient_id = p.patient_id "
+        failing=(f"SELECT x._file, x._row, x.patient_id AS value FROM {qi(t.table.name)} x "
+                 f"ANTI JOIN {qi(t.table.references or 'patients')} p "
+                 "ON x.center_id = p.center_id AND x.patient_id = p.patient_id "
                  "WHERE x.patient_id IS NOT NULL AND x.center_id IS NOT NULL"),
-        denominator=f"SELECT count(*) FROM {src} WHERE patient_id IS NOT NULL AND center_id IS NOT NULL",
+        denominator=f"SELECT count(*) FROM {qi(t.table.name)} WHERE patient_id IS NOT NULL AND center_id IS NOT NULL",
     )
 
 
