@@ -203,3 +203,95 @@ def test_store_records_not_collected_tables(cohort):
     finally:
         con.close()
     assert off == set(NOT_SENT)
+
+
+@pytest.mark.parametrize("mode", ["worst-case", "best-case"])
+def test_missing_sensitivity_counts_unknowns_as_events_or_not(cohort, tmp_path, mode):
+    """`--missing`: the blanked patients (PTR not assessable) counted as PTR (worst case) or
+    as non-PTR (best case) in Table 2; the complete-case result stays as it was."""
+    truth = cohort["truth"]
+    event = mode == "worst-case"
+    table = []
+    for g, k in (("car_t", 4), ("chemotherapy", 3)):
+        grp = [t for p, t in truth.items() if t["treatment_type"] == g and p not in BLANKED]
+        yes, no = sum(t["ptr"] for t in grp), sum(not t["ptr"] for t in grp)
+        table.append([yes + k, no] if event else [yes, no + k])
+    test, p = _study_test(table)
+    res = run_analysis(cohort["some_blank_store"], tmp_path / "r", progress=False, missing=mode)
+    sens = res["sensitivity"]
+    assert sens["missing"] == mode
+    assert sens["imputed"]["ptr"] == len(BLANKED)
+    t2 = sens["analyses"]["ptr_by_group"]
+    assert t2["table"]["counts"] == table
+    assert (t2["test"], t2["p_value"]) == (test, pytest.approx(p, rel=1e-9))
+    # the main analysis is still the complete-case one
+    assert res["analyses"]["ptr_by_group"]["population"]["included"] == 44 - len(BLANKED)
+    assert (tmp_path / "r" / "tables" / f"ptr_by_group_{mode}.md").is_file()
+    # Table 3: the blanked CAR-T patients with cytokine data join the imputed group
+    t3 = sens["analyses"]["cart_characteristics"]
+    n_ptr = sum(1 for p, t in truth.items() if t["treatment_type"] == "car_t" and t["has_cytokines"]
+                and (p in BLANKED if event else (t["ptr"] and p not in BLANKED)))
+    if event:
+        n_ptr += sum(1 for p, t in truth.items() if t["treatment_type"] == "car_t" and t["has_cytokines"]
+                     and t["ptr"] and p not in BLANKED)
+    assert t3["n"]["ptr"] == n_ptr
+
+
+def test_missing_option_rejects_other_modes(cohort, tmp_path):
+    from ptrharmonize.errors import UserError
+
+    with pytest.raises(UserError, match="--missing"):
+        run_analysis(cohort["some_blank_store"], tmp_path / "r", progress=False, missing="impute")
+
+
+def test_qa_report_flags_not_collected_and_not_assessable(cohort):
+    """The QA report's data: per center, the tables not collected, and the outcomes most
+    patients lack, flagged by the completeness rules of schemas/completeness.yaml (> 50%)."""
+    from ptrharmonize.report.qa import collect, open_store_source
+
+    def qa(name: str) -> dict:
+        src = open_store_source(cohort[f"{name}_store"])
+        try:
+            return collect(src).data["missing_data"]["by_center"]["ZJU1"]
+        finally:
+            src.close()
+
+    truth, tx = cohort["truth"], cohort["tx"]
+    n_cart = sum(t["treatment_type"] == "car_t" for t in truth.values())
+    none = qa("no_tables")
+    assert set(none["not_collected"]["tables"]) == set(NOT_SENT)
+    out = {o["id"]: o for o in none["outcomes"]}
+    assert out["outcome.crs_grade_known"]["status"] == "failed"
+    assert out["outcome.crs_grade_known"]["reasons"] == {"crs_not_collected": n_cart}
+    assert out["outcome.bleeding_known"]["reasons"] == {"bleeding_not_collected": n_cart}
+    assert out["outcome.ptr_assessable"]["status"] == "passed"
+    assert out["outcome.ptr_assessable"]["not_assessable"] == 0
+
+    some = {o["id"]: o for o in qa("some_blank")["outcomes"]}["outcome.ptr_assessable"]
+    assert (some["not_assessable"], some["population"], some["status"]) == (len(BLANKED), 44, "passed")
+    assert some["reasons"] == {"storage_unknown": len(BLANKED)}
+    every = {o["id"]: o for o in qa("all_blank")["outcomes"]}["outcome.ptr_assessable"]
+    unassessable = sum(_abo_ok_transfusions(tx, p) >= 2 for p in truth)
+    assert (every["not_assessable"], every["status"]) == (unassessable, "failed")
+    assert every["states"] == {"unknown": unassessable}
+    complete = qa("complete")
+    assert complete["not_collected"] == {"tables": [], "columns": [], "how": {}}
+    assert all(o["status"] == "passed" and o["not_assessable"] == 0 for o in complete["outcomes"])
+
+
+def test_validate_shows_missing_data(cohort, tmp_path):
+    """`ptrh validate` (text and JSON) lists what is not collected and what most patients lack."""
+    from typer.testing import CliRunner
+
+    from ptrharmonize.cli import app
+
+    folder = Path(cohort["no_tables_store"]).parent / "no_tables"
+    res = CliRunner().invoke(app, ["validate", str(folder), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "Not collected (ZJU1): bleeding_events, crs_assessments, infections, medications" in res.output
+    assert "CRS grade: 26 of 26 not assessable (crs_not_collected 26)" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["validate", str(folder), "--format", "json"])
+    doc = json.loads(res.stdout)
+    md = doc["missing_data"]["by_center"]["ZJU1"]
+    assert set(md["not_collected"]["tables"]) == set(NOT_SENT)
+    assert {o["id"]: o["status"] for o in md["outcomes"]}["outcome.crs_grade_known"] == "failed"

@@ -78,7 +78,7 @@ def test_catalog_rules_all_covered_by_a_planted_defect() -> None:
 
 def test_json_shape_is_exact(dirty_extract: Path) -> None:
     _, out = run_json(str(dirty_extract))
-    assert set(out) == {"summary", "issues", "rules"}
+    assert set(out) == {"summary", "issues", "rules", "missing_data"}  # missing_data: issue 16
     assert set(out["summary"]) == {"errors", "warnings", "rows"}
     for i in out["issues"]:
         assert list(i) == ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]

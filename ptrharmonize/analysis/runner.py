@@ -31,7 +31,7 @@ from ..db import frame, run, scalar
 from ..derive import install_views
 from ..errors import UserError
 from ..store import qi, table_ddl
-from . import ANALYSES, _plots, population
+from . import ANALYSES, _plots, population, sensitivity
 from ._common import AnalysisResult, Context, num
 from .flow_figure import flow_figure
 
@@ -50,6 +50,7 @@ def run_analysis(
     since: dt.date | str | None = None,
     config: Path | str | None = None,
     progress: bool = True,
+    missing: str | None = None,
 ) -> dict[str, Any]:
     """Run every analysis in `ANALYSES` on the store and write `out_dir/results.json`,
     `out_dir/tables/<id>.csv|.md` and `out_dir/figures/<id>.png|.svg`. Returns the results.
@@ -59,6 +60,7 @@ def run_analysis(
     store is missing, unreadable or holds no patient (after the filters)."""
     store_path = Path(store_path)
     since_date = _parse_since(since)
+    missing = sensitivity.check_mode(missing)
     centers = list(centers) if centers else None
     if config is not None and not Path(config).is_file():
         raise UserError(f"--config: no such file: {config}")
@@ -81,6 +83,7 @@ def run_analysis(
                     },
                 },
                 bar=bar,
+                missing=missing,
             )
         finally:
             con.close()
@@ -94,6 +97,7 @@ def run_analyses(
     run_info: dict[str, Any] | None = None,
     analyses: Iterable[str] | None = None,
     bar: _Progress | None = None,
+    missing: str | None = None,
 ) -> dict[str, Any]:
     """Run the analyses on a connection where `patient_summary` and `transfusion_il6` can be
     read; write their tables and figures under `out_dir`, then results.json (which also
@@ -115,6 +119,9 @@ def run_analyses(
         analyses_out[analysis_id] = num(res.data)
         summary += [{"analysis": analysis_id, **num(s)} for s in res.summary]
         files[analysis_id] = [str(p.relative_to(out)) for p in write_outputs(res, out, analysis_id)]
+    sens = None
+    if missing:  # Tables 2 and 3 again with the unknowns as events / non-events
+        sens = sensitivity.run_sensitivity(con, ctx, missing, out, ANALYSES, write_outputs)
     bar.step("writing results.json")
     flows = population.flows(con)
     for set_id, fl in flows.items():
@@ -124,6 +131,7 @@ def run_analyses(
         "analyses": analyses_out,
         "summary": summary,
         "flows": flows,
+        **({"sensitivity": num(sens)} if sens else {}),
         "software": software_versions(),
         "submissions": list(submissions),
         "settings": definitions,

@@ -24,6 +24,7 @@ def run_analysis_command(
     since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Only patients whose index date is on or after this date (YYYY-MM-DD).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of definitions merged over schemas/definitions.yaml (e.g. analysis.candidate_p, ptr.rule).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    missing: Annotated[str | None, typer.Option(metavar="worst-case|best-case", help="Also recompute Table 2 and Table 3 with every unknown or not-collected yes/no value counted as an event (worst-case) or a non-event (best-case): results.json `sensitivity`, tables <id>_<mode>.")] = None,
 ) -> None:
     """Run the study's analyses (Tables 1-4, Figures 1-3, CMH by center) on the store.
 
@@ -35,7 +36,7 @@ def run_analysis_command(
         from ..analysis.runner import run_analysis
 
         results = run_analysis(store, out, centers=center, since=since, config=config,
-                               progress=not quiet)
+                               progress=not quiet, missing=missing)
         render_summary(results, console)
         console.print(
             f"\nresults: {out / 'results.json'}\ntables:  {out / 'tables'} (CSV, Markdown)\n"

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..validate import ValidationResult
+from . import missing
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,6 +49,8 @@ def to_json_dict(result: ValidationResult) -> dict[str, Any]:
         },
         "issues": result.issues.to_dicts(),
         "rules": rules,
+        # not collected tables/columns, outcomes not assessable and why (issue 16)
+        "missing_data": missing.for_submission(result),
     }
 
 
@@ -140,6 +143,8 @@ def render_terminal(result: ValidationResult, console: Console, source: str, max
             value = "" if r["value"] is None else f" = {escape(repr(r['value'][:60]))}"
             console.print(f"[{color}]{r['severity']:7}[/{color}] {escape(where)}{value}  [dim]{r['rule_id']}[/dim]")
             console.print(f"         {escape(r['message'])}")
+    if not result.blocking:  # what the derived outcomes will lack (issue 16)
+        missing.render_terminal(missing.for_submission(result), console)
     verdict = ("[red]errors found: the submission cannot be stored as it is[/red]" if result.blocking
                else "[green]no blocking errors[/green]")
     console.print(f"{result.n_errors:,} errors, {result.n_warnings:,} warnings: {verdict}")

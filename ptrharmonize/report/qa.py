@@ -32,6 +32,7 @@ from ..cdm import Catalog, load_catalog
 from ..collection import COLLECTION_DDL
 from ..errors import UserError
 from ..store import ISSUES_DDL, RULE_RESULTS_DDL, SUBMISSIONS_DDL, qi, table_ddl
+from .missing import missing_data
 
 REDACTED = "[redacted]"
 PHI_PREFIX = "phi."
@@ -321,6 +322,8 @@ def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | Non
     data["evaluability"] = _evaluability(con, centers, src.views, notes)
     data["crs"] = _crs_agreement(con, centers, src.views, notes)
     data["bleeding"] = _bleeding(con, centers, data["rules"])
+    # not collected tables/columns and not-assessable outcomes per center (issue 16)
+    data["missing_data"] = missing_data(con, centers)
     issues = _issue_lists(centers, issues_all)
     data["issues"] = {c: {"total": df.height,
                           "errors": int((df["severity"] == "error").sum()),

@@ -1,0 +1,149 @@
+"""Missing data per center, as data that the QA report and `ptrh validate` render (issue 16).
+
+For each center: which CDM tables and columns it does not collect (the store's `collection`
+record, or a submission's own), and, for each derived outcome of `schemas/completeness.yaml`,
+how many patients of the outcome's population are not assessable and why (`patient_missing`),
+with the rule's threshold and status, so that a center where most patients are not assessable
+is flagged instead of silently dropped from the pooled analyses.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import yaml
+
+from .. import db
+from ..collection import not_collected_list
+from ..paths import schemas_dir
+
+
+@cache
+def _spec(root: str) -> dict[str, Any]:
+    return yaml.safe_load((Path(root) / "completeness.yaml").read_text(encoding="utf-8")) or {}
+
+
+def completeness_spec() -> dict[str, Any]:
+    """`schemas/completeness.yaml`: the outcome rules and the structural blanks."""
+    return _spec(str(schemas_dir()))
+
+
+def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    try:
+        con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()  # name: a constant of this module
+        return True
+    except duckdb.Error:
+        return False
+
+
+def _status(failed: int, checked: int, threshold: float) -> str:
+    if checked == 0:
+        return "not_applicable"
+    return "failed" if failed / checked > threshold else "passed"
+
+
+def missing_data(con: duckdb.DuckDBPyConnection, centers: list[str]) -> dict[str, Any]:
+    """`{by_center: {center: {recorded, not_collected, outcomes: [...]}}, rules: [...]}`."""
+    rules = completeness_spec().get("outcomes") or []
+    out: dict[str, Any] = {"rules": [{k: r[k] for k in ("id", "variable", "label", "population",
+                                                       "threshold", "severity", "source")} for r in rules],
+                           "by_center": {}}
+    record = (db.frame(con, 'SELECT center_id, "table", "column", collected, how FROM collection')
+              if _has(con, "collection") else pl.DataFrame())
+    views = _has(con, "patient_summary") and _has(con, "patient_missing")
+    if not views:
+        out["missing"] = "derived views patient_summary / patient_missing are not available"
+    per_rule = {r["id"]: _outcome_rows(con, r) for r in rules} if views else {}
+    for c in centers:
+        rec = record.filter(pl.col("center_id") == c) if record.height else record
+        entry: dict[str, Any] = {
+            "recorded": bool(rec.height),
+            "not_collected": not_collected_list(rec) if rec.height else {"tables": [], "columns": []},
+            "outcomes": [],
+        }
+        if views:
+            for r in rules:
+                entry["outcomes"].append(_outcome(per_rule[r["id"]].filter(pl.col("center_id") == c), r))
+        out["by_center"][c] = entry
+    return out
+
+
+def _outcome_rows(con: duckdb.DuckDBPyConnection, rule: dict[str, Any]) -> pl.DataFrame:
+    """center_id, unknown, state, reason for every patient of the rule's population."""
+    var = rule["variable"]
+    if not str(var).isidentifier():
+        raise ValueError(f"schemas/completeness.yaml: {rule['id']}: variable must be a column name")
+    # population and variable come from schemas/completeness.yaml (the registry's own files)
+    pop = f"SELECT center_id, patient_id, {var} AS v FROM patient_summary WHERE ({rule['population']})"
+    return db.frame(con, f"SELECT p.center_id, p.v IS NULL AS unknown, m.state, m.reason FROM ({pop}) p "
+                         "LEFT JOIN patient_missing m ON m.center_id = p.center_id AND m.patient_id = p.patient_id "
+                         f"AND m.variable = '{var}'")
+
+
+def _outcome(rows: pl.DataFrame, rule: dict[str, Any]) -> dict[str, Any]:
+    var = rule["variable"]
+    unknown = rows.filter(pl.col("unknown"))
+    reasons = {str(k or "unknown"): int(n) for k, n in
+               unknown.group_by("reason").len().sort(["len", "reason"], descending=[True, False]).iter_rows()}
+    states = {str(k or "unknown"): int(n) for k, n in unknown.group_by("state").len().sort("state").iter_rows()}
+    checked, failed = rows.height, unknown.height
+    threshold = float(rule["threshold"])
+    return {
+        "id": rule["id"], "variable": var, "label": rule["label"], "population": checked,
+        "not_assessable": failed, "fraction": (failed / checked) if checked else None,
+        "threshold": threshold, "severity": rule["severity"],
+        "status": _status(failed, checked, threshold),
+        "states": states, "reasons": reasons,
+        "message": rule["message"] if _status(failed, checked, threshold) == "failed" else None,
+    }
+
+
+def flagged(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(center, outcome) of every failed completeness rule."""
+    return [(c, o) for c, e in (data.get("by_center") or {}).items() for o in e["outcomes"]
+            if o["status"] == "failed"]
+
+
+def for_submission(result: Any) -> dict[str, Any]:
+    """`missing_data` of one validated submission (before ingest), for `ptrh validate`. Never
+    raises: a submission the views cannot read says so under `missing`."""
+    center = getattr(result, "center_id", None)
+    try:
+        from .qa import open_submission_source
+
+        src = open_submission_source(result, "(submission)")
+    except Exception as exc:  # noqa: BLE001 - validation must report, not fail, here
+        return {"missing": f"could not derive the outcomes: {type(exc).__name__}: {exc}", "by_center": {}}
+    try:
+        centers = [center] if center else []
+        return missing_data(src.con, centers)
+    except Exception as exc:  # noqa: BLE001
+        return {"missing": f"could not derive the outcomes: {type(exc).__name__}: {exc}", "by_center": {}}
+    finally:
+        src.close()
+
+
+def render_terminal(data: dict[str, Any], console: Any) -> None:
+    """The missing-data block of `ptrh validate`: not collected, and the outcomes not assessable."""
+    from rich.markup import escape
+
+    for center, e in (data.get("by_center") or {}).items():
+        nc = e["not_collected"]
+        if nc["tables"] or nc["columns"]:
+            console.print(f"[bold]Not collected[/bold] ({escape(center)}): "
+                          + escape(", ".join(nc["tables"] + nc["columns"])))
+        for o in e["outcomes"]:
+            if not o["not_assessable"]:
+                continue
+            color = "yellow" if o["status"] == "failed" else "dim"
+            why = ", ".join(f"{r} {n}" for r, n in o["reasons"].items())
+            console.print(f"[{color}]{o['label']}: {o['not_assessable']} of {o['population']} not assessable"
+                          f" ({escape(why)})" + (" -- above the tolerated "
+                                                  f"{o['threshold']:.0%}: {escape(o['message'])}" if o["status"] == "failed" else "")
+                          + f"[/{color}]")
+    if data.get("missing"):
+        console.print(f"[dim]missing data: {escape(str(data['missing']))}[/dim]")
