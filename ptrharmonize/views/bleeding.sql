@@ -13,7 +13,7 @@
 --               of last_followup_on, death_on and (bleeding.last_contact_from_records) every
 --               dated record of the patient (labs, transfusions, CRS assessments, bleeding,
 --               medications, infections). With no date at all the time is 0.
---   event_time_days = days from the index date to that date (a double, for lifelines).
+--   event_time_days = days from the index date to that date (a double).
 --
 -- Columns: center_id, patient_id, worst_bleeding_grade_30d, bleeding_grade_3plus_30d,
 --   first_severe_bleeding_day, n_bleeding_undated, death_on, death_day, last_followup_on,
