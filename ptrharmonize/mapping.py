@@ -28,7 +28,8 @@ import yaml
 
 from . import units as unitreg
 from .cdm import FILE_COL, ROW_COL, Catalog, ColumnSpec, TableSpec, load_catalog
-from .read import ReadError, format_of, read_source
+from .center_id import center_id_problem
+from .read import ReadError, format_of, read_source, safe_yaml
 from .submission import Submission
 
 # ---------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def load_mapping(path: Path) -> dict[str, Any]:
         raise MappingError(str(path), "mapping file not found")
     try:
         with path.open(encoding="utf-8-sig") as fh:
-            doc = yaml.load(fh, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+            doc = safe_yaml.load(fh, path.name, _Loader)  # aliases and size capped (issue 23)
     except yaml.YAMLError as exc:
         raise MappingError(path.name, f"not valid YAML: {exc}") from None
     except UnicodeDecodeError:
@@ -303,7 +304,9 @@ def parse_mapping(doc: dict[str, Any], path: Path, catalog: Catalog | None = Non
     problems: list[dict[str, str]] = []
     for k in set(doc) - TOP_KEYS:
         problems.append(_p("warning", k, f"unknown top-level key '{k}' is ignored; allowed: {', '.join(sorted(TOP_KEYS))}"))
-    center_id = text_of(doc.get("center_id"))
+    center_id, why = center_id_problem(doc.get("center_id"))  # text, NFC, a code (issue 23)
+    if why:
+        problems.append(_p("error", "center_id", why))
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         problems.append(_p("error", "defaults", "`defaults` must be a mapping of format options"))

@@ -22,7 +22,7 @@ import polars as pl
 
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
-from ..store import qi
+from ..store import literal_path, qi
 from ..submission import Submission
 from . import columns as colchecks
 from .parse import RAW_PREFIX, parse_steps
@@ -166,7 +166,7 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
         read_csv(file, Path(sub.source_path), delimiter=",", encoding="utf-8")
 
 
-def _sql_str(path: Path) -> str:
+def _sql_str(path: Path | str) -> str:
     """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -326,7 +326,7 @@ class Engine:
         path = work / f"{table}.parquet"
         lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(
             path, row_group_size=STAGE_ROW_GROUP, compression=STAGE_COMPRESSION)
-        n = pl.scan_parquet(path).select(pl.len()).collect().item()
+        n = pl.scan_parquet(path, glob=False).select(pl.len()).collect().item()
         return path, cols, int(n)
 
     def _table_absent(self, table: str, table_rules: list[Rule], outcomes: dict[str, _Outcome],
@@ -401,7 +401,7 @@ class Engine:
         active = [r for r in table_rules if outcomes[r.id].status is None]
         col_rules = [r for r in active if r.engine == "column" and r.check != "references"]
         row_rules = [r for r in active if r.engine == "polars"]
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         by_pandera = (
             [r for r in col_rules if r.check in colchecks.PANDERA_CHECKS]
             if self._uses_pandera(n) else []
@@ -482,7 +482,7 @@ class Engine:
                  if not r.spec.get("only_columns") or c in r.spec["only_columns"]]
         if not pairs:
             return
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
         filled = lf.select([pl.col(c).is_not_null().sum().alias(c) for c in scan]).collect().row(0, named=True)
         for r, c in pairs:
@@ -535,7 +535,7 @@ class Engine:
             db.run(con, "SET preserve_insertion_order = false")
             for table in self.catalog.table_names:
                 if table in staged:
-                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(staged[table])})")
+                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(literal_path(staged[table]))})")
                 else:
                     db.run(con, self._empty_view_sql(table))
             units = self.catalog.tables["labs"].extra.get("canonical_units", {})
@@ -597,7 +597,7 @@ class Engine:
     def _center_of(staged: dict[str, Path]) -> str | None:
         if "patients" not in staged:
             return None
-        centers = pl.scan_parquet(staged["patients"]).select(pl.col("center_id").drop_nulls().unique()).collect()
+        centers = pl.scan_parquet(staged["patients"], glob=False).select(pl.col("center_id").drop_nulls().unique()).collect()
         vals = centers["center_id"].to_list()
         return vals[0] if len(vals) == 1 else None
 

@@ -171,8 +171,8 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
         if damaged or m.get("content_checksum") != content:
             return Kept(None, light, checks, reason=f"the kept validation is damaged ({', '.join(damaged) or 'manifest'} "
                                                     "changed since it was written)")
-        issues = pl.read_parquet(kept["issues.parquet"])
-        rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"]), m["center_id"])
+        issues = pl.read_parquet(kept["issues.parquet"], glob=False)
+        rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"], glob=False), m["center_id"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
         return Kept(None, light, checks, reason=f"the kept validation cannot be read ({type(exc).__name__})")
     if rules is None:
