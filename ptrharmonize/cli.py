@@ -44,7 +44,8 @@ def load_submission(path: Path, mapping: Path | None):
     if mapping is not None:
         from .mapping import apply_mapping
 
-        return apply_mapping(mapping, path)
+        # Lazily: each table streams from the center's files through the mapping into the stage.
+        return apply_mapping(mapping, path, lazy=True)
     from .read.canonical import read_canonical
 
     # Lazily: the engine streams each file into its typed Parquet stage, so a registry-size

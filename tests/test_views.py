@@ -409,14 +409,17 @@ FEVER = {"max_temp_c": 39.0}
         ({**FEVER, "fio2_pct": 39.0}, 2, 2),
         ({**FEVER, "fio2_pct": 40.0}, 3, 2),
         ({**FEVER, "fio2_pct": 21.0}, 1, 1),  # room air
-        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 6.0}, 2, 2),
-        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 7.0}, 2, 3),
-        ({**FEVER, "o2_device": "high_flow", "o2_flow_l_min": 6.0}, 2, 2),
-        ({**FEVER, "o2_device": "high_flow"}, 2, 3),
+        # no FiO2 recorded: Lee reads the O2 table (cannula 21 + 4 x L/min; high flow >= 45%)
+        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 4.0}, 2, 2),
+        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 6.0}, 3, 2),
+        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 7.0}, 3, 3),
+        ({**FEVER, "o2_device": "high_flow", "o2_flow_l_min": 4.0}, 2, 2),
+        ({**FEVER, "o2_device": "high_flow"}, 3, 3),
         ({**FEVER, "o2_flow_l_min": 8.0}, 2, 3),  # cannula assumed when no device recorded
         ({**FEVER, "o2_device": "facemask", "fio2_pct": 35.0}, 2, 3),
         ({**FEVER, "o2_device": "nonrebreather", "fio2_pct": 60.0}, 3, 3),
-        ({**FEVER, "o2_device": "bipap", "fio2_pct": 35.0}, 2, 4),
+        ({**FEVER, "o2_device": "bipap", "fio2_pct": 35.0}, 4, 4),  # non-invasive ventilation
+        ({**FEVER, "o2_device": "cpap", "fio2_pct": 35.0}, 2, 4),
         ({**FEVER, "o2_device": "ventilator", "fio2_pct": 30.0}, 4, 4),
         ({**FEVER, "o2_device": "none"}, 1, 1),
         # organ toxicity (Lee only)
@@ -427,7 +430,7 @@ FEVER = {"max_temp_c": 39.0}
         ({**FEVER, "transaminitis_grade": 4}, 3, 1),
         # ASTCT needs fever; Lee does not
         ({"max_temp_c": 37.0, "hypotension": True, "vasopressors": 1}, 2, 0),
-        ({"hypotension": True, "vasopressors": 1}, 2, 3),  # temperature not recorded
+        ({"hypotension": True, "vasopressors": 1}, 2, 0),  # temperature not recorded: no fever
         ({"max_temp_c": 36.8, "hypotension": False}, 0, 0),
     ],
 )
@@ -446,13 +449,20 @@ def test_crs_without_signs_has_no_grade(reg):
     assert (got["signs_recorded"], got["lee2014_grade"], got["astct2019_grade"]) == (False, None, None)
 
 
-def test_astct_fever_carried_forward_after_a_febrile_day(reg):
+def test_astct_fever_masked_only_after_tocilizumab_or_steroids(reg):
     reg.patient("P1")
     reg.crs("P1", on=1, max_temp_c=39.5)
-    reg.crs("P1", on=2, max_temp_c=36.9, hypotension=True, vasopressors=1)  # after tocilizumab
-    assert reg.one("crs_graded", patient_id="P1", assessed_on=day(2))["astct2019_grade"] == 3
-    reg.reinstall({"crs": {"astct2019": {"fever_carried_forward": False}}})
+    reg.crs("P1", on=2, max_temp_c=36.9, hypotension=True, vasopressors=1)
+    # no masking therapy: fever is required
     assert reg.one("crs_graded", patient_id="P1", assessed_on=day(2))["astct2019_grade"] == 0
+    reg.add("medications", patient_id="P1", drug="tocilizumab", started_on=day(1), n_doses=1)
+    got = reg.one("crs_graded", patient_id="P1", assessed_on=day(2))
+    assert (got["astct2019_grade"], got["fever_masked"]) == (3, True)
+    # the drug list comes from definitions
+    reg.reinstall({"crs": {"astct2019": {"fever_masking_drugs": ["corticosteroid"]}}})
+    assert reg.one("crs_graded", patient_id="P1", assessed_on=day(2))["astct2019_grade"] == 0
+    with pytest.raises(derive.DefinitionError, match="fever_masking_drugs"):
+        reg.reinstall({"crs": {"astct2019": {"fever_masking_drugs": ["aspirin"]}}})
 
 
 def test_lee_thresholds_come_from_definitions(reg):
@@ -505,7 +515,10 @@ def test_install_crs_graded_over_a_submission_relation_and_the_rule_reads_it():
     con.register("crs_assessments", sub)
     assert derive.install_crs_graded(con) is True
     graded = con.sql("SELECT * FROM crs_graded ORDER BY _row")
-    assert graded.columns == sub.columns + ["signs_recorded", "lee2014_grade", "astct2019_grade"]
+    assert graded.columns == sub.columns + [
+        "signs_recorded", "fio2_for_grading", "fio2_source", "fever_masked",
+        "lee2014_high_dose_undetermined", "lee2014_grade", "astct2019_grade",
+        "reported_above_signs", "crs_grade"]
     assert [r[:3] for r in con.sql(
         "SELECT lee2014_grade, astct2019_grade, signs_recorded FROM crs_graded ORDER BY _row"
     ).fetchall()] == [(3, 2, True), (1, 1, True), (None, None, False)]

@@ -4,17 +4,21 @@
 --                                   assessment recorded signs)
 --   reported_grade, reported_scale  the highest grade the center reported, and its scale
 --   reported_lee2014_grade          the highest grade reported on the Lee 2014 scale
---   crs_grade                       the grade the analyses use (Lee 2014, like the study): per
---                                   assessment the grade from signs, else the grade reported on
---                                   lee2014; the patient's maximum. A patient with no
+--   crs_grade                       the grade the analyses use (Lee 2014, like the study): the
+--                                   maximum of crs_graded.crs_grade (per assessment the worst
+--                                   grade the signs prove, never below the grade reported on
+--                                   lee2014). A patient with no
 --                                   crs_assessments row has crs_grade 0 (the CDM records one row
 --                                   per day with CRS signs, so none means no CRS); a patient whose
 --                                   rows give neither has crs_grade NULL.
 --   crs_grade_3plus                 crs_grade >= crs.group_high_min_grade (3)
 --   n_assessments                   number of crs_assessments rows
+--   n_reported_above_signs          assessments whose reported grade is above what the signs
+--                                   prove on the same scale (crs_graded.reported_above_signs)
 --
 -- Columns: center_id, patient_id, lee2014_grade, astct2019_grade, reported_grade,
---   reported_scale, reported_lee2014_grade, crs_grade, crs_grade_3plus, n_assessments
+--   reported_scale, reported_lee2014_grade, crs_grade, crs_grade_3plus, n_assessments,
+--   n_reported_above_signs
 CREATE OR REPLACE VIEW patient_crs AS
 WITH per_patient AS (
     SELECT center_id, patient_id,
@@ -23,9 +27,9 @@ WITH per_patient AS (
            max(reported_grade) AS reported_grade,
            arg_max(reported_scale, reported_grade) AS reported_scale,
            max(reported_grade) FILTER (WHERE reported_scale = 'lee2014') AS reported_lee2014_grade,
-           max(coalesce(lee2014_grade,
-                        CASE WHEN reported_scale = 'lee2014' THEN reported_grade END)) AS crs_grade,
-           count(*) AS n_assessments
+           max(crs_grade) AS crs_grade,
+           count(*) AS n_assessments,
+           count(*) FILTER (WHERE reported_above_signs) AS n_reported_above_signs
     FROM crs_graded
     GROUP BY center_id, patient_id
 ),
@@ -34,7 +38,8 @@ joined AS (
            a.lee2014_grade, a.astct2019_grade, a.reported_grade, a.reported_scale,
            a.reported_lee2014_grade,
            CASE WHEN a.n_assessments IS NULL THEN 0 ELSE a.crs_grade END AS crs_grade,
-           coalesce(a.n_assessments, 0) AS n_assessments
+           coalesce(a.n_assessments, 0) AS n_assessments,
+           coalesce(a.n_reported_above_signs, 0) AS n_reported_above_signs
     FROM patient_index p
     LEFT JOIN per_patient a USING (center_id, patient_id)
 )
@@ -42,5 +47,6 @@ SELECT center_id, patient_id, lee2014_grade, astct2019_grade, reported_grade, re
        reported_lee2014_grade,
        CAST(crs_grade AS BIGINT) AS crs_grade,
        crs_grade >= def_crs_group_high_min_grade() AS crs_grade_3plus,
-       n_assessments
+       n_assessments,
+       n_reported_above_signs
 FROM joined;
