@@ -31,6 +31,7 @@ VIEWS_DIR = Path(__file__).resolve().parent / "views"
 # Installation order: each file only reads tables and views created before it.
 VIEW_FILES: tuple[str, ...] = (
     "patient_index.sql",
+    "collection.sql",
     "bsa.sql",
     "transfusion_cci.sql",
     "ptr.sql",
@@ -45,11 +46,13 @@ VIEW_FILES: tuple[str, ...] = (
     "peaks.sql",
     "exposures.sql",
     "patient_summary.sql",
+    "missing.sql",
 )
 
 # Every view the files create, in order (checked by the tests against the files).
 VIEW_NAMES: tuple[str, ...] = (
     "patient_index",
+    "center_collects",
     "patient_bsa",
     "transfusion_cci",
     "patient_ptr",
@@ -65,6 +68,7 @@ VIEW_NAMES: tuple[str, ...] = (
     "patient_peaks",
     "patient_exposures",
     "patient_summary",
+    "patient_missing",
 )
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -334,9 +338,22 @@ def install_views(
     macros = definition_macros(definitions)
     _create_macros(con, macros, temporary)
     _create_definitions_view(con, macros, temporary)
+    _ensure_collection(con)
     for name in VIEW_FILES:
         for sql in view_statements(name, temporary):
             con.execute(sql)
+
+
+def _ensure_collection(con: duckdb.DuckDBPyConnection) -> None:
+    """The views read `collection` (which tables and columns each center collects, written at
+    ingest). A connection without it (a store from before the record, hand-made tables) gets
+    an empty session-local one: every center is then taken as collecting everything."""
+    try:
+        con.execute("SELECT * FROM collection LIMIT 0").fetchall()
+    except duckdb.CatalogException:
+        from .collection import COLLECTION_DDL
+
+        con.execute(COLLECTION_DDL.replace("CREATE TABLE", "CREATE TEMP TABLE", 1)).fetchall()
 
 
 def install_crs_graded(

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from .cdm import Catalog, load_catalog
+from .collection import COLLECTION_DDL
 
 PROVENANCE_COLUMNS = [
     ("submission_id", "VARCHAR"),
@@ -82,13 +83,14 @@ CREATE TABLE IF NOT EXISTS rule_results (
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
-    """Create every CDM table, `submissions`, `issues` and `rule_results` if absent."""
+    """Create every CDM table, `submissions`, `issues`, `rule_results` and `collection` if absent."""
     catalog = catalog or load_catalog()
     for table in catalog.table_names:
         con.execute(table_ddl(catalog, table))
     con.execute(SUBMISSIONS_DDL)
     con.execute(ISSUES_DDL)
     con.execute(RULE_RESULTS_DDL)
+    con.execute(COLLECTION_DDL)
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -746,7 +746,9 @@ def test_bleeding_competing_events(reg):
         "FU20": (0, False, "censored", 20.0),
         "LABS": (0, False, "censored", 12.0),
         "DIED40": (0, False, "censored", 30.0),
-        "UNDATED": (0, False, "censored", 0.0),
+        # An undated grade-3 bleed may lie in the window: unknown, never "no bleeding"
+        # (issue 16: "an unknown is never a no").
+        "UNDATED": (None, None, None, None),
     }
     assert reg.one("patient_bleeding", patient_id="UNDATED")["n_bleeding_undated"] == 1
 

@@ -15,7 +15,8 @@ import yaml
 
 from ..read import ReadError
 
-TOP_KEYS = {"mapping_version", "center_id", "center_name", "description", "defaults", "conventions", "value_maps", "tables"}
+TOP_KEYS = {"mapping_version", "center_id", "center_name", "description", "defaults", "conventions", "value_maps", "tables",
+            "not_collected"}  # not_collected: ptrharmonize/collection.py (issue 16)
 READER_KEYS = {
     "csv": {"delimiter", "encoding", "quote", "header_row", "skip_rows", "skip_rows_after_header", "comment"},
     "excel": {"sheet", "header_row", "skip_rows", "skip_rows_after_header"},

@@ -22,6 +22,7 @@ import polars as pl
 
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
+from ..collection import collection_frame, declared_in_mapping
 from ..store import qi
 from ..submission import Submission
 from . import columns as colchecks
@@ -89,6 +90,9 @@ class ValidationResult:
     center_id: str | None
     workdir: Path
     _owns_workdir: bool = field(default=True, repr=False)
+    # Which CDM tables and columns the submission holds (collection.collection_frame): absent
+    # and declared ones are "not collected", which the store records at ingest (issue 16).
+    collection: pl.DataFrame | None = None
 
     @property
     def n_errors(self) -> int:
@@ -250,6 +254,9 @@ class Engine:
         staged: dict[str, Path] = {}
         rows: dict[str, int] = {}
         phi_values: set[str] = set()
+        submitted: dict[str, list[str]] = {}
+        # A column the mapping declares not collected is not "missing" (issue 16).
+        self._declared = declared_in_mapping(sub.mapping_file, self.catalog)
         try:
             for table in self.catalog.table_names:
                 frame = sub.tables.get(table)
@@ -266,6 +273,7 @@ class Engine:
                         _explain_unreadable(sub, table)
                         raise
                 staged[table], rows[table] = path, n
+                submitted[table] = sorted(cols)
                 self.progress(f"checking {table}", n)
                 self._structure(table, cols, table_rules, outcomes, issues, frame)
                 if n == 0:
@@ -300,6 +308,7 @@ class Engine:
             center_id=center,
             workdir=work,
             _owns_workdir=owns,
+            collection=collection_frame(submitted, self._declared, self.catalog),
         )
 
     # -- steps --------------------------------------------------------------------------
@@ -353,7 +362,9 @@ class Engine:
             if r.check == "missing_table":
                 o.checked = 1
             elif r.check == "missing_column":
-                missing = [c for c in spec.column_names if c not in cols]
+                declared = getattr(self, "_declared", None)
+                missing = [c for c in spec.column_names if c not in cols
+                           and not (declared and (table, c) in declared.columns)]
                 o.checked, o.failed = len(spec.column_names), len(missing)
                 for c in missing:
                     fail = pl.DataFrame({**header, "value": [None]},

@@ -18,9 +18,11 @@
 -- first failing check, in this order (stable codes):
 --   no_transfusion_time               transfused_at missing
 --   abo_incompatible                  abo_compatible = false (when cci.require_abo_compatible)
---   abo_unknown                       abo_compatible missing (unless cci.abo_unknown_evaluable)
+--   abo_unknown                       abo_compatible missing (unless cci.abo_unknown_evaluable);
+--                                     abo_not_collected when the center does not collect the column
 --   storage_72h_or_more               storage_h >= cci.max_storage_h (72): the unit must be stored < 72 h
---   storage_unknown                   storage_h missing (unless cci.storage_unknown_evaluable)
+--   storage_unknown                   storage_h missing (unless cci.storage_unknown_evaluable);
+--                                     storage_not_collected when the center does not collect it
 --   no_dose                           dose_e11 missing or <= 0
 --   no_pre_count                      no pre count on the row and no PLT lab before the transfusion
 --   pre_count_time_unknown            recorded pre count without its time (unless cci.accept_untimed_counts)
@@ -38,7 +40,9 @@
 --   units_reported, storage_h, abo_compatible, crossmatched, pre_count_e9l, pre_count_at,
 --   pre_count_source ('transfusion' | 'labs'), hours_before_pre, post_count_e9l, post_count_at,
 --   post_count_source, hours_to_post, next_transfused_at, cci, evaluable, not_evaluable_reason,
---   low_cci (evaluable and CCI < cci.refractory_below; NULL when not evaluable)
+--   low_cci (evaluable and CCI < cci.refractory_below; NULL when not evaluable),
+--   evaluability_unknown (the reason is a missing fact: see the list at the end; patient_ptr
+--   asks whether such transfusions could change the PTR status)
 CREATE OR REPLACE VIEW transfusion_cci AS
 WITH tx AS (
     SELECT center_id, patient_id, transfusion_id, transfused_at, product, units_reported,
@@ -114,10 +118,12 @@ judged AS (
                    THEN 'abo_incompatible'
                WHEN def_cci_require_abo_compatible() AND t.abo_compatible IS NULL
                     AND NOT def_cci_abo_unknown_evaluable()
-                   THEN 'abo_unknown'
+                   THEN CASE WHEN coalesce(k.transfusions__abo_compatible, true) THEN 'abo_unknown'
+                             ELSE 'abo_not_collected' END
                WHEN t.storage_h >= def_cci_max_storage_h() THEN 'storage_72h_or_more'
                WHEN t.storage_h IS NULL AND NOT def_cci_storage_unknown_evaluable()
-                   THEN 'storage_unknown'
+                   THEN CASE WHEN coalesce(k.transfusions__storage_h, true) THEN 'storage_unknown'
+                             ELSE 'storage_not_collected' END
                WHEN t.dose_e11 IS NULL OR t.dose_e11 <= 0 THEN 'no_dose'
                WHEN t.pre IS NULL THEN 'no_pre_count'
                WHEN t.pre_at IS NULL AND NOT def_cci_accept_untimed_counts()
@@ -134,6 +140,7 @@ judged AS (
                WHEN t.bsa_m2 IS NULL THEN 'no_bsa'
            END AS not_evaluable_reason
     FROM timed t
+    LEFT JOIN center_collects k ON k.center_id = t.center_id
 )
 SELECT center_id,
        patient_id,
@@ -159,5 +166,13 @@ SELECT center_id,
        (not_evaluable_reason IS NULL AND cci IS NOT NULL) AS evaluable,
        not_evaluable_reason,
        CASE WHEN not_evaluable_reason IS NULL AND cci IS NOT NULL
-            THEN cci < def_cci_refractory_below() END AS low_cci
+            THEN cci < def_cci_refractory_below() END AS low_cci,
+       -- evaluability unknown: a fact the study's definition needs is an empty cell or not
+       -- collected (issue 16), as opposed to a known fact that excludes the transfusion
+       -- (ABO-incompatible, stored >= 72 h, no count measured in its window)
+       not_evaluable_reason IN (
+           'no_transfusion_time', 'abo_unknown', 'abo_not_collected', 'storage_unknown',
+           'storage_not_collected', 'no_dose', 'pre_count_time_unknown', 'post_count_time_unknown',
+           'no_bsa'
+       ) AS evaluability_unknown
 FROM judged;
