@@ -13,17 +13,13 @@ import duckdb
 
 from .cdm import Catalog, load_catalog
 from .collection import COLLECTION_DDL
+from .db import qi
 
 PROVENANCE_COLUMNS = [
     ("submission_id", "VARCHAR"),
     ("source_file", "VARCHAR"),
     ("source_row", "BIGINT"),
 ]
-
-
-def qi(name: str) -> str:
-    """Quote an identifier for DuckDB. Every identifier that reaches SQL text goes through here."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def table_ddl(catalog: Catalog, table: str) -> str:

@@ -290,3 +290,20 @@ def test_cli_demo_and_run_arguments(tmp_path: Path) -> None:
                           str(tmp_path / "r")], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--organizations" in bad.stderr
+
+
+def test_qa_report_renders_the_federated_result(exact_run: dict, tmp_path: Path) -> None:
+    from ptrharmonize.federated.qa_store import write_qa_store
+
+    store = write_qa_store(exact_run["fed"], tmp_path / "qa-store.duckdb")
+    html = tmp_path / "qa.html"
+    proc = subprocess.run([sys.executable, "-m", "ptrharmonize", "qa-report", "--store",
+                           str(store), "--out", str(html), "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = html.read_text(encoding="utf-8")
+    for center in exact_run["fed"]["federated"]["centers"]:
+        assert center in text
+    failed = [r for r in exact_run["fed"]["qa"]["rule_results"] if r["status"] == "failed"]
+    rule = (failed or exact_run["fed"]["qa"]["rule_results"])[0]["rule_id"]
+    assert rule in text
