@@ -64,12 +64,21 @@ def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool
     column and never quote a cell; an unexpected error from a library is shown without the
     values it quotes (they may come from the data). PTRH_DEBUG=1 re-raises, for a developer."""
     import os
+    import sys
 
+    from .cdm import CatalogError
+    from .paths import RegistryError
     from .read import ReadError
 
     try:
-        return body()
-    except (UserError, ReadError) as exc:
+        code = body()
+        sys.stdout.flush()  # a closed pipe shows here, inside the guard, not at exit
+        return code
+    except BrokenPipeError:
+        # `ptrh ... | head`: the reader has gone; that is the reader's choice, not an error.
+        _quiet_broken_pipe()
+        return 0
+    except (UserError, ReadError, CatalogError, RegistryError) as exc:
         fail(console, str(exc))
         return 2
     except (OSError, UnicodeError, ValueError) as exc:
@@ -98,6 +107,18 @@ def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool
         kind = "internal error (a library panicked)" if type(exc).__name__ == "PanicException" else "unexpected"
         fail(console, f"{kind} {type(exc).__name__}: {library_message(exc)} (set PTRH_DEBUG=1 for details)")
         return 2
+
+
+def _quiet_broken_pipe() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not raise again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run_guarded_each(items: Iterable[T], body: Callable[[T], int], console: Console) -> int:

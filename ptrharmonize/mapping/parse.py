@@ -144,6 +144,7 @@ def value_map(spec: Any, where: str, named: dict[str, Any], problems: Problems) 
             problems.append(_p("error", where, "a value map key may not be empty (null)"))
             continue
         vm.exact[key.strip().casefold()] = text_of(v)
+        vm.written.append((key.strip(), text_of(v)))
     if structured:
         for i, pat in enumerate(spec.get("patterns") or []):
             parsed = _pattern(pat, f"{where}.patterns[{i}]", problems)
