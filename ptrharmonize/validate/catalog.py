@@ -207,9 +207,10 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
         if rel.startswith("tables/"):
             problems += _check_table(doc, rel, m, tables)
         elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml",
-                         LEXICON):
+                         "limits.yaml", LEXICON):  # limits.yaml: ptrharmonize/limits.py (issue 23)
             problems.append(doc.problem((), "not a file of the catalog language (tables/<table>.yaml, rules.yaml, "
-                                            "definitions.yaml, units.yaml, phi.yaml, check_types.yaml)", key=""))
+                                            "definitions.yaml, units.yaml, phi.yaml, check_types.yaml, "
+                                            f"limits.yaml, {LEXICON})", key=""))
     if "check_types.yaml" in docs:
         problems += _check_overrides(docs["check_types.yaml"], m)
     if "phi.yaml" in docs:
