@@ -93,7 +93,14 @@ def load_submission(path: Path, mapping: Path | None):
 
     # Lazily: the engine streams each file into its typed Parquet stage, so a registry-size
     # extract is never held in memory whole (a malformed row is still reported by file and row).
-    return read_canonical(path, lazy=True)
+    sub = read_canonical(path, lazy=True)
+    if sub.center_id is not None:
+        from .center_id import check_center_id
+
+        if check_center_id(sub.center_id, f"{path}: patients.csv, column 'center_id'") != sub.center_id:
+            raise UserError(f"{path}: patients.csv, column 'center_id': the center id is not in Unicode NFC "
+                            "form (a letter and a combining accent instead of the accented letter); save as NFC")
+    return sub
 
 
 @app.command()
@@ -122,6 +129,7 @@ def validate(
 
         from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
         from .errors import run_guarded_each
+        from .outputs import check_ingest_paths
         from .report.issues import (
             render_terminal,
             to_json_dict,
@@ -142,6 +150,7 @@ def validate(
         pairs = pair_mappings(paths, mapping)
         several = len(pairs) > 1
         check_outputs(output, paths)
+        check_ingest_paths(None, output, pairs, thresholds, several)
         cat = checked_catalog()
         th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         docs: list[dict] = []

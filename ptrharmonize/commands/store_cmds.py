@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
         jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to ~500,000 rows: 32 MB as CSV) validated at once, while the previous one is stored.")] = 2,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+        allow_shrink: Annotated[bool, typer.Option(help="Store a submission even when it empties a table of the center's stored data or removes more than max_shrink_share (schemas/limits.yaml, default 50%) of its rows.")] = False,
+        confirm_center: Annotated[bool, typer.Option(help="Store a mapped submission even when its center is stored from another mapping file.")] = False,
     ) -> None:
         """Map, validate and store a center's submission (or several, one folder each).
 
@@ -47,6 +49,7 @@ def register(app: typer.Typer) -> None:
             from ..cli import _progress, load_submission
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
+            from ..outputs import check_ingest_paths
             from ..report.issues import render_terminal, with_source_columns, write_issues
             from ..validate import Engine
             from ..validate.catalog import checked_catalog
@@ -59,6 +62,7 @@ def register(app: typer.Typer) -> None:
             pairs = pair_mappings(paths, mapping)
             several = len(pairs) > 1
             check_outputs(output, paths)
+            check_ingest_paths(store, output, pairs, thresholds, several)
             cat = checked_catalog()
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
 
@@ -110,7 +114,7 @@ def register(app: typer.Typer) -> None:
             # One writer for every folder: the store is opened (and locked) once, at the first
             # submission to store, and checkpointed once at the end; each center is still its
             # own transaction.
-            with StoreWriter(store, cat, wait) as writer, \
+            with StoreWriter(store, cat, wait, allow_shrink, confirm_center) as writer, \
                     closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
                 return run_guarded_each(items, one, err_console)
 
@@ -173,7 +177,8 @@ def _status_text(model: dict, path: Path | None, st: dict | None) -> None:
     for c in ("center", "submission", "submitted", "status", "errors", "warnings"):
         t.add_column(c)
     for r in subs.iter_rows(named=True):
-        t.add_row(r["center_id"], r["submission_id"], str(r["submitted_at"])[:19], r["status"],
+        # Cells are text, never markup: a center id such as `MK[/]1` is not a rich tag.
+        t.add_row(escape(str(r["center_id"])), escape(str(r["submission_id"])), str(r["submitted_at"])[:19], r["status"],
                   str(r["n_errors"]), str(r["n_warnings"]))
     console.print(t)
     counts = st["counts"]
@@ -181,7 +186,7 @@ def _status_text(model: dict, path: Path | None, st: dict | None) -> None:
     ct = Table(title="Rows by table and center", show_edge=False)
     ct.add_column("table")
     for c in centers:
-        ct.add_column(c, justify="right")
+        ct.add_column(escape(str(c)), justify="right")
     for table, per in counts.items():
         ct.add_row(table, *[f"{per.get(c, 0):,}" for c in centers])
     console.print(ct)
@@ -191,7 +196,7 @@ def _status_text(model: dict, path: Path | None, st: dict | None) -> None:
         for c in ("center", "rule", "count"):
             wt.add_column(c)
         for r in w.iter_rows(named=True):
-            wt.add_row(r["center_id"], r["rule_id"], f"{r['n']:,}")
+            wt.add_row(escape(str(r["center_id"])), escape(str(r["rule_id"])), f"{r['n']:,}")
         console.print(wt)
     else:
         console.print("no open warnings")
