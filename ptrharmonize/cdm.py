@@ -63,6 +63,12 @@ class ColumnSpec:
     min_exclusive: bool = False
     required: bool = False
     unique_within_center: bool = False
+    # Where the column applies (a SQL condition over the table's own columns, e.g. the CAR target
+    # of CAR-T patients) and what a blank means where it is an answer (e.g. no death date: alive).
+    # Completeness counts a column only where it applies; see docs/qa-report.md.
+    applies_when: str | None = None
+    applies_label: str | None = None
+    blank_means: str | None = None
 
     @property
     def polars_type(self) -> pl.DataType:
@@ -140,6 +146,9 @@ def _table_from_yaml(doc: dict[str, Any]) -> TableSpec:
                 min_exclusive=bool(c.get("min_exclusive", False)),
                 required=bool(c.get("required", False)),
                 unique_within_center=bool(c.get("unique_within_center", False)),
+                applies_when=c.get("applies_when"),
+                applies_label=c.get("applies_label"),
+                blank_means=c.get("blank_means"),
             )
         )
     known = {"table", "description", "columns", "required_table", "key", "references"}

@@ -20,7 +20,7 @@ from . import checksums, db
 from .cdm import Catalog, load_catalog
 from .errors import UserError
 from .lock import StoreLock
-from .store import create_schema, qi
+from .store import create_schema, qi, row_digest_sql
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -164,6 +164,9 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
             f"SELECT {cols}, ?, _file, _row FROM read_parquet(?)",
             [sid, str(path)],
         )
+        key, digest = row_digest_sql(catalog, table)
+        db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest} FROM read_parquet(?)",
+               [sid, table, str(path)])
 
 
 def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:
