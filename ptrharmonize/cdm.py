@@ -63,12 +63,9 @@ class ColumnSpec:
     min_exclusive: bool = False
     required: bool = False
     unique_within_center: bool = False
-    # Where the column applies (a SQL condition over the table's own columns, e.g. the CAR target
-    # of CAR-T patients) and what a blank means where it is an answer (e.g. no death date: alive).
-    # Completeness counts a column only where it applies; see docs/qa-report.md.
-    applies_when: str | None = None
-    applies_label: str | None = None
-    blank_means: str | None = None
+    # Every attribute as written in tables/<table>.yaml: a check type reads the ones it declares
+    # (validate/checks/), so a new check needs no field here.
+    attrs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def polars_type(self) -> pl.DataType:
@@ -107,6 +104,7 @@ class Catalog:
     rules: tuple[dict[str, Any], ...]
     definitions: dict[str, Any]
     phi: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    root: str | None = field(default=None, compare=False)  # the schemas folder it was loaded from
 
     @property
     def table_names(self) -> list[str]:
@@ -126,9 +124,13 @@ TABLE_ORDER = [
 ]
 
 
+# libyaml when the wheel has it (~10x faster than the pure-Python parser), the same documents.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a safe loader
 
 
 def _table_from_yaml(doc: dict[str, Any]) -> TableSpec:
@@ -146,9 +148,7 @@ def _table_from_yaml(doc: dict[str, Any]) -> TableSpec:
                 min_exclusive=bool(c.get("min_exclusive", False)),
                 required=bool(c.get("required", False)),
                 unique_within_center=bool(c.get("unique_within_center", False)),
-                applies_when=c.get("applies_when"),
-                applies_label=c.get("applies_label"),
-                blank_means=c.get("blank_means"),
+                attrs=dict(c),
             )
         )
     known = {"table", "description", "columns", "required_table", "key", "references"}
@@ -187,10 +187,13 @@ def _load(root: str) -> Catalog:
             tables[path.stem] = _table_from_yaml(_load_yaml(path))
     return Catalog(
         tables=tables,
-        check_types=_load_yaml(base / "check_types.yaml"),
-        rules=tuple(_load_yaml(base / "rules.yaml")),
+        # Optional: a registry's own messages, severities or categories for check types
+        # (their defaults are declared by the check modules, validate/checks/).
+        check_types=(_load_yaml(base / "check_types.yaml") or {}) if (base / "check_types.yaml").exists() else {},
+        rules=tuple(_load_yaml(base / "rules.yaml") or ()),
         definitions=_load_yaml(base / "definitions.yaml"),
         phi=_load_yaml(base / "phi.yaml") if (base / "phi.yaml").exists() else {},
+        root=str(base),
     )
 
 

@@ -44,7 +44,8 @@ def load_submission(path: Path, mapping: Path | None):
     if mapping is not None:
         from .mapping import apply_mapping
 
-        return apply_mapping(mapping, path)
+        # Lazily: each table streams from the center's files through the mapping into the stage.
+        return apply_mapping(mapping, path, lazy=True)
     from .read.canonical import read_canonical
 
     # Lazily: the engine streams each file into its typed Parquet stage, so a registry-size
@@ -77,7 +78,6 @@ def validate(
         from contextlib import closing
 
         from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
-        from .cdm import load_catalog
         from .errors import run_guarded_each
         from .report.issues import (
             render_terminal,
@@ -87,6 +87,7 @@ def validate(
             write_json,
         )
         from .validate import Engine
+        from .validate.catalog import checked_catalog
         from .validate.rules import all_rules
         from .validate.stage import validate_and_keep
         from .validate.thresholds import load_thresholds
@@ -98,7 +99,7 @@ def validate(
         pairs = pair_mappings(paths, mapping)
         several = len(pairs) > 1
         check_outputs(output, paths)
-        cat = load_catalog()
+        cat = checked_catalog()
         th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         docs: list[dict] = []
 
@@ -119,6 +120,8 @@ def validate(
                     write_issues(with_source_columns(result.issues, mp), out)
                 if format == "json":
                     docs.append(to_json_dict(result))
+                    for line in result.could_not_run:
+                        err_console.print(line, markup=False, highlight=False)
                 else:
                     render_terminal(result, console, str(path), max_issues=max_issues)
                     if out is not None:
@@ -138,27 +141,6 @@ def validate(
         if format == "json" and docs:
             write_json(docs if several else docs[0], sys.stdout)
         return code
-
-    raise typer.Exit(run_guarded(body, err_console))
-
-
-@app.command()
-def schema(
-    markdown: Annotated[Path | None, typer.Option(help="Write the catalog as Markdown to this file.")] = None,
-    table: Annotated[str | None, typer.Option(help="Only this table.")] = None,
-) -> None:
-    """Print the common data model: tables, columns, units, codes and every rule with its id,
-    severity, category, message and source."""
-
-    def body() -> int:
-        from .report.catalog import catalog_markdown, render_catalog
-
-        if markdown is not None:
-            markdown.write_text(catalog_markdown(table), encoding="utf-8")
-            console.print(f"catalog written to {markdown}")
-        else:
-            render_catalog(console, table)
-        return 0
 
     raise typer.Exit(run_guarded(body, err_console))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import checksums, db
+from . import checksums, collection, db
 from .cdm import Catalog, load_catalog
 from .errors import UserError
 from .lock import StoreLock
@@ -141,6 +141,10 @@ class StoreWriter:
                  json.dumps(result.rows), result.n_errors, result.n_warnings],
             )
             _store_findings(con, result, center, sid)
+            if result.collection is not None:
+                collection.write(con, result.collection, center, sid)
+            else:  # a validation kept before the record existed: what was staged is what was sent
+                db.run(con, "DELETE FROM collection WHERE center_id = ?", [center])
             db.run(con, "COMMIT")
         except BaseException:
             db.run(con, "ROLLBACK")

@@ -12,17 +12,14 @@ from pathlib import Path
 import duckdb
 
 from .cdm import Catalog, load_catalog
+from .collection import COLLECTION_DDL
+from .db import qi
 
 PROVENANCE_COLUMNS = [
     ("submission_id", "VARCHAR"),
     ("source_file", "VARCHAR"),
     ("source_row", "BIGINT"),
 ]
-
-
-def qi(name: str) -> str:
-    """Quote an identifier for DuckDB. Every identifier that reaches SQL text goes through here."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def table_ddl(catalog: Catalog, table: str) -> str:
@@ -110,13 +107,14 @@ def row_digest_sql(catalog: Catalog, table: str) -> tuple[str, str]:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
-    """Create every CDM table, `submissions`, `issues` and `rule_results` if absent."""
+    """Create every CDM table, `submissions`, `issues`, `rule_results` and `collection` if absent."""
     catalog = catalog or load_catalog()
     for table in catalog.table_names:
         con.execute(table_ddl(catalog, table))
     con.execute(SUBMISSIONS_DDL)
     con.execute(ISSUES_DDL)
     con.execute(RULE_RESULTS_DDL)
+    con.execute(COLLECTION_DDL)
     con.execute(SUBMISSION_ROWS_DDL)
 
 

@@ -492,7 +492,7 @@ def test_lint_finds_each_problem_class(tmp_path: Path) -> None:
         assert msg is not None and text in msg, f"{where}: {msg!r} (all: {sorted(by_where)})"
 
     has("colour", "unknown top-level key", "warning")
-    has("conventions.crs_scale", "not a CRS scale code")
+    has("conventions.crs_scale", "not a reported_scale code")
     has("conventions.platelet_content_e11.apheresis", "positive number")
     has("conventions.platelet_content_e11.platelets", "not a product code")
     has("tables.patient", "not a CDM table")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from ptrharmonize.reproduce.compare import compare_results, load_published, to_html
 from ptrharmonize.report.templating import static_text
+from ptrharmonize.reproduce.compare import compare_results, load_published, to_html
 
 # Values an analysis could return, with more digits than the paper prints.
 RESULTS = {"analyses": {

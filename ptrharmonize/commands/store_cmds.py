@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError, run_guarded
@@ -43,12 +44,12 @@ def register(app: typer.Typer) -> None:
             from contextlib import closing
 
             from ..batch import check_outputs, in_order, is_small, output_for, pair_mappings
-            from ..cdm import load_catalog
             from ..cli import _progress, load_submission
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
             from ..report.issues import render_terminal, with_source_columns, write_issues
             from ..validate import Engine
+            from ..validate.catalog import checked_catalog
             from ..validate.rules import all_rules
             from ..validate.stage import find_kept
             from ..validate.thresholds import load_thresholds
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
             pairs = pair_mappings(paths, mapping)
             several = len(pairs) > 1
             check_outputs(output, paths)
-            cat = load_catalog()
+            cat = checked_catalog()
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
 
             def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[Any, Any, Any, str | None]:
@@ -93,9 +94,11 @@ def register(app: typer.Typer) -> None:
                 finally:
                     result.cleanup()
                 if out.status == "rejected":
-                    console.print(f"[red]rejected:[/red] {path}: nothing of it was stored ({store} was not changed by it); fix the errors above and "
-                                  "submit again")
-                    return 1
+                    for line in result.could_not_run:  # an unchecked table is not a clean one (exit 2)
+                        err_console.print(line, markup=False, highlight=False)
+                    console.print(f"[red]rejected:[/red] {escape(str(path))}: nothing of it was stored ({escape(str(store))} was not changed by it); "
+                                  "fix the errors above and submit again")
+                    return result.exit_code
                 if out.status == "unchanged":
                     console.print(f"unchanged: this submission of {out.center_id} is already stored as {out.submission_id}")
                     return 0

@@ -29,6 +29,7 @@ import polars as pl
 
 from .. import db
 from ..cdm import Catalog, load_catalog
+from ..collection import COLLECTION_DDL
 from ..errors import UserError
 from ..store import (
     ISSUES_DDL,
@@ -136,7 +137,8 @@ def open_store_source(store: Path, definitions: dict[str, Any] | None = None,
             else:
                 db.run(con, table_ddl(catalog, table))
         for name, ddl in (("submissions", SUBMISSIONS_DDL), ("issues", ISSUES_DDL),
-                          ("rule_results", RULE_RESULTS_DDL), ("submission_rows", SUBMISSION_ROWS_DDL)):
+                          ("rule_results", RULE_RESULTS_DDL), ("submission_rows", SUBMISSION_ROWS_DDL),
+                          ("collection", COLLECTION_DDL)):
             if name in present:
                 db.run(con, f"CREATE VIEW {qi(name)} AS SELECT * FROM {STORE_ALIAS}.{qi(name)}")
             else:
@@ -163,10 +165,15 @@ def open_submission_source(result: Any, label: str, definitions: dict[str, Any] 
             cols = ", ".join(qi(c.name) for c in catalog.tables[table].columns)
             db.run(con, f"CREATE VIEW {qi(table)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS submission_id, "
                         f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(str(path))})")
-        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL):
+        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL, COLLECTION_DDL):
             db.run(con, ddl)
         center = result.center_id or NO_CENTER
         sid = "(this submission, not ingested)"
+        if getattr(result, "collection", None) is not None:
+            con.register("_qa_collection", result.collection.to_arrow())
+            db.run(con, 'INSERT INTO collection SELECT ?, ?, "table", "column", collected, how '
+                        "FROM _qa_collection", [sid, center])
+            con.unregister("_qa_collection")
         db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, mapping_file, "
                     "row_counts, status, n_errors, n_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [sid, center, dt.datetime.now().replace(microsecond=0), label,
@@ -323,7 +330,7 @@ def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | Non
     data["rules"] = _rules_section(centers, rules, info)
     collected = _collected_tables(subs, active_ids)
     data["completeness"] = _completeness(con, catalog, centers, counts, collected,
-                                         _missing_columns(issues_all))
+                                         _missing_columns(issues_all), _not_collected(con))
     dist, values = _distributions(con, centers, src.views, notes)
     data["distributions"] = dist
     data["evaluability"] = _evaluability(con, centers, src.views, notes)
@@ -432,13 +439,27 @@ def _missing_columns(issues: pl.DataFrame) -> set[tuple[str, str, str]]:
     return {(c, t, col) for c, t, col in miss.select("center_id", "table", "column").iter_rows()}
 
 
+def _not_collected(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str | None], str]:
+    """(center, table, column or None for the table) -> how it is known not collected (`absent`
+    from the files, `declared` in the mapping), from the `collection` record of each center's
+    current submission (collection.py); empty for a store written before that record existed."""
+    try:
+        rows = db.rows(con, 'SELECT center_id, "table", "column", how FROM collection WHERE NOT collected')
+    except duckdb.Error:
+        return {}
+    return {(c, t, col): how for c, t, col, how in rows}
+
+
 def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: list[str],
                   counts: dict[str, dict[str, int]], collected: dict[str, set[str] | None],
-                  missing_columns: set[tuple[str, str, str]]) -> dict[str, Any]:
+                  missing_columns: set[tuple[str, str, str]],
+                  not_collected: dict[tuple[str, str, str | None], str]) -> dict[str, Any]:
     """Share of non-empty cells per table x column x center, among the rows where the column
     applies (`applies_when` in schemas/tables), with a state per cell:
 
-    - `not_collected`: the center did not send the table, or the column (share None);
+    - `not_collected`: the center does not collect the table or the column (its `collection`
+      record: absent from the files or declared in the mapping; else the table missing from the
+      submission's row counts, or the structure check's missing column) (share None);
     - `structural`: a blank is an answer (`blank_means`, e.g. no death date = alive): only the
       filled cells are counted (share None);
     - `not_applicable`: no row where the column applies (share None);
@@ -447,11 +468,14 @@ def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: lis
     out: dict[str, Any] = {}
     for table, spec in catalog.tables.items():
         parts = []
+        model_of = {col.name: {k: col.attrs[k] for k in ("applies_when", "applies_label", "blank_means")
+                               if col.attrs.get(k)} for col in spec.columns}
         for i, col in enumerate(spec.columns):
             expr = qi(col.name)
             if col.duckdb_type == "VARCHAR":
                 expr = f"NULLIF(trim({expr}), '')"
-            cond = f" FILTER (WHERE {col.applies_when})" if col.applies_when else ""
+            when = model_of[col.name].get("applies_when")
+            cond = f" FILTER (WHERE {when})" if when else ""
             parts.append(f"count({expr}){cond} AS c{i}, count(*){cond} AS n{i}")
         rows = {r[0]: r[1:] for r in db.rows(
             con, f"SELECT center_id, count(*), {', '.join(parts)} FROM {qi(table)} GROUP BY 1")}
@@ -459,13 +483,11 @@ def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: lis
         state: dict[str, dict[str, str]] = {}
         filled: dict[str, dict[str, int]] = {}
         applicable: dict[str, dict[str, int]] = {}
-        model: dict[str, dict[str, str]] = {}
+        model = {k: v for k, v in model_of.items() if v}
+        how: dict[str, dict[str, str]] = {}
         for i, col in enumerate(spec.columns):
             cols[col.name], state[col.name], filled[col.name], applicable[col.name] = {}, {}, {}, {}
-            if col.applies_when or col.blank_means:
-                model[col.name] = {k: v for k, v in (("applies_when", col.applies_when),
-                                                     ("applies_label", col.applies_label),
-                                                     ("blank_means", col.blank_means)) if v}
+            how[col.name] = {}
             for c in centers:
                 r = rows.get(c)
                 total = r[0] if r else 0
@@ -474,11 +496,13 @@ def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: lis
                 sent = collected.get(c)
                 table_sent = (table in sent) if sent is not None else total > 0
                 share: float | None = None
-                if not table_sent or (c, table, col.name) in missing_columns:
+                off = not_collected.get((c, table, None)) or not_collected.get((c, table, col.name))
+                if off or not table_sent or (c, table, col.name) in missing_columns:
                     st = "not_collected"
+                    how[col.name][c] = off or "absent"
                 elif not total:
                     st = "no_rows"
-                elif col.blank_means:
+                elif model_of[col.name].get("blank_means"):
                     st = "structural"
                 elif not n_applies:
                     st = "not_applicable"
@@ -488,7 +512,7 @@ def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: lis
                 cols[col.name][c] = share
                 state[col.name][c] = st
         out[table] = {"rows": {c: counts[table].get(c, 0) for c in centers}, "columns": cols, "state": state,
-                      "filled": filled, "applicable": applicable, "model": model}
+                      "filled": filled, "applicable": applicable, "model": model, "not_collected_how": how}
     return out
 
 
