@@ -22,6 +22,12 @@ PROVENANCE_COLUMNS = [
 ]
 
 
+def literal_path(path: Path | str) -> str:
+    """A file path for DuckDB's readers, which expand `*`, `?` and `[...]` as a pattern: each is
+    escaped as a one-character class, so a folder `G[1]` never reads the files of `G1`."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in str(path))
+
+
 def table_ddl(catalog: Catalog, table: str) -> str:
     spec = catalog.tables[table]
     cols = [f"{qi(c.name)} {c.duckdb_type}" for c in spec.columns]

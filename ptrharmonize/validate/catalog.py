@@ -206,9 +206,11 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     for rel, doc in docs.items():
         if rel.startswith("tables/"):
             problems += _check_table(doc, rel, m, tables)
-        elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml"):
+        elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml",
+                         "limits.yaml"):  # limits.yaml: read by ptrharmonize/limits.py (issue 23)
             problems.append(doc.problem((), "not a file of the catalog language (tables/<table>.yaml, rules.yaml, "
-                                            "definitions.yaml, units.yaml, phi.yaml, check_types.yaml)", key=""))
+                                            "definitions.yaml, units.yaml, phi.yaml, check_types.yaml, "
+                                            "limits.yaml)", key=""))
     if "check_types.yaml" in docs:
         problems += _check_overrides(docs["check_types.yaml"], m)
     if "phi.yaml" in docs:
