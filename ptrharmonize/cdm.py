@@ -63,6 +63,9 @@ class ColumnSpec:
     min_exclusive: bool = False
     required: bool = False
     unique_within_center: bool = False
+    # Every attribute as written in tables/<table>.yaml: a check type reads the ones it declares
+    # (validate/checks/), so a new check needs no field here.
+    attrs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def polars_type(self) -> pl.DataType:
@@ -101,6 +104,7 @@ class Catalog:
     rules: tuple[dict[str, Any], ...]
     definitions: dict[str, Any]
     phi: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    root: str | None = field(default=None, compare=False)  # the schemas folder it was loaded from
 
     @property
     def table_names(self) -> list[str]:
@@ -120,9 +124,27 @@ TABLE_ORDER = [
 ]
 
 
+class CatalogError(Exception):
+    """A file of the model that cannot be read: names the file and line (shown as one line, exit 2)."""
+
+
+# libyaml when the wheel has it (~10x faster than the pure-Python parser), the same documents.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise CatalogError(f"{where}: not valid YAML ({problem})") from None
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: missing from the model folder {path.parent}") from None
+    except (OSError, UnicodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc})") from None
 
 
 def _table_from_yaml(doc: dict[str, Any]) -> TableSpec:
@@ -140,6 +162,7 @@ def _table_from_yaml(doc: dict[str, Any]) -> TableSpec:
                 min_exclusive=bool(c.get("min_exclusive", False)),
                 required=bool(c.get("required", False)),
                 unique_within_center=bool(c.get("unique_within_center", False)),
+                attrs=dict(c),
             )
         )
     known = {"table", "description", "columns", "required_table", "key", "references"}
@@ -178,10 +201,13 @@ def _load(root: str) -> Catalog:
             tables[path.stem] = _table_from_yaml(_load_yaml(path))
     return Catalog(
         tables=tables,
-        check_types=_load_yaml(base / "check_types.yaml"),
-        rules=tuple(_load_yaml(base / "rules.yaml")),
+        # Optional: a registry's own messages, severities or categories for check types
+        # (their defaults are declared by the check modules, validate/checks/).
+        check_types=(_load_yaml(base / "check_types.yaml") or {}) if (base / "check_types.yaml").exists() else {},
+        rules=tuple(_load_yaml(base / "rules.yaml") or ()),
         definitions=_load_yaml(base / "definitions.yaml"),
         phi=_load_yaml(base / "phi.yaml") if (base / "phi.yaml").exists() else {},
+        root=str(base),
     )
 
 

@@ -13,6 +13,11 @@ import duckdb
 import polars as pl
 
 
+def qi(name: str) -> str:
+    """Quote an identifier for DuckDB. Every identifier that reaches SQL text goes through here."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:
     """Execute a statement and drain its result, so the connection is free for the next one."""
     cur = con.execute(sql, params or [])

@@ -31,9 +31,11 @@ VIEWS_DIR = Path(__file__).resolve().parent / "views"
 # Installation order: each file only reads tables and views created before it.
 VIEW_FILES: tuple[str, ...] = (
     "patient_index.sql",
+    "collection.sql",
     "bsa.sql",
     "transfusion_cci.sql",
     "ptr.sql",
+    "crs_masking.sql",
     "crs_graded.sql",
     "crs.sql",
     "transfusion_il6.sql",
@@ -44,14 +46,19 @@ VIEW_FILES: tuple[str, ...] = (
     "peaks.sql",
     "exposures.sql",
     "patient_summary.sql",
+    "missing.sql",
 )
 
 # Every view the files create, in order (checked by the tests against the files).
 VIEW_NAMES: tuple[str, ...] = (
     "patient_index",
+    "center_collects",
     "patient_bsa",
+    "transfusion_units",
+    "transfusion_events",
     "transfusion_cci",
     "patient_ptr",
+    "crs_fever_masking",
     "crs_graded",
     "patient_crs",
     "transfusion_il6",
@@ -63,6 +70,7 @@ VIEW_NAMES: tuple[str, ...] = (
     "patient_peaks",
     "patient_exposures",
     "patient_summary",
+    "patient_missing",
 )
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -81,10 +89,11 @@ class Def:
     kind: str  # number | integer | boolean | choice | choices
     minimum: float | None = None
     choices: tuple[str, ...] | None = None  # for choice / choices; None: filled in at run time
+    codes_of: tuple[str, str] = ("crs_assessments", "o2_device")  # CDM column whose codes a `choices` list takes
 
 
-def _o2_devices() -> tuple[str, ...]:
-    codes = load_catalog().tables["crs_assessments"].column("o2_device").codes
+def _codes(table: str, column: str) -> tuple[str, ...]:
+    codes = load_catalog().tables[table].column(column).codes
     return tuple(codes or ())
 
 
@@ -94,7 +103,9 @@ DEFS: tuple[Def, ...] = (
     # CCI and evaluability
     Def("cci_refractory_below", ("cci", "refractory_below"), "number", 0),
     Def("cci_pre_window_h", ("cci", "pre_window_h"), "number", 0),
-    Def("cci_post_window_h", ("cci", "post_window_h"), "number", 0),
+    Def("cci_infusion_h", ("cci", "infusion_h"), "number", 0),
+    Def("cci_event_gap_h", ("cci", "event_gap_h"), "number", 0),
+    Def("cci_event_same_pre_count", ("cci", "event_same_pre_count"), "boolean"),
     Def("cci_max_storage_h", ("cci", "max_storage_h"), "number", 0),
     Def("cci_require_abo_compatible", ("cci", "require_abo_compatible"), "boolean"),
     Def("cci_abo_unknown_evaluable", ("cci", "abo_unknown_evaluable"), "boolean"),
@@ -104,6 +115,8 @@ DEFS: tuple[Def, ...] = (
     # PTR
     Def("ptr_rule", ("ptr", "rule"), "choice", choices=("consecutive", "any_two")),
     Def("ptr_min_failed", ("ptr", "min_failed"), "integer", 1),
+    Def("ptr_window_start_days", ("ptr", "window_start_days"), "integer"),
+    Def("ptr_window_days", ("ptr", "window_days"), "integer", 0),
     # Lab-series recovery
     Def("recovery_window_improvement_days", ("recovery", "window_improvement_days"), "integer", 0),
     Def("recovery_window_recovery_days", ("recovery", "window_recovery_days"), "integer", 0),
@@ -135,6 +148,14 @@ DEFS: tuple[Def, ...] = (
     # CRS
     Def("crs_group_high_min_grade", ("crs", "group_high_min_grade"), "integer", 0),
     Def("crs_room_air_fio2_pct", ("crs", "room_air_fio2_pct"), "number", 0),
+    Def("crs_o2eq_cannula_devices", ("crs", "o2_fio2_equivalence", "cannula_devices"), "choices"),
+    Def("crs_o2eq_cannula_base_pct", ("crs", "o2_fio2_equivalence", "cannula_base_pct"), "number", 0),
+    Def("crs_o2eq_cannula_pct_per_l_min", ("crs", "o2_fio2_equivalence", "cannula_pct_per_l_min"), "number", 0),
+    Def("crs_o2eq_max_pct", ("crs", "o2_fio2_equivalence", "max_pct"), "number", 0),
+    Def("crs_o2eq_high_flow_devices", ("crs", "o2_fio2_equivalence", "high_flow_devices"), "choices"),
+    Def("crs_o2eq_high_flow_min_l_min", ("crs", "o2_fio2_equivalence", "high_flow_min_l_min"), "number", 0),
+    Def("crs_o2eq_facemask_pct", ("crs", "o2_fio2_equivalence", "facemask_pct"), "number", 0),
+    Def("crs_o2eq_nonrebreather_pct", ("crs", "o2_fio2_equivalence", "nonrebreather_pct"), "number", 0),
     Def("lee2014_fever_min_c", ("crs", "lee2014", "fever_min_c"), "number", 0),
     Def("lee2014_fio2_grade3_min_pct", ("crs", "lee2014", "fio2_grade3_min_pct"), "number", 0),
     Def("lee2014_high_dose_ne_ug_min", ("crs", "lee2014", "high_dose_ne_ug_min"), "number", 0),
@@ -148,7 +169,9 @@ DEFS: tuple[Def, ...] = (
     Def("lee2014_transaminitis_grade4", ("crs", "lee2014", "transaminitis_grade4"), "integer", 0),
     Def("lee2014_ventilation_devices", ("crs", "lee2014", "ventilation_devices"), "choices"),
     Def("astct2019_fever_min_c", ("crs", "astct2019", "fever_min_c"), "number", 0),
-    Def("astct2019_fever_carried_forward", ("crs", "astct2019", "fever_carried_forward"), "boolean"),
+    Def("astct2019_fever_masking_drugs", ("crs", "astct2019", "fever_masking_drugs"), "choices",
+        codes_of=("medications", "drug")),
+    Def("astct2019_fever_masking_from_day", ("crs", "astct2019", "fever_masking_from_day"), "integer", 0),
     Def("astct2019_low_flow_max_l_min", ("crs", "astct2019", "low_flow_max_l_min"), "number", 0),
     Def("astct2019_multiple_vasopressors_min", ("crs", "astct2019", "multiple_vasopressors_min"), "integer", 1),
     Def("astct2019_cannula_devices", ("crs", "astct2019", "cannula_devices"), "choices"),
@@ -194,6 +217,51 @@ def _choice_literal(key: str, value: Any, choices: tuple[str, ...]) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _post_window_macros(defs: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The post-count window named by cci.post_window, as hours after the transfusion's end."""
+    windows = _get(defs, ("cci", "post_windows"))
+    if not isinstance(windows, dict) or not windows:
+        raise DefinitionError("definitions: cci.post_windows must map window names to their bounds")
+    names = tuple(n for n in windows if isinstance(n, str) and _NAME_RE.match(n))
+    name = _get(defs, ("cci", "post_window"))
+    out = [("cci_post_window", "cci.post_window", _choice_literal("cci.post_window", name, names))]
+    low = _get(defs, ("cci", "post_windows", name, "after_end_min_minutes"))
+    high = _get(defs, ("cci", "post_windows", name, "after_end_max_hours"))
+    key = f"cci.post_windows.{name}"
+    _number(f"{key}.after_end_min_minutes", low, 0, False)
+    _number(f"{key}.after_end_max_hours", high, 0, False)
+    if low / 60 >= high:
+        raise DefinitionError(f"definitions: {key} must start before it ends")
+    out.append(("cci_post_min_h", f"{key}.after_end_min_minutes", _number(key, low / 60, 0, False)))
+    out.append(("cci_post_max_h", f"{key}.after_end_max_hours", _number(key, high, 0, False)))
+    return out
+
+
+def _high_dose_macros(defs: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Lee 2014 Table 3 monotherapy thresholds as NE-equivalent bounds.
+
+    CDM v1 records the NE-equivalent dose of the day, not the agent, so one pressor is high
+    dose for every agent at or above the highest threshold, and for some agents only between
+    the lowest and the highest (`lee2014_high_dose_undetermined`)."""
+    key = "crs.lee2014.high_dose_monotherapy"
+    table = _get(defs, ("crs", "lee2014", "high_dose_monotherapy"))
+    if not isinstance(table, dict) or not table:
+        raise DefinitionError(f"definitions: {key} must map agents to threshold and ne_equivalent_factor")
+    ne = []
+    for agent, spec in table.items():
+        if not isinstance(spec, dict):
+            raise DefinitionError(f"definitions: {key}.{agent} must have threshold and ne_equivalent_factor")
+        for part in ("threshold", "ne_equivalent_factor"):
+            if part not in spec:
+                raise DefinitionError(f"definitions: key {key}.{agent}.{part} is missing")
+            _number(f"{key}.{agent}.{part}", spec[part], 0, False)
+        ne.append(float(spec["threshold"]) * float(spec["ne_equivalent_factor"]))
+    return [
+        ("lee2014_high_dose_mono_ne_all", f"{key}.highest_ne_equivalent", _number(key, max(ne), 0, False)),
+        ("lee2014_high_dose_mono_ne_any", f"{key}.lowest_ne_equivalent", _number(key, min(ne), 0, False)),
+    ]
+
+
 def _render(d: Def, value: Any, choices: tuple[str, ...]) -> str:
     key = ".".join(d.path)
     if d.kind in ("number", "integer"):
@@ -236,10 +304,9 @@ def definition_macros(definitions: dict[str, Any] | None = None) -> list[tuple[s
     (for example `{"ptr": {"rule": "any_two"}}`) changes only what it names.
     """
     defs = deep_merge(load_definitions(), definitions or {})
-    devices = _o2_devices()
-    out = _bsa_macros(defs)
+    out = _bsa_macros(defs) + _post_window_macros(defs) + _high_dose_macros(defs)
     for d in DEFS:
-        out.append((d.macro, ".".join(d.path), _render(d, _get(defs, d.path), devices)))
+        out.append((d.macro, ".".join(d.path), _render(d, _get(defs, d.path), _codes(*d.codes_of))))
     return out
 
 
@@ -297,9 +364,22 @@ def install_views(
     macros = definition_macros(definitions)
     _create_macros(con, macros, temporary)
     _create_definitions_view(con, macros, temporary)
+    _ensure_collection(con)
     for name in VIEW_FILES:
         for sql in view_statements(name, temporary):
             con.execute(sql)
+
+
+def _ensure_collection(con: duckdb.DuckDBPyConnection) -> None:
+    """The views read `collection` (which tables and columns each center collects, written at
+    ingest). A connection without it (a store from before the record, hand-made tables) gets
+    an empty session-local one: every center is then taken as collecting everything."""
+    try:
+        con.execute("SELECT * FROM collection LIMIT 0").fetchall()
+    except duckdb.CatalogException:
+        from .collection import COLLECTION_DDL
+
+        con.execute(COLLECTION_DDL.replace("CREATE TABLE", "CREATE TEMP TABLE", 1)).fetchall()
 
 
 def install_crs_graded(
@@ -316,11 +396,26 @@ def install_crs_graded(
     definitions error is raised either way.
     """
     macros = [m for m in definition_macros(definitions) if m[0].startswith(CRS_MACRO_PREFIXES)]
-    try:
-        con.execute("SELECT * FROM crs_assessments LIMIT 0").fetchall()
-    except duckdb.CatalogException:
+    if not _has_relation(con, "crs_assessments"):
         return False
     _create_macros(con, macros, temporary)
-    for sql in view_statements("crs_graded.sql", temporary):
+    if _has_relation(con, "medications"):
+        statements = view_statements("crs_masking.sql", temporary)
+    else:
+        # medications not submitted: no course is known, so no fever is masked (ASTCT 2019
+        # then requires fever on every day it grades)
+        temp = "TEMP " if temporary else ""
+        statements = [f"CREATE OR REPLACE {temp}VIEW crs_fever_masking AS "
+                      "SELECT CAST(NULL AS VARCHAR) AS center_id, CAST(NULL AS VARCHAR) AS patient_id, "
+                      "CAST(NULL AS VARCHAR) AS drug, CAST(NULL AS DATE) AS started_on WHERE false"]
+    for sql in statements + view_statements("crs_graded.sql", temporary):
         con.execute(sql)
+    return True
+
+
+def _has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    try:
+        con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()
+    except duckdb.CatalogException:
+        return False
     return True

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 
 from .cdm import Catalog, load_catalog
+from .collection import COLLECTION_DDL
+from .db import qi
 
 PROVENANCE_COLUMNS = [
     ("submission_id", "VARCHAR"),
@@ -20,9 +22,10 @@ PROVENANCE_COLUMNS = [
 ]
 
 
-def qi(name: str) -> str:
-    """Quote an identifier for DuckDB. Every identifier that reaches SQL text goes through here."""
-    return '"' + name.replace('"', '""') + '"'
+def literal_path(path: Path | str) -> str:
+    """A file path for DuckDB's readers, which expand `*`, `?` and `[...]` as a pattern: each is
+    escaped as a one-character class, so a folder `G[1]` never reads the files of `G1`."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in str(path))
 
 
 def table_ddl(catalog: Catalog, table: str) -> str:
@@ -82,13 +85,14 @@ CREATE TABLE IF NOT EXISTS rule_results (
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
-    """Create every CDM table, `submissions`, `issues` and `rule_results` if absent."""
+    """Create every CDM table, `submissions`, `issues`, `rule_results` and `collection` if absent."""
     catalog = catalog or load_catalog()
     for table in catalog.table_names:
         con.execute(table_ddl(catalog, table))
     con.execute(SUBMISSIONS_DDL)
     con.execute(ISSUES_DDL)
     con.execute(RULE_RESULTS_DDL)
+    con.execute(COLLECTION_DDL)
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -4,7 +4,6 @@ R 4.2.2, geepack 1.3.9; data from make_multicenter_datasets.py). CI has no R: it
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

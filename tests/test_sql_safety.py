@@ -51,9 +51,12 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("report/qa.py", "sql"): "a constant of DISTRIBUTIONS",
     ("report/qa.py", "name"): "macro names from derive.definition_macros (whitelisted)",
     ("report/qa.py", "literal"): "rendered by derive._render (typed, validated)",
-    ("validate/engine.py", "t"): "qi(r.table): a catalog table",
     ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
+    ("validate/catalog.py", "', '.join(cols)"): "qi(<catalog column>) <type from cdm.DUCKDB_TYPES>",
+    ("validate/catalog.py", "q.failing"): "a rule query of the catalog, compiled against empty in-memory tables",
+    ("validate/catalog.py", "q.denominator"): "a rule query of the catalog, compiled against empty in-memory tables",
+    ("validate/checks/during_life.py", "grace"): "' + INTERVAL <int()> DAY' or ''",
 }
 
 # (file, SQL argument) -> why a statement that is not a literal or an f-string is safe.
@@ -76,6 +79,9 @@ REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
     ("store.py", "SUBMISSIONS_DDL"): "a constant",
     ("store.py", "ISSUES_DDL"): "a constant",
     ("store.py", "RULE_RESULTS_DDL"): "a constant",
+    ("store.py", "COLLECTION_DDL"): "a constant",
+    ("collection.py", "COLLECTION_DDL"): "a constant",
+    ("derive.py", "COLLECTION_DDL.replace('CREATE TABLE', 'CREATE TEMP TABLE', 1)"): "a constant made temporary",
     ("validate/engine.py", "self._empty_view_sql(table)"): "a reviewed f-string over the catalog",
     ("validate/engine.py", "sql"): "rules.yaml (the catalog), or the reviewed references f-string",
     ("validate/engine.py", "den"): "rules.yaml (the catalog), or the reviewed references f-string",
@@ -216,7 +222,10 @@ def test_quoting_functions_round_trip_through_duckdb(text: str, tmp_path: Path) 
 # --------------------------------------------------------------------------- end to end
 
 MARK = "DROP TABLE"
-CENTER = "C'); DROP TABLE patients; --"
+# A center id is a code checked against schemas/limits.yaml's pattern (issue 23): a hostile one is
+# refused before any SQL (tests/test_hostile.py::test_center_id_refused); the other hostile texts
+# below are data and must pass through as such.
+CENTER = "C-01"
 SOURCE_COL = 's"; DROP TABLE outcomes; --'
 EXTRA_COL = 'u"; DROP TABLE labs; --'
 CELL = "'); DROP TABLE issues; --"

@@ -190,8 +190,10 @@ def test_statuses_passed_failed_not_applicable_error(tmp_path: Path, monkeypatch
     schemas = tmp_path / "schemas"
     shutil.copytree(Path(__file__).parent.parent / "schemas", schemas)
     rules = yaml.safe_load((schemas / "rules.yaml").read_text())
+    # Compiles against the typed (empty) tables, so the catalog is accepted; cannot run on the data.
     rules.append({"id": "labs.broken_rule", "table": "labs", "severity": "error", "category": "plausibility",
-                  "engine": "duckdb", "columns": ["value"], "sql": "SELECT * FROM no_such_table",
+                  "engine": "duckdb", "columns": ["value"],
+                  "sql": "SELECT _file, _row, unit AS value FROM labs WHERE CAST(unit AS INTEGER) > 0",
                   "denominator": "SELECT count(*) FROM labs", "message": "x"})
     (schemas / "rules.yaml").write_text(yaml.safe_dump(rules))
     monkeypatch.setenv("PTRH_SCHEMAS", str(schemas))
@@ -209,8 +211,8 @@ def test_statuses_passed_failed_not_applicable_error(tmp_path: Path, monkeypatch
     assert status["infections.kind.codes"]["status"] == "not_applicable"
     assert status["infections.kind.codes"]["reason"] == "table not submitted"
     assert status["labs.broken_rule"]["status"] == "error"
-    assert "no_such_table" in status["labs.broken_rule"]["reason"]
-    assert code == 1
+    assert "Conversion Error" in status["labs.broken_rule"]["reason"]
+    assert code == 2  # an error rule that could not run blocks: an unchecked table is not a clean one
 
 
 def _write_thresholds(path: Path, rows: list[tuple[str, str, str]]) -> Path:

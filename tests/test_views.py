@@ -200,8 +200,12 @@ def test_threshold_comes_from_definitions():
 @pytest.mark.parametrize(
     "post_after_h, evaluable, reason",
     [
-        (12.0, True, None),  # exactly 12 h: inside the window
-        (12.0 + 1 / 60, False, "post_count_outside_window"),  # 12 h 1 min: outside
+        # window: 10 min .. 12 h after the assumed end (start + 30 min infusion)
+        (12.5, True, None),  # exactly 12 h after the end: inside the window
+        (12.5 + 1 / 60, False, "post_count_outside_window"),  # 12 h 1 min: outside
+        (0.5 + 10 / 60, True, None),  # 10 min after the end: inside
+        (0.5 + 9 / 60, False, "post_count_outside_window"),  # 9 min after the end: outside
+        (10 / 60, False, "post_count_outside_window"),  # 10 min after the start: during the infusion
         (0.0, False, "post_count_outside_window"),  # at the start: not after the transfusion
         (-1.0, False, "post_count_outside_window"),
     ],
@@ -409,14 +413,17 @@ FEVER = {"max_temp_c": 39.0}
         ({**FEVER, "fio2_pct": 39.0}, 2, 2),
         ({**FEVER, "fio2_pct": 40.0}, 3, 2),
         ({**FEVER, "fio2_pct": 21.0}, 1, 1),  # room air
-        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 6.0}, 2, 2),
-        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 7.0}, 2, 3),
-        ({**FEVER, "o2_device": "high_flow", "o2_flow_l_min": 6.0}, 2, 2),
-        ({**FEVER, "o2_device": "high_flow"}, 2, 3),
+        # no FiO2 recorded: Lee reads the O2 table (cannula 21 + 4 x L/min; high flow >= 45%)
+        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 4.0}, 2, 2),
+        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 6.0}, 3, 2),
+        ({**FEVER, "o2_device": "low_flow", "o2_flow_l_min": 7.0}, 3, 3),
+        ({**FEVER, "o2_device": "high_flow", "o2_flow_l_min": 4.0}, 2, 2),
+        ({**FEVER, "o2_device": "high_flow"}, 3, 3),
         ({**FEVER, "o2_flow_l_min": 8.0}, 2, 3),  # cannula assumed when no device recorded
         ({**FEVER, "o2_device": "facemask", "fio2_pct": 35.0}, 2, 3),
         ({**FEVER, "o2_device": "nonrebreather", "fio2_pct": 60.0}, 3, 3),
-        ({**FEVER, "o2_device": "bipap", "fio2_pct": 35.0}, 2, 4),
+        ({**FEVER, "o2_device": "bipap", "fio2_pct": 35.0}, 4, 4),  # non-invasive ventilation
+        ({**FEVER, "o2_device": "cpap", "fio2_pct": 35.0}, 2, 4),
         ({**FEVER, "o2_device": "ventilator", "fio2_pct": 30.0}, 4, 4),
         ({**FEVER, "o2_device": "none"}, 1, 1),
         # organ toxicity (Lee only)
@@ -427,7 +434,7 @@ FEVER = {"max_temp_c": 39.0}
         ({**FEVER, "transaminitis_grade": 4}, 3, 1),
         # ASTCT needs fever; Lee does not
         ({"max_temp_c": 37.0, "hypotension": True, "vasopressors": 1}, 2, 0),
-        ({"hypotension": True, "vasopressors": 1}, 2, 3),  # temperature not recorded
+        ({"hypotension": True, "vasopressors": 1}, 2, 0),  # temperature not recorded: no fever
         ({"max_temp_c": 36.8, "hypotension": False}, 0, 0),
     ],
 )
@@ -446,13 +453,20 @@ def test_crs_without_signs_has_no_grade(reg):
     assert (got["signs_recorded"], got["lee2014_grade"], got["astct2019_grade"]) == (False, None, None)
 
 
-def test_astct_fever_carried_forward_after_a_febrile_day(reg):
+def test_astct_fever_masked_only_after_tocilizumab_or_steroids(reg):
     reg.patient("P1")
     reg.crs("P1", on=1, max_temp_c=39.5)
-    reg.crs("P1", on=2, max_temp_c=36.9, hypotension=True, vasopressors=1)  # after tocilizumab
-    assert reg.one("crs_graded", patient_id="P1", assessed_on=day(2))["astct2019_grade"] == 3
-    reg.reinstall({"crs": {"astct2019": {"fever_carried_forward": False}}})
+    reg.crs("P1", on=2, max_temp_c=36.9, hypotension=True, vasopressors=1)
+    # no masking therapy: fever is required
     assert reg.one("crs_graded", patient_id="P1", assessed_on=day(2))["astct2019_grade"] == 0
+    reg.add("medications", patient_id="P1", drug="tocilizumab", started_on=day(1), n_doses=1)
+    got = reg.one("crs_graded", patient_id="P1", assessed_on=day(2))
+    assert (got["astct2019_grade"], got["fever_masked"]) == (3, True)
+    # the drug list comes from definitions
+    reg.reinstall({"crs": {"astct2019": {"fever_masking_drugs": ["corticosteroid"]}}})
+    assert reg.one("crs_graded", patient_id="P1", assessed_on=day(2))["astct2019_grade"] == 0
+    with pytest.raises(derive.DefinitionError, match="fever_masking_drugs"):
+        reg.reinstall({"crs": {"astct2019": {"fever_masking_drugs": ["aspirin"]}}})
 
 
 def test_lee_thresholds_come_from_definitions(reg):
@@ -505,7 +519,10 @@ def test_install_crs_graded_over_a_submission_relation_and_the_rule_reads_it():
     con.register("crs_assessments", sub)
     assert derive.install_crs_graded(con) is True
     graded = con.sql("SELECT * FROM crs_graded ORDER BY _row")
-    assert graded.columns == sub.columns + ["signs_recorded", "lee2014_grade", "astct2019_grade"]
+    assert graded.columns == sub.columns + [
+        "signs_recorded", "fio2_for_grading", "fio2_source", "fever_masked",
+        "lee2014_high_dose_undetermined", "lee2014_grade", "astct2019_grade",
+        "reported_above_signs", "crs_grade"]
     assert [r[:3] for r in con.sql(
         "SELECT lee2014_grade, astct2019_grade, signs_recorded FROM crs_graded ORDER BY _row"
     ).fetchall()] == [(3, 2, True), (1, 1, True), (None, None, False)]
@@ -733,7 +750,9 @@ def test_bleeding_competing_events(reg):
         "FU20": (0, False, "censored", 20.0),
         "LABS": (0, False, "censored", 12.0),
         "DIED40": (0, False, "censored", 30.0),
-        "UNDATED": (0, False, "censored", 0.0),
+        # An undated grade-3 bleed may lie in the window: unknown, never "no bleeding"
+        # (issue 16: "an unknown is never a no").
+        "UNDATED": (None, None, None, None),
     }
     assert reg.one("patient_bleeding", patient_id="UNDATED")["n_bleeding_undated"] == 1
 

@@ -48,9 +48,10 @@ def qa_report_command(
     console, err_console = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
 
     def body() -> int:
-        from ..cdm import load_catalog, load_definitions
+        from ..cdm import load_definitions
         from ..report.qa import open_store_source, open_submission_source
         from ..report.qa_build import build_report
+        from ..validate.catalog import checked_catalog
         from ..validate.rules import all_rules
         from ..validate.thresholds import ThresholdsError, load_thresholds
 
@@ -66,7 +67,11 @@ def qa_report_command(
             raise UserError("--max-rows must be >= 0")
         if out.exists() and out.is_dir():
             raise UserError(f"{out}: --out must be a file name, not a folder")
-        cat = load_catalog()
+        from ..outputs import check_output
+
+        check_output(out, [(store, "the store"), (path, "the submission folder"), (mapping, "the mapping file"),
+                           (thresholds, "the thresholds file"), (config, "the configuration file")], "--out")
+        cat = checked_catalog()
         try:
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         except ThresholdsError as exc:

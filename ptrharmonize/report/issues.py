@@ -120,7 +120,8 @@ def render_terminal(result: ValidationResult, console: Console, source: str, max
         console.print(ft)
     odd = rules.filter(pl.col("status").is_in(["error"]))
     for r in odd.iter_rows(named=True):
-        console.print(f"[magenta]check could not run[/magenta] {r['rule_id']}: {r['reason']}")
+        # The reason is a library's text: printed as text, never read as markup.
+        console.print(f"rule {r['rule_id']} could not run: {r['reason']}", markup=False, highlight=False)
     n_na = rules.filter(pl.col("status") == "not_applicable").height
     n_pass = rules.filter(pl.col("status") == "passed").height
     console.print(f"{rules.height} rules: {n_pass} passed, {failed.filter(pl.col('status') == 'failed').height} failed, "

@@ -21,10 +21,15 @@ import duckdb
 import polars as pl
 
 from .. import db
-from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
-from ..store import qi
+from ..cdm import FILE_COL, ROW_COL, Catalog
+from ..collection import collection_frame, declared_in_mapping
+from ..db import qi
+from ..errors import library_message
+from ..store import literal_path
 from ..submission import Submission
 from . import columns as colchecks
+from .catalog import checked_catalog, ensure_checked
+from .checks import Evaluation
 from .parse import RAW_PREFIX, parse_steps
 from .rules import Rule, all_rules, structural_message
 
@@ -89,6 +94,9 @@ class ValidationResult:
     center_id: str | None
     workdir: Path
     _owns_workdir: bool = field(default=True, repr=False)
+    # Which CDM tables and columns the submission holds (collection.collection_frame): absent
+    # and declared ones are "not collected", which the store records at ingest (issue 16).
+    collection: pl.DataFrame | None = None
 
     @property
     def n_errors(self) -> int:
@@ -100,17 +108,32 @@ class ValidationResult:
 
     @property
     def blocking(self) -> bool:
-        """True when an error rule exceeds its threshold: the submission must not be stored."""
+        """True when an error rule exceeds its threshold, or could not run (an unchecked table is
+        not a clean one): the submission must not be stored."""
         r = self.rules
-        return bool(((r["severity"] == "error") & (r["status"] == "failed")).any())
+        return bool(((r["severity"] == "error") & r["status"].is_in(["failed", "error"])).any())
+
+    @property
+    def could_not_run(self) -> list[str]:
+        """`rule X could not run: ...` for every error rule that could not run (exit 2)."""
+        r = self.rules.filter((pl.col("severity") == "error") & (pl.col("status") == "error"))
+        return [f"rule {x['rule_id']} could not run: {x['reason']}" for x in r.iter_rows(named=True)]
 
     @property
     def exit_code(self) -> int:
+        if self.could_not_run:
+            return 2
         return 1 if self.blocking else 0
 
     def cleanup(self) -> None:
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a rule could not run, for every output: the library's first line, without the
+    spans it quotes (they may be cell values)."""
+    return library_message(exc) or type(exc).__name__
 
 
 def _truncate(e: pl.Expr) -> pl.Expr:
@@ -166,7 +189,7 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
         read_csv(file, Path(sub.source_path), delimiter=",", encoding="utf-8")
 
 
-def _sql_str(path: Path) -> str:
+def _sql_str(path: Path | str) -> str:
     """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -215,7 +238,9 @@ class Engine:
     ) -> None:
         if column_engine not in COLUMN_ENGINES:
             raise ValueError("column_engine must be 'pandera', 'polars' or 'auto'")
-        self.catalog = catalog or load_catalog()
+        # The catalog's files follow the catalog language, or nothing is checked (exit 2).
+        self.catalog = catalog or checked_catalog()
+        ensure_checked(self.catalog)
         self.rules = all_rules(self.catalog)
         self.column_engine = column_engine
         self.thresholds = thresholds or {}
@@ -250,6 +275,9 @@ class Engine:
         staged: dict[str, Path] = {}
         rows: dict[str, int] = {}
         phi_values: set[str] = set()
+        submitted: dict[str, list[str]] = {}
+        # A column the mapping declares not collected is not "missing" (issue 16).
+        self._declared = declared_in_mapping(sub.mapping_file, self.catalog)
         try:
             for table in self.catalog.table_names:
                 frame = sub.tables.get(table)
@@ -266,6 +294,7 @@ class Engine:
                         _explain_unreadable(sub, table)
                         raise
                 staged[table], rows[table] = path, n
+                submitted[table] = sorted(cols)
                 self.progress(f"checking {table}", n)
                 self._structure(table, cols, table_rules, outcomes, issues, frame)
                 if n == 0:
@@ -300,6 +329,7 @@ class Engine:
             center_id=center,
             workdir=work,
             _owns_workdir=owns,
+            collection=collection_frame(submitted, self._declared, self.catalog),
         )
 
     # -- steps --------------------------------------------------------------------------
@@ -326,7 +356,7 @@ class Engine:
         path = work / f"{table}.parquet"
         lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(
             path, row_group_size=STAGE_ROW_GROUP, compression=STAGE_COMPRESSION)
-        n = pl.scan_parquet(path).select(pl.len()).collect().item()
+        n = pl.scan_parquet(path, glob=False).select(pl.len()).collect().item()
         return path, cols, int(n)
 
     def _table_absent(self, table: str, table_rules: list[Rule], outcomes: dict[str, _Outcome],
@@ -353,7 +383,9 @@ class Engine:
             if r.check == "missing_table":
                 o.checked = 1
             elif r.check == "missing_column":
-                missing = [c for c in spec.column_names if c not in cols]
+                declared = getattr(self, "_declared", None)
+                missing = [c for c in spec.column_names if c not in cols
+                           and not (declared and (table, c) in declared.columns)]
                 o.checked, o.failed = len(spec.column_names), len(missing)
                 for c in missing:
                     fail = pl.DataFrame({**header, "value": [None]},
@@ -382,7 +414,7 @@ class Engine:
                 issues.append(_issue_frame(phi_col, fail, column=c, table=table))
         # Rules needing a column the file lacks cannot be evaluated.
         for r in table_rules:
-            if r.engine in ("column", "polars", "duckdb"):
+            if r.engine in ("polars", "duckdb"):
                 lacking = [c for c in r.columns if c not in cols]
                 if lacking:
                     outcomes[r.id].status = "not_applicable"
@@ -398,77 +430,103 @@ class Engine:
 
     def _column_and_row_rules(self, table: str, path: Path, cols: set[str], table_rules: list[Rule],
                               outcomes: dict[str, _Outcome], issues: list[pl.DataFrame], n: int) -> None:
-        active = [r for r in table_rules if outcomes[r.id].status is None]
-        col_rules = [r for r in active if r.engine == "column" and r.check != "references"]
-        row_rules = [r for r in active if r.engine == "polars"]
-        lf = pl.scan_parquet(path)
-        by_pandera = (
-            [r for r in col_rules if r.check in colchecks.PANDERA_CHECKS]
-            if self._uses_pandera(n) else []
-        )
-        by_polars = [r for r in col_rules if r not in by_pandera]
-        self.column_backends[table] = "pandera" if self._uses_pandera(n) else "polars"
-
-        fails: dict[str, pl.Expr] = {}
-        checks: dict[str, pl.Expr] = {}
-        for r in col_rules:
-            checks[r.id] = colchecks.checked_expr(r)
-        for r in by_polars:
-            fails[r.id] = colchecks.fail_expr(r)
-        for r in row_rules:
+        """Every polars-evaluated rule of a table (column checks and row rules) in one fused pass;
+        with the pandera back end, the failing rows of the column checks come from pandera (the
+        same expressions). A rule that cannot run is isolated: it gets status `error`, the others
+        still run and count (found one by one when the fused pass fails)."""
+        lf = pl.scan_parquet(path, glob=False)
+        evals: dict[str, Evaluation] = {}
+        rules: dict[str, Rule] = {}
+        for r in table_rules:
+            if outcomes[r.id].status is not None or r.engine != "polars":
+                continue
             try:
-                gate = pl.all_horizontal([pl.col(c).is_not_null() for c in r.columns]) if r.columns else pl.col(ROW_COL).is_not_null()
-                checks[r.id] = gate
-                fails[r.id] = gate & pl.sql_expr(r.spec["fails"]).fill_null(False)
+                evals[r.id] = r.evaluation()
             except Exception as exc:  # noqa: BLE001 - a broken rule must not stop the others
-                outcomes[r.id].status, outcomes[r.id].reason = "error", f"rule expression: {exc}"
+                outcomes[r.id].status, outcomes[r.id].reason = "error", f"rule expression: {_reason(exc)}"
+                continue
+            rules[r.id] = r
+        use_pandera = self._uses_pandera(n)
+        self.column_backends[table] = "pandera" if use_pandera else "polars"
+        by_pandera = [rules[k] for k in evals if use_pandera and rules[k].level == "column"]
+        polars_fails = [k for k in evals if rules[k] not in by_pandera]
         with self._timed("column_and_row_rules_polars"):
-            # Two passes: the denominators of every rule (cheap null tests), then the failing rows
-            # of the polars-evaluated rules (each failure expression is evaluated once).
-            aggs = [checks[k].cast(pl.Int64).sum().alias("c|" + k) for k in checks]
-            needed = {FILE_COL, ROW_COL}
-            for k in fails:
-                r = next(x for x in active if x.id == k)
-                if r.column:
-                    needed |= {r.column, RAW_PREFIX + r.column}
-            bad = None
             try:
-                counts = lf.select(aggs).collect().row(0, named=True) if aggs else {}
-                if fails:
-                    bad = (
-                        lf.with_columns([fails[k].alias("f|" + k) for k in fails])
-                        .filter(pl.any_horizontal([pl.col("f|" + k) for k in fails]))
-                        .select([*sorted(needed), *["f|" + k for k in fails]])
-                        .collect()
-                    )
-            except Exception as exc:  # noqa: BLE001
-                reason = str(exc)
-                try:  # the message of one pass over every expression, as the reason has always read
-                    lf.select(aggs + [fails[k].cast(pl.Int64).sum().alias("f|" + k) for k in fails]).collect()
-                except Exception as exc2:  # noqa: BLE001
-                    reason = str(exc2)
-                for k in fails:
-                    outcomes[k].status, outcomes[k].reason = "error", reason
-                fails, counts, bad = {}, {}, None
-            for k in checks:
-                if outcomes[k].status is None:
-                    outcomes[k].checked = int(counts.get("c|" + k, 0) or 0)
-            if bad is not None:
-                for k in fails:
-                    r = next(x for x in active if x.id == k)
-                    sub = bad.filter(pl.col("f|" + k))
-                    outcomes[k].failed = sub.height
-                    if sub.height:
-                        value = self._value_expr(r, sub)
-                        issues.append(_issue_frame(r, sub.select(FILE_COL, ROW_COL, value.alias("value"))))
+                counts, bad = self._fused_pass(lf, evals, polars_fails, rules)
+            except Exception:  # noqa: BLE001 - find the rule(s) that cannot run, keep the others
+                for k in self._unrunnable(lf, evals, outcomes):
+                    evals.pop(k)
+                by_pandera = [r for r in by_pandera if r.id in evals]
+                polars_fails = [k for k in polars_fails if k in evals]
+                counts, bad = self._fused_pass(lf, evals, polars_fails, rules)
+            for k in evals:
+                outcomes[k].checked = int(counts.get("c|" + k, 0) or 0)
+            for k in polars_fails:
+                sub = bad.filter(pl.col("f|" + k))
+                outcomes[k].failed = sub.height
+                if sub.height:
+                    value = self._value_expr(rules[k], sub)
+                    issues.append(_issue_frame(rules[k], sub.select(FILE_COL, ROW_COL, value.alias("value"))))
         if by_pandera:
             with self._timed("column_checks_pandera"):
-                pf = colchecks.pandera_failures(str(path), by_pandera, self.batch_rows)
+                try:
+                    pf = colchecks.pandera_failures(str(path), by_pandera, self.batch_rows)
+                except Exception:  # noqa: BLE001 - one by one, so one broken check stays alone
+                    pf = self._pandera_one_by_one(str(path), by_pandera, outcomes)
             for r in by_pandera:
+                if outcomes[r.id].status is not None:
+                    continue
                 sub = pf.filter(pl.col("rule_id") == r.id)
                 outcomes[r.id].failed = sub.height
                 if sub.height:
                     issues.append(_issue_frame(r, sub))
+
+    @staticmethod
+    def _fused_pass(lf: pl.LazyFrame, evals: dict[str, Evaluation], fail_ids: list[str],
+                    rules: dict[str, Rule]) -> tuple[dict[str, Any], pl.DataFrame]:
+        """Two passes: the denominators of every rule (cheap null tests), then the failing rows
+        of the rules evaluated here (each failure expression evaluated once)."""
+        aggs = [e.rows.cast(pl.Int64).sum().alias("c|" + k) for k, e in evals.items()]
+        counts = lf.select(aggs).collect().row(0, named=True) if aggs else {}
+        needed = {FILE_COL, ROW_COL}
+        for k in fail_ids:
+            if rules[k].column:
+                needed |= {rules[k].column, RAW_PREFIX + rules[k].column}
+        if not fail_ids:
+            return counts, pl.DataFrame()
+        bad = (
+            lf.with_columns([evals[k].fails.alias("f|" + k) for k in fail_ids])
+            .filter(pl.any_horizontal([pl.col("f|" + k) for k in fail_ids]))
+            .select([*sorted(needed), *["f|" + k for k in fail_ids]])
+            .collect()
+        )
+        return counts, bad
+
+    @staticmethod
+    def _unrunnable(lf: pl.LazyFrame, evals: dict[str, Evaluation], outcomes: dict[str, _Outcome]) -> list[str]:
+        """The rules whose expressions fail on this table, each run alone: first against the
+        schema (free), then, when every plan is sound, over the data."""
+        broken: list[str] = []
+        for stage in ("schema", "data"):
+            for k, e in evals.items():
+                q = lf.select(e.rows.cast(pl.Int64).sum().alias("c"), e.fails.cast(pl.Int64).sum().alias("f"))
+                try:
+                    q.collect_schema() if stage == "schema" else q.collect()
+                except Exception as exc:  # noqa: BLE001
+                    outcomes[k].status, outcomes[k].reason = "error", f"rule expression: {_reason(exc)}"
+                    broken.append(k)
+            if broken:
+                return broken
+        return broken
+
+    def _pandera_one_by_one(self, path: str, rules: list[Rule], outcomes: dict[str, _Outcome]) -> pl.DataFrame:
+        parts = []
+        for r in rules:
+            try:
+                parts.append(colchecks.pandera_failures(path, [r], self.batch_rows))
+            except Exception as exc:  # noqa: BLE001
+                outcomes[r.id].status, outcomes[r.id].reason = "error", f"rule expression: {_reason(exc)}"
+        return pl.concat(parts) if parts else pl.DataFrame(schema=colchecks.FAILURE_SCHEMA)
 
     def _uses_pandera(self, n: int) -> bool:
         return self.column_engine == "pandera" or (self.column_engine == "auto" and n <= self.pandera_max_rows)
@@ -482,7 +540,7 @@ class Engine:
                  if not r.spec.get("only_columns") or c in r.spec["only_columns"]]
         if not pairs:
             return
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
         filled = lf.select([pl.col(c).is_not_null().sum().alias(c) for c in scan]).collect().row(0, named=True)
         for r, c in pairs:
@@ -526,8 +584,7 @@ class Engine:
 
     def _cross_table(self, staged: dict[str, Path], outcomes: dict[str, _Outcome],
                      issues: list[pl.DataFrame]) -> None:
-        sql_rules = [r for r in self.rules
-                     if (r.engine == "duckdb" or r.check == "references") and outcomes[r.id].status is None]
+        sql_rules = [r for r in self.rules if r.engine == "duckdb" and outcomes[r.id].status is None]
         if not sql_rules:
             return
         con = duckdb.connect()
@@ -535,7 +592,7 @@ class Engine:
             db.run(con, "SET preserve_insertion_order = false")
             for table in self.catalog.table_names:
                 if table in staged:
-                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(staged[table])})")
+                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(literal_path(staged[table]))})")
                 else:
                     db.run(con, self._empty_view_sql(table))
             units = self.catalog.tables["labs"].extra.get("canonical_units", {})
@@ -545,25 +602,23 @@ class Engine:
             crs_error = self._install_crs_graded(con)
             for r in sql_rules:
                 o = outcomes[r.id]
-                if r.check == "references":
-                    if "patients" not in staged:
-                        o.status, o.reason = "not_applicable", "patients table not submitted"
-                        continue
-                    t = qi(r.table)
-                    sql = (f"SELECT x._file, x._row, x.patient_id AS value FROM {t} x "
-                           "ANTI JOIN patients p ON x.center_id = p.center_id AND x.patient_id = p.patient_id "
-                           "WHERE x.patient_id IS NOT NULL AND x.center_id IS NOT NULL")
-                    den = f"SELECT count(*) FROM {t} WHERE patient_id IS NOT NULL AND center_id IS NOT NULL"
-                else:
-                    sql, den = r.spec["sql"], r.spec["denominator"]
-                    if "crs_graded" in sql and crs_error:
-                        o.status, o.reason = "error", crs_error
-                        continue
+                if r.check == "references" and "patients" not in staged:
+                    o.status, o.reason = "not_applicable", "patients table not submitted"
+                    continue
+                try:
+                    q = r.query()
+                except Exception as exc:  # noqa: BLE001
+                    o.status, o.reason = "error", f"rule query: {_reason(exc)}"
+                    continue
+                sql, den = q.failing, q.denominator
+                if "crs_graded" in sql and crs_error:
+                    o.status, o.reason = "error", crs_error
+                    continue
                 try:
                     o.checked = int(db.scalar(con, den) or 0)
                     fail = db.frame(con, sql)
                 except duckdb.Error as exc:
-                    o.status, o.reason = "error", f"check could not run: {exc}"
+                    o.status, o.reason = "error", f"check could not run: {_reason(exc)}"
                     continue
                 fail = fail.select(
                     pl.col("_file").cast(pl.Utf8).alias(FILE_COL),
@@ -597,7 +652,7 @@ class Engine:
     def _center_of(staged: dict[str, Path]) -> str | None:
         if "patients" not in staged:
             return None
-        centers = pl.scan_parquet(staged["patients"]).select(pl.col("center_id").drop_nulls().unique()).collect()
+        centers = pl.scan_parquet(staged["patients"], glob=False).select(pl.col("center_id").drop_nulls().unique()).collect()
         vals = centers["center_id"].to_list()
         return vals[0] if len(vals) == 1 else None
 

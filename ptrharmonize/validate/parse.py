@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from ..cdm import ColumnSpec
+from .checks import RAW_PREFIX  # the one definition, beside the check types that read it
 
-RAW_PREFIX = "__raw__"
 TRUE_WORDS = ["true", "t", "1", "yes", "y"]
 FALSE_WORDS = ["false", "f", "0", "no", "n"]
 TIMESTAMP_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",

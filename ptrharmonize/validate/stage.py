@@ -106,6 +106,8 @@ def validate_and_keep(engine: Engine, sub: Submission, stage_dir: Path) -> tuple
     try:
         result.issues.write_parquet(tmp / "issues.parquet")
         result.rules.write_parquet(tmp / "rules.parquet")
+        if result.collection is not None:
+            result.collection.write_parquet(tmp / "collection.parquet")
         manifest = {
             "format": FORMAT,
             "ptrh_version": __version__,
@@ -120,7 +122,9 @@ def validate_and_keep(engine: Engine, sub: Submission, stage_dir: Path) -> tuple
             "center_id": result.center_id,
             "rows": result.rows,
             "staged": {t: {"file": p.name, "sha256": sha256_file(p)} for t, p in result.staged.items()},
-            "kept": {name: sha256_file(tmp / name) for name in ("issues.parquet", "rules.parquet")},
+            "kept": {name: sha256_file(tmp / name) for name in ("issues.parquet", "rules.parquet",
+                                                                "collection.parquet")
+                     if (tmp / name).is_file()},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         final = stage_dir / key
@@ -171,13 +175,15 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
         if damaged or m.get("content_checksum") != content:
             return Kept(None, light, checks, reason=f"the kept validation is damaged ({', '.join(damaged) or 'manifest'} "
                                                     "changed since it was written)")
-        issues = pl.read_parquet(kept["issues.parquet"])
-        rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"]), m["center_id"])
+        issues = pl.read_parquet(kept["issues.parquet"], glob=False)
+        rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"], glob=False), m["center_id"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
         return Kept(None, light, checks, reason=f"the kept validation cannot be read ({type(exc).__name__})")
     if rules is None:
         return Kept(None, light, checks, reason="the kept validation was made under other rules")
     light.center_id = m["center_id"]
     result = ValidationResult(issues=issues, rules=rules, rows={k: int(v) for k, v in m["rows"].items()},
-                              staged=staged, center_id=m["center_id"], workdir=folder, _owns_workdir=False)
+                              staged=staged, center_id=m["center_id"], workdir=folder, _owns_workdir=False,
+                              collection=(pl.read_parquet(kept["collection.parquet"], glob=False)
+                                          if "collection.parquet" in kept else None))
     return Kept(result, light, checks, created_at=m.get("created_at"))

@@ -13,11 +13,22 @@
 --               of last_followup_on, death_on and (bleeding.last_contact_from_records) every
 --               dated record of the patient (labs, transfusions, CRS assessments, bleeding,
 --               medications, infections). With no date at all the time is 0.
---   event_time_days = days from the index date to that date (a double, for lifelines).
+--   event_time_days = days from the index date to that date (a double).
+--
+-- Three states (issue 16; an unknown is never a "no"):
+--   - a center that does not collect bleeding_events (or its who_grade or onset_on column) has
+--     every bleeding outcome NULL (bleeding_not_assessable_reason 'bleeding_not_collected'),
+--     never grade 0; its fatal bleeds must not become competing deaths, so the event is NULL too;
+--   - an event in the window without a grade, or an undated event that could be worse than the
+--     worst dated one, makes the worst grade unknown ('grade_or_date_unknown'); grade >= 3 is
+--     still true when a dated event reaches it, and unknown only when an unknown event could;
+--   - a center that does not collect outcomes (or death_on) cannot tell death from censoring:
+--     event_type and event_time_days are NULL ('deaths_not_collected').
 --
 -- Columns: center_id, patient_id, worst_bleeding_grade_30d, bleeding_grade_3plus_30d,
 --   first_severe_bleeding_day, n_bleeding_undated, death_on, death_day, last_followup_on,
---   last_contact_on, event_type, event_time_days
+--   last_contact_on, event_type, event_time_days, bleeding_not_assessable_reason,
+--   event_not_assessable_reason
 CREATE OR REPLACE VIEW patient_bleeding AS
 WITH bleeds AS (
     SELECT b.center_id, b.patient_id, b.who_grade,
@@ -32,7 +43,17 @@ per_patient AS (
            min(day_index) FILTER (WHERE day_index BETWEEN 0 AND def_bleeding_window_days()
                                   AND who_grade >= def_bleeding_severe_min_grade())
                AS severe_day,
-           count(*) FILTER (WHERE day_index IS NULL) AS n_undated
+           count(*) FILTER (WHERE day_index IS NULL) AS n_undated,
+           -- events whose grade or date is unknown, and that could be graded >= severe in the window
+           count(*) FILTER (WHERE (day_index IS NULL OR day_index BETWEEN 0 AND def_bleeding_window_days())
+                                  AND (who_grade IS NULL
+                                       OR (day_index IS NULL AND who_grade >= def_bleeding_severe_min_grade())))
+               AS n_unknown_severe,
+           -- the same for the worst grade: a grade-unknown event in the window or undated, or
+           -- an undated one above the worst dated grade
+           count(*) FILTER (WHERE (day_index IS NULL OR day_index BETWEEN 0 AND def_bleeding_window_days())
+                                  AND who_grade IS NULL) AS n_ungraded,
+           max(who_grade) FILTER (WHERE day_index IS NULL) AS undated_max
     FROM bleeds
     GROUP BY center_id, patient_id
 ),
@@ -67,6 +88,19 @@ one_outcome AS (
 joined AS (
     SELECT p.center_id, p.patient_id, p.index_date,
            b.worst_grade, b.severe_day, coalesce(b.n_undated, 0) AS n_undated,
+           CASE WHEN NOT (coalesce(k.bleeding_events, true) AND coalesce(k.bleeding_events__who_grade, true)
+                          AND coalesce(k.bleeding_events__onset_on, true))
+                    THEN 'bleeding_not_collected'
+                WHEN coalesce(b.n_unknown_severe, 0) > 0 AND b.severe_day IS NULL
+                    THEN 'grade_or_date_unknown'
+           END AS severe_reason,
+           CASE WHEN NOT (coalesce(k.bleeding_events, true) AND coalesce(k.bleeding_events__who_grade, true)
+                          AND coalesce(k.bleeding_events__onset_on, true))
+                    THEN 'bleeding_not_collected'
+                WHEN coalesce(b.n_ungraded, 0) > 0 OR b.undated_max > coalesce(b.worst_grade, 0)
+                    THEN 'grade_or_date_unknown'
+           END AS worst_reason,
+           NOT (coalesce(k.outcomes, true) AND coalesce(k.outcomes__death_on, true)) AS deaths_not_collected,
            o.death_on, o.last_followup_on,
            date_diff('day', p.index_date, o.death_on) AS death_day,
            greatest(o.last_followup_on, o.death_on,
@@ -76,6 +110,7 @@ joined AS (
     LEFT JOIN per_patient b ON b.center_id = p.center_id AND b.patient_id = p.patient_id
     LEFT JOIN one_outcome o ON o.center_id = p.center_id AND o.patient_id = p.patient_id
     LEFT JOIN records r ON r.center_id = p.center_id AND r.patient_id = p.patient_id
+    LEFT JOIN center_collects k ON k.center_id = p.center_id
 ),
 events AS (
     SELECT j.*,
@@ -85,10 +120,13 @@ events AS (
 )
 SELECT center_id,
        patient_id,
-       CASE WHEN index_date IS NOT NULL THEN CAST(coalesce(worst_grade, 0) AS BIGINT) END
+       CASE WHEN index_date IS NOT NULL AND worst_reason IS NULL
+            THEN CAST(coalesce(worst_grade, 0) AS BIGINT) END
            AS worst_bleeding_grade_30d,
-       CASE WHEN index_date IS NOT NULL
-            THEN coalesce(worst_grade, 0) >= def_bleeding_severe_min_grade() END
+       CASE WHEN index_date IS NULL OR severe_reason = 'bleeding_not_collected' THEN NULL
+            WHEN severe_day IS NOT NULL THEN true
+            WHEN severe_reason IS NOT NULL THEN NULL
+            ELSE false END
            AS bleeding_grade_3plus_30d,
        severe_day AS first_severe_bleeding_day,
        n_undated AS n_bleeding_undated,
@@ -97,18 +135,29 @@ SELECT center_id,
        last_followup_on,
        last_contact_on,
        CASE
-           WHEN index_date IS NULL THEN NULL
+           WHEN index_date IS NULL OR event_reason IS NOT NULL THEN NULL
            WHEN severe_day IS NOT NULL
                 AND (death_day_in_window IS NULL OR severe_day <= death_day_in_window) THEN 'bleeding'
            WHEN death_day_in_window IS NOT NULL THEN 'death'
            ELSE 'censored'
        END AS event_type,
        CAST(CASE
-           WHEN index_date IS NULL THEN NULL
+           WHEN index_date IS NULL OR event_reason IS NOT NULL THEN NULL
            WHEN severe_day IS NOT NULL
                 AND (death_day_in_window IS NULL OR severe_day <= death_day_in_window) THEN severe_day
            WHEN death_day_in_window IS NOT NULL THEN death_day_in_window
            ELSE least(def_bleeding_window_days(),
                       greatest(coalesce(date_diff('day', index_date, last_contact_on), 0), 0))
-       END AS DOUBLE) AS event_time_days
-FROM events;
+       END AS DOUBLE) AS event_time_days,
+       coalesce(severe_reason, worst_reason) AS bleeding_not_assessable_reason,
+       event_reason AS event_not_assessable_reason
+FROM (
+    SELECT e.*,
+           -- the competing event is unknown when whether (or when) a severe bleed happened is
+           -- unknown, or when deaths are not collected
+           CASE WHEN severe_reason = 'bleeding_not_collected' THEN 'bleeding_not_collected'
+                WHEN severe_reason IS NOT NULL THEN severe_reason
+                WHEN deaths_not_collected THEN 'deaths_not_collected'
+           END AS event_reason
+    FROM events e
+);

@@ -9,6 +9,10 @@
 --                      (a course without n_doses counts as 1 dose)
 --   corticosteroid, tpo_ra, il11, ivig, gcsf: at least one course in the window
 --
+-- Three states (issue 16): no record in a table the center collects means "none" (false, 0);
+-- a center that does not collect infections (center_collects) has infection and n_infections
+-- NULL, one that does not collect medications (or their drug) has every drug column NULL.
+--
 -- Columns: center_id, patient_id, infection, n_infections, tocilizumab, tocilizumab_doses,
 --   corticosteroid, tpo_ra, il11, ivig, gcsf
 CREATE OR REPLACE VIEW patient_exposures AS
@@ -41,15 +45,21 @@ med AS (
 )
 SELECT p.center_id,
        p.patient_id,
-       coalesce(i.n, 0) > 0 AS infection,
-       coalesce(i.n, 0) AS n_infections,
-       coalesce(m.tocilizumab_courses, 0) > 0 AS tocilizumab,
-       CAST(coalesce(m.tocilizumab_doses, 0) AS BIGINT) AS tocilizumab_doses,
-       coalesce(m.corticosteroid, false) AS corticosteroid,
-       coalesce(m.tpo_ra, false) AS tpo_ra,
-       coalesce(m.il11, false) AS il11,
-       coalesce(m.ivig, false) AS ivig,
-       coalesce(m.gcsf, false) AS gcsf
+       CASE WHEN x.inf THEN coalesce(i.n, 0) > 0 END AS infection,
+       CASE WHEN x.inf THEN coalesce(i.n, 0) END AS n_infections,
+       CASE WHEN x.med THEN coalesce(m.tocilizumab_courses, 0) > 0 END AS tocilizumab,
+       CASE WHEN x.med THEN CAST(coalesce(m.tocilizumab_doses, 0) AS BIGINT) END AS tocilizumab_doses,
+       CASE WHEN x.med THEN coalesce(m.corticosteroid, false) END AS corticosteroid,
+       CASE WHEN x.med THEN coalesce(m.tpo_ra, false) END AS tpo_ra,
+       CASE WHEN x.med THEN coalesce(m.il11, false) END AS il11,
+       CASE WHEN x.med THEN coalesce(m.ivig, false) END AS ivig,
+       CASE WHEN x.med THEN coalesce(m.gcsf, false) END AS gcsf
 FROM patient_index p
 LEFT JOIN inf i ON i.center_id = p.center_id AND i.patient_id = p.patient_id
-LEFT JOIN med m ON m.center_id = p.center_id AND m.patient_id = p.patient_id;
+LEFT JOIN med m ON m.center_id = p.center_id AND m.patient_id = p.patient_id
+LEFT JOIN (
+    SELECT center_id,
+           coalesce(infections, true) AS inf,
+           coalesce(medications, true) AND coalesce(medications__drug, true) AS med
+    FROM center_collects
+) x ON x.center_id = p.center_id;

@@ -3,16 +3,21 @@
 -- A join of the per-patient views; nothing is derived here except `cr`:
 --   patients / patient_index   demographics, disease, treatment_type, index_date
 --   patient_bsa                bsa_m2
---   patient_ptr                ptr, n_evaluable, n_low_cci, ptr_onset_at
+--   patient_ptr                ptr (NULL unless assessable), ptr_status (yes | no |
+--                              not_assessable), ptr_not_assessable_reason, n_evaluable,
+--                              n_low_cci, ptr_onset_at
 --   patient_crs                crs_grade (Lee 2014 from signs, else reported on lee2014; 0 with
---                              no assessment), crs_grade_3plus, lee2014/astct2019 grades
+--                              no assessment at a center collecting CRS), crs_grade_3plus,
+--                              crs_not_assessable_reason, lee2014/astct2019 grades
 --   patient_peaks              peak IL-6 / IL-10 / IFN-gamma / temperature in days 0..30,
 --                              has_cytokines
 --   patient_exposures          infection, tocilizumab (+ doses), corticosteroid
 --   outcomes                   response; cr = response is 'CR' or 'CRi' (NULL when unknown)
 --   patient_recovery           neutrophil / platelet improvement (30 d) and recovery (90 d)
 --   patient_platelet_dose      units and dose until the count first stays >= 20
---   patient_bleeding           worst WHO grade in 30 days, competing event time and type
+--   patient_bleeding           worst WHO grade in 30 days, competing event time and type,
+--                              bleeding_/event_not_assessable_reason
+-- Why any of these is NULL (unknown or not collected): view patient_missing.
 --
 -- Columns (contract in docs/architecture.md, more welcome): see the SELECT list.
 CREATE OR REPLACE VIEW patient_summary AS
@@ -44,11 +49,14 @@ SELECT i.center_id,
        p.extramedullary,
        p.bm_blast_pct,
        r.ptr,
+       r.ptr_status,
+       r.ptr_not_assessable_reason,
        r.n_evaluable,
        r.n_low_cci,
        r.ptr_onset_at,
        c.crs_grade,
        c.crs_grade_3plus,
+       c.crs_not_assessable_reason,
        c.lee2014_grade,
        c.astct2019_grade,
        c.reported_grade AS crs_reported_grade,
@@ -78,6 +86,8 @@ SELECT i.center_id,
        bl.bleeding_grade_3plus_30d,
        bl.event_time_days,
        bl.event_type,
+       bl.bleeding_not_assessable_reason,
+       bl.event_not_assessable_reason,
        bl.death_on,
        bl.last_followup_on
 FROM patient_index i

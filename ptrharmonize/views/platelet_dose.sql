@@ -10,8 +10,12 @@
 -- When the count never stays >= 20 within days 0..plt_dose_window_days (90), every
 -- transfusion in that window counts.
 --
--- Sums ignore missing values; plt_units_missing / plt_dose_missing count the transfusions
--- whose units / dose were not recorded. A patient with no transfusion has 0 and 0.
+-- plt_units_missing / plt_dose_missing count the transfusions whose units / dose were not
+-- recorded. A patient with no transfusion has 0 and 0 -- at a center that collects
+-- transfusions. Three states (issue 16): a sum over a transfusion of unknown units (dose) is
+-- unknown, so plt_units_until_recovery (plt_dose_e11_until_recovery) is NULL when any counted
+-- transfusion lacks it, and both are NULL where the center does not collect transfusions or
+-- that column.
 --
 -- Columns: center_id, patient_id, plt_stays_reached (NULL when no PLT count in the window),
 --   plt_stays_from_day, plt_transfusions_until_recovery, plt_units_until_recovery,
@@ -57,12 +61,22 @@ SELECT p.center_id,
        p.patient_id,
        CASE WHEN h.plt_days > 0 THEN s.stays_from_day IS NOT NULL END AS plt_stays_reached,
        s.stays_from_day AS plt_stays_from_day,
-       coalesce(x.n, 0) AS plt_transfusions_until_recovery,
-       CASE WHEN x.n IS NULL THEN 0.0 ELSE x.units END AS plt_units_until_recovery,
-       CASE WHEN x.n IS NULL THEN 0.0 ELSE x.dose END AS plt_dose_e11_until_recovery,
+       CASE WHEN coalesce(k.transfusions, true) THEN coalesce(x.n, 0) END
+           AS plt_transfusions_until_recovery,
+       CASE WHEN NOT (coalesce(k.transfusions, true) AND coalesce(k.transfusions__units_reported, true))
+                THEN NULL
+            WHEN x.n IS NULL THEN 0.0
+            WHEN x.units_missing > 0 THEN NULL
+            ELSE x.units END AS plt_units_until_recovery,
+       CASE WHEN NOT (coalesce(k.transfusions, true) AND coalesce(k.transfusions__dose_e11, true))
+                THEN NULL
+            WHEN x.n IS NULL THEN 0.0
+            WHEN x.dose_missing > 0 THEN NULL
+            ELSE x.dose END AS plt_dose_e11_until_recovery,
        coalesce(x.units_missing, 0) AS plt_units_missing,
        coalesce(x.dose_missing, 0) AS plt_dose_missing
 FROM patient_index p
+LEFT JOIN center_collects k ON k.center_id = p.center_id
 LEFT JOIN stays s ON s.center_id = p.center_id AND s.patient_id = p.patient_id
 LEFT JOIN has_plt h ON h.center_id = p.center_id AND h.patient_id = p.patient_id
 LEFT JOIN sums x ON x.center_id = p.center_id AND x.patient_id = p.patient_id;

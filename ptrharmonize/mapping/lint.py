@@ -1,0 +1,86 @@
+"""`lint_mapping`: every problem of a mapping, with or without the submission it reads.
+
+Without data: what `parse_mapping` finds (unknown keys, tables, columns, units, value-map
+targets, formats, unsafe paths, unmapped required columns). With the folder: also files that
+are missing or unreadable and source columns the files do not have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
+from ..read import ReadError
+from .language import check_relative_path, load_mapping, resolve_in
+from .language import problem as _p
+from .model import SourceBlock
+from .parse import parse_mapping
+from .readers import open_source
+
+
+def _references(block: SourceBlock) -> list[tuple[str, str]]:
+    """(where in the mapping, source column) for every source column the block names."""
+    refs: list[tuple[str, str]] = []
+    for name, cm in block.columns.items():
+        if cm.column:
+            refs.append((f"{block.where}.columns.{name}", cm.column))
+        if cm.time_column:
+            refs.append((f"{block.where}.columns.{name}.time_column", cm.time_column))
+    for a, cm in (block.unpivot or {}).items():
+        if cm.column:
+            refs.append((f"{block.where}.unpivot.{a}", cm.column))
+    if block.rows:
+        refs.append((f"{block.where}.rows", str(block.rows["column"])))
+    return refs
+
+
+def _check_block_data(block: SourceBlock, root: Path) -> list[dict[str, str]]:
+    if check_relative_path(block.file):
+        return []  # reported by the parse
+    try:
+        path = resolve_in(root, block.file)
+        if not path.exists():
+            return [_p("error", f"{block.where}.file", f"file '{block.file}' is not in the submission folder")]
+        names = open_source(path, root, block).collect_schema().names()
+    except ReadError as exc:
+        return [_p("error", f"{block.where}.file", str(exc))]
+    have = set(names) - {FILE_COL, ROW_COL}
+    return [
+        _p("error", where, f"source column '{col}' is not in {block.file} (its columns: {', '.join(sorted(have))})")
+        for where, col in _references(block) if col not in have
+    ]
+
+
+def lint_mapping(mapping_path: Path, submission_folder: Path | None = None, catalog: Catalog | None = None) -> list[dict[str, str]]:
+    """Problems in a mapping file, as dicts {level: error|warning, where, message}."""
+    catalog = catalog or load_catalog()
+    mapping_path = Path(mapping_path)
+    m = parse_mapping(load_mapping(mapping_path), mapping_path, catalog)
+    problems = list(m.problems)
+    if submission_folder is None:
+        return problems
+    root = Path(submission_folder)
+    if not root.is_dir():
+        problems.append(_p("error", "--data", f"submission folder '{root}' not found"))
+        return problems
+    for block in m.blocks:
+        problems += _check_block_data(block, root)
+    return problems
+
+
+def source_columns(mapping_path: Path) -> dict[str, dict[str, str]]:
+    """CDM table -> CDM column -> the source column that feeds it (for messages that name the
+    center's own column instead of the CDM's)."""
+    catalog = load_catalog()
+    m = parse_mapping(load_mapping(Path(mapping_path)), Path(mapping_path), catalog)
+    from .model import roles
+
+    measurement = roles(catalog).measurement
+    out: dict[str, dict[str, str]] = {}
+    for b in m.blocks:
+        cols = out.setdefault(b.table, {})
+        for name, cm in b.columns.items():
+            if cm.column and name not in cols:
+                cols[name] = cm.column
+        if b.unpivot and measurement is not None:
+            cols.setdefault(measurement.value, " / ".join(cm.column for cm in b.unpivot.values() if cm.column))
+    return out
