@@ -295,3 +295,20 @@ def test_validate_shows_missing_data(cohort, tmp_path):
     md = doc["missing_data"]["by_center"]["ZJU1"]
     assert set(md["not_collected"]["tables"]) == set(NOT_SENT)
     assert {o["id"]: o["status"] for o in md["outcomes"]}["outcome.crs_grade_known"] == "failed"
+
+
+def test_qa_html_shows_the_missing_data_section(cohort, tmp_path):
+    from ptrharmonize.report.qa import open_store_source
+    from ptrharmonize.report.qa_build import build_report
+
+    src = open_store_source(cohort["no_tables_store"])
+    try:
+        build_report(src, tmp_path / "qa.html")
+    finally:
+        src.close()
+    html = (tmp_path / "qa.html").read_text()
+    assert 'id="missing"' in html
+    assert ('data-metric="not_collected_tables">bleeding_events, crs_assessments, infections, medications'
+            in html)
+    assert 'data-outcome="outcome.crs_grade_known" data-status="failed"' in html
+    assert 'data-outcome="outcome.ptr_assessable" data-status="passed"' in html

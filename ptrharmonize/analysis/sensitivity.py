@@ -41,7 +41,7 @@ def check_mode(mode: str | None) -> str | None:
 
 
 def run_sensitivity(con: duckdb.DuckDBPyConnection, ctx: Context, mode: str, out: Path,
-                    analyses: dict[str, Any], write_outputs: Any) -> dict[str, Any]:
+                    analyses: dict[str, Any], write_outputs: Any, run_one: Any) -> dict[str, Any]:
     """Tables 2 and 3 again with the unknowns imputed; their tables as `<id>_<mode>.csv|md`."""
     value = "TRUE" if MODES[mode] else "FALSE"
     imputed = {c: int(scalar(con, f"SELECT count(*) FROM temp.patient_summary WHERE {c} IS NULL"))
@@ -53,8 +53,7 @@ def run_sensitivity(con: duckdb.DuckDBPyConnection, ctx: Context, mode: str, out
         results: dict[str, Any] = {}
         files: dict[str, list[str]] = {}
         for aid in ANALYSES:
-            res = analyses[aid](ctx)
-            res.data.setdefault("status", "ok")
+            res = run_one(analyses[aid], ctx)
             res.caption = (f"Sensitivity ({mode}): unknown yes/no values counted as "
                            f"{'events (yes)' if MODES[mode] else 'non-events (no)'}")
             res.figure = None

@@ -25,6 +25,7 @@ from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
 from ..db import qi
 from ..errors import library_message
+from ..store import literal_path
 from ..submission import Submission
 from . import columns as colchecks
 from .catalog import checked_catalog, ensure_checked
@@ -175,7 +176,12 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
     """A lazily read canonical CSV that fails while it streams (a ragged row, a broken quote):
     read it eagerly, which raises the ReadError naming the file and row. Returns when the file
     reads fine eagerly (the caller then re-raises the original error)."""
-    if sub.mapping_file is not None or not isinstance(sub.tables.get(table), pl.LazyFrame):
+    if not isinstance(sub.tables.get(table), pl.LazyFrame):
+        return
+    if sub.mapping_file is not None:
+        from ..mapping import apply_mapping
+
+        apply_mapping(sub.mapping_file, Path(sub.source_path))  # eagerly: a ReadError names the cell
         return
     from ..read.canonical import canonical_files
     from ..read.csv import read_csv
@@ -188,7 +194,7 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
         read_csv(file, Path(sub.source_path), delimiter=",", encoding="utf-8")
 
 
-def _sql_str(path: Path) -> str:
+def _sql_str(path: Path | str) -> str:
     """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -355,7 +361,7 @@ class Engine:
         path = work / f"{table}.parquet"
         lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(
             path, row_group_size=STAGE_ROW_GROUP, compression=STAGE_COMPRESSION)
-        n = pl.scan_parquet(path).select(pl.len()).collect().item()
+        n = pl.scan_parquet(path, glob=False).select(pl.len()).collect().item()
         return path, cols, int(n)
 
     def _table_absent(self, table: str, table_rules: list[Rule], outcomes: dict[str, _Outcome],
@@ -433,7 +439,7 @@ class Engine:
         with the pandera back end, the failing rows of the column checks come from pandera (the
         same expressions). A rule that cannot run is isolated: it gets status `error`, the others
         still run and count (found one by one when the fused pass fails)."""
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         evals: dict[str, Evaluation] = {}
         rules: dict[str, Rule] = {}
         for r in table_rules:
@@ -539,7 +545,7 @@ class Engine:
                  if not r.spec.get("only_columns") or c in r.spec["only_columns"]]
         if not pairs:
             return
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
         filled = lf.select([pl.col(c).is_not_null().sum().alias(c) for c in scan]).collect().row(0, named=True)
         for r, c in pairs:
@@ -591,7 +597,7 @@ class Engine:
             db.run(con, "SET preserve_insertion_order = false")
             for table in self.catalog.table_names:
                 if table in staged:
-                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(staged[table])})")
+                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(literal_path(staged[table]))})")
                 else:
                     db.run(con, self._empty_view_sql(table))
             units = self.catalog.tables["labs"].extra.get("canonical_units", {})
@@ -651,7 +657,7 @@ class Engine:
     def _center_of(staged: dict[str, Path]) -> str | None:
         if "patients" not in staged:
             return None
-        centers = pl.scan_parquet(staged["patients"]).select(pl.col("center_id").drop_nulls().unique()).collect()
+        centers = pl.scan_parquet(staged["patients"], glob=False).select(pl.col("center_id").drop_nulls().unique()).collect()
         vals = centers["center_id"].to_list()
         return vals[0] if len(vals) == 1 else None
 
