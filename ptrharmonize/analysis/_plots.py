@@ -152,7 +152,8 @@ def scatter_fit(
 def save(fig: Figure, stem: Path) -> list[Path]:
     """Write `<stem>.png` and `<stem>.svg`; SVG without a date so reruns are identical."""
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    with matplotlib.rc_context({"svg.hashsalt": "ptrharmonize"}):
+    # SVG text stays text (editable by a journal's editor, searchable), not glyph paths
+    with matplotlib.rc_context({"svg.hashsalt": "ptrharmonize", "svg.fonttype": "none"}):
         fig.savefig(png, dpi=DPI, metadata={"Software": None})
         fig.savefig(svg, metadata={"Date": None})
     return [png, svg]
