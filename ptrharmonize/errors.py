@@ -45,16 +45,14 @@ def fail(console: Console, message: str) -> None:
 def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool = True) -> int:
     """Run a command body; turn every expected failure into a message and exit code 2.
 
-    The message is one line. Our own errors (UserError, ReadError) name the file, row and
-    column and never quote a cell; an unexpected error from a library is shown without the
+    The message is one line. Our own errors (UserError, and read.ReadError which is one) name
+    the file, row and column and never quote a cell; an unexpected error from a library is shown without the
     values it quotes (they may come from the data). PTRH_DEBUG=1 re-raises, for a developer."""
     import os
 
-    from .read import ReadError
-
     try:
         return body()
-    except (UserError, ReadError) as exc:
+    except UserError as exc:
         fail(console, str(exc))
         return 2
     except (OSError, UnicodeError, ValueError) as exc:
