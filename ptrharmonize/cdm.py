@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from .errors import UserError
 from .paths import schemas_dir
 
 # CDM type -> polars dtype and DuckDB type. The only place these correspondences live.
@@ -124,13 +125,27 @@ TABLE_ORDER = [
 ]
 
 
+class CatalogError(UserError):
+    """A file of the model that cannot be read: names the file and line (shown as one line, exit 2)."""
+
+
 # libyaml when the wheel has it (~10x faster than the pure-Python parser), the same documents.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load_yaml(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a safe loader
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise CatalogError(f"{where}: not valid YAML ({problem})") from None
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: missing from the model folder {path.parent}") from None
+    except (OSError, UnicodeError) as exc:
+        raise CatalogError(f"{path}: cannot be read ({exc})") from None
 
 
 def _table_from_yaml(doc: dict[str, Any]) -> TableSpec:

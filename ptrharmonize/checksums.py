@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from .paths import schemas_dir
+from .paths import folder_checksum, schemas_dir
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -41,10 +41,4 @@ def submission_checksums(files: Iterable[Path], source_path: Path,
 def rules_checksum() -> str:
     """One checksum over every declarative file under schemas/ (tables, rules, definitions,
     units...): a validation kept under other rules is not the validation of these rules."""
-    h = hashlib.sha256()
-    root = schemas_dir()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(b"\0")
-        h.update(sha256_file(f).encode())
-    return h.hexdigest()
+    return folder_checksum(schemas_dir())

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from . import commands as _commands
+from .cli_help import TidyGroup
 from .commands.common import ProgressDisplay, load_submission
 from .errors import UserError, fail, run_guarded
 
@@ -25,19 +26,61 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="ptrh",
-    help=(
-        "ptrharmonize: validate, harmonize, pool and analyse multi-center registries of platelet "
-        "transfusion refractoriness (PTR) after CAR-T or salvage chemotherapy.\n\n"
-        "Typical flow: ptrh validate EXTRACT -> ptrh ingest EXTRACT --mapping M --store S -> "
-        "ptrh run-analysis --store S --out R -> ptrh qa-report --store S --out qa.html. "
-        "Exit codes: 0 no errors, 1 errors found in the data, 2 could not run."
-    ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    cls=TidyGroup,
 )
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _on_broken_pipe(self: Console) -> None:
+    """`ptrh ... | head`: the reader has gone. Rich's default is exit 1 at once; here the output
+    goes to /dev/null and the command finishes its work, so its exit code is still its own
+    (0 when it succeeded) and an ingest is never cut short by a closed terminal pipe."""
+    from .errors import _quiet_broken_pipe
+
+    _quiet_broken_pipe()
+
+
+Console.on_broken_pipe = _on_broken_pipe  # every Console of the CLI process
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("ptrharmonize")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+            from . import __version__ as v
+        console.print(f"ptrh {v}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    registry: Annotated[Path | None, typer.Option(
+        "--registry", envvar="PTRH_REGISTRY",
+        help="A registry folder (made by `ptrh init`): its schemas/, mappings/, thresholds and store "
+             "are used. Default: the nearest folder holding ptrh.toml from the working directory "
+             "up; outside one, the built-in model.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """ptrharmonize: validate, harmonize, pool and analyse multi-center registries of platelet
+    transfusion refractoriness (PTR) after CAR-T or salvage chemotherapy.
+
+    Typical flow: ptrh validate EXTRACT -> ptrh ingest EXTRACT --mapping M --store S -> ptrh
+    run-analysis --store S --out R -> ptrh qa-report --store S --out qa.html. Exit codes: 0 no
+    errors, 1 errors found in the data, 2 could not run."""
+    from .registry import activate
+
+    code = run_guarded(lambda: activate(ctx, registry), err_console)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -66,6 +109,7 @@ def validate(
 
         from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
         from .errors import run_guarded_each
+        from .outputs import check_ingest_paths
         from .report.issues import (
             render_terminal,
             to_json_dict,
@@ -86,6 +130,7 @@ def validate(
         pairs = pair_mappings(paths, mapping)
         several = len(pairs) > 1
         check_outputs(output, paths)
+        check_ingest_paths(None, output, pairs, thresholds, several)
         cat = checked_catalog()
         th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         docs: list[dict] = []
@@ -143,12 +188,19 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:  # pragma: no cover - console entry
+def main() -> None:
+    """The console entry (`ptrh`): Ctrl-C is exit 2 with a message; a closed pipe
+    (`ptrh ... | head`) ends quietly with exit 0."""
+    from .errors import _quiet_broken_pipe
+
     try:
         app()
     except KeyboardInterrupt:
         fail(err_console, "interrupted")
         sys.exit(2)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,6 +54,8 @@ VIEW_NAMES: tuple[str, ...] = (
     "patient_index",
     "center_collects",
     "patient_bsa",
+    "transfusion_units",
+    "transfusion_events",
     "transfusion_cci",
     "patient_ptr",
     "crs_fever_masking",
@@ -101,7 +103,9 @@ DEFS: tuple[Def, ...] = (
     # CCI and evaluability
     Def("cci_refractory_below", ("cci", "refractory_below"), "number", 0),
     Def("cci_pre_window_h", ("cci", "pre_window_h"), "number", 0),
-    Def("cci_post_window_h", ("cci", "post_window_h"), "number", 0),
+    Def("cci_infusion_h", ("cci", "infusion_h"), "number", 0),
+    Def("cci_event_gap_h", ("cci", "event_gap_h"), "number", 0),
+    Def("cci_event_same_pre_count", ("cci", "event_same_pre_count"), "boolean"),
     Def("cci_max_storage_h", ("cci", "max_storage_h"), "number", 0),
     Def("cci_require_abo_compatible", ("cci", "require_abo_compatible"), "boolean"),
     Def("cci_abo_unknown_evaluable", ("cci", "abo_unknown_evaluable"), "boolean"),
@@ -111,6 +115,8 @@ DEFS: tuple[Def, ...] = (
     # PTR
     Def("ptr_rule", ("ptr", "rule"), "choice", choices=("consecutive", "any_two")),
     Def("ptr_min_failed", ("ptr", "min_failed"), "integer", 1),
+    Def("ptr_window_start_days", ("ptr", "window_start_days"), "integer"),
+    Def("ptr_window_days", ("ptr", "window_days"), "integer", 0),
     # Lab-series recovery
     Def("recovery_window_improvement_days", ("recovery", "window_improvement_days"), "integer", 0),
     Def("recovery_window_recovery_days", ("recovery", "window_recovery_days"), "integer", 0),
@@ -211,6 +217,26 @@ def _choice_literal(key: str, value: Any, choices: tuple[str, ...]) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _post_window_macros(defs: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The post-count window named by cci.post_window, as hours after the transfusion's end."""
+    windows = _get(defs, ("cci", "post_windows"))
+    if not isinstance(windows, dict) or not windows:
+        raise DefinitionError("definitions: cci.post_windows must map window names to their bounds")
+    names = tuple(n for n in windows if isinstance(n, str) and _NAME_RE.match(n))
+    name = _get(defs, ("cci", "post_window"))
+    out = [("cci_post_window", "cci.post_window", _choice_literal("cci.post_window", name, names))]
+    low = _get(defs, ("cci", "post_windows", name, "after_end_min_minutes"))
+    high = _get(defs, ("cci", "post_windows", name, "after_end_max_hours"))
+    key = f"cci.post_windows.{name}"
+    _number(f"{key}.after_end_min_minutes", low, 0, False)
+    _number(f"{key}.after_end_max_hours", high, 0, False)
+    if low / 60 >= high:
+        raise DefinitionError(f"definitions: {key} must start before it ends")
+    out.append(("cci_post_min_h", f"{key}.after_end_min_minutes", _number(key, low / 60, 0, False)))
+    out.append(("cci_post_max_h", f"{key}.after_end_max_hours", _number(key, high, 0, False)))
+    return out
+
+
 def _high_dose_macros(defs: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Lee 2014 Table 3 monotherapy thresholds as NE-equivalent bounds.
 
@@ -278,7 +304,7 @@ def definition_macros(definitions: dict[str, Any] | None = None) -> list[tuple[s
     (for example `{"ptr": {"rule": "any_two"}}`) changes only what it names.
     """
     defs = deep_merge(load_definitions(), definitions or {})
-    out = _bsa_macros(defs) + _high_dose_macros(defs)
+    out = _bsa_macros(defs) + _post_window_macros(defs) + _high_dose_macros(defs)
     for d in DEFS:
         out.append((d.macro, ".".join(d.path), _render(d, _get(defs, d.path), _codes(*d.codes_of))))
     return out

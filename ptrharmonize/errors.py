@@ -21,6 +21,7 @@ LIBRARY_MESSAGE_CHARS = 600
 
 # Text a library quotes from the data in its error messages: `...`, "..." or '...' spans, and
 # bracketed value lists (polars: `could not parse "..."`, `[-1, ...]`).
+_UNQUOTED = re.compile(r"[0-9][0-9 ./-]{5,}[0-9Xx]|\S+@\S+")
 _QUOTED = re.compile(r"`[^`]*(?:`|$)|\"[^\"]*(?:\"|$)|'[^']*'|\[[^\]]*(?:\]|$)")
 
 
@@ -35,11 +36,25 @@ def library_message(exc: BaseException) -> str:
     """A third-party error (polars, DuckDB, ...) for the screen: its first line, with the spans it
     quotes from the data removed, because they may be cell values (identifiers included)."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return one_line(_QUOTED.sub("[…]", first), LIBRARY_MESSAGE_CHARS)
+    # Unquoted values too: long digit runs (ids, phone numbers) and e-mail addresses.
+    first = _UNQUOTED.sub("[…]", _QUOTED.sub("[…]", first))
+    return one_line(first, LIBRARY_MESSAGE_CHARS)
 
 
 def fail(console: Console, message: str) -> None:
-    console.print(f"[bold red]error:[/bold red] {escape(one_line(message))}", soft_wrap=True)
+    """Print `error: <message>`; a console that cannot print it (a closed pipe, a rich formatting
+    error) must not turn the message into a traceback, so the plain stream is the fallback."""
+    text = one_line(message)
+    try:
+        console.print(f"[bold red]error:[/bold red] {escape(text)}", soft_wrap=True)
+    except Exception:  # noqa: BLE001 - the last resort of the last line of defence
+        import sys
+
+        try:
+            stream = console.file if console.file is not None else sys.stderr
+            stream.write("error: " + text.encode("ascii", "backslashreplace").decode() + "\n")
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool = True) -> int:
@@ -49,10 +64,19 @@ def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool
     the file, row and column and never quote a cell; an unexpected error from a library is shown without the
     values it quotes (they may come from the data). PTRH_DEBUG=1 re-raises, for a developer."""
     import os
+    import sys
+
+    from .paths import RegistryError
 
     try:
-        return body()
-    except UserError as exc:
+        code = body()
+        sys.stdout.flush()  # a closed pipe shows here, inside the guard, not at exit
+        return code
+    except BrokenPipeError:
+        # `ptrh ... | head`: the reader has gone; that is the reader's choice, not an error.
+        _quiet_broken_pipe()
+        return 0
+    except (UserError, RegistryError) as exc:  # read.ReadError, cdm.CatalogError are UserErrors
         fail(console, str(exc))
         return 2
     except (OSError, UnicodeError, ValueError) as exc:
@@ -71,11 +95,28 @@ def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool
         # the interruption came after the commit) holds the new submission whole.
         fail(console, "interrupted")
         return 2
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        # BaseException, not Exception: a Rust library's panic (polars, via pyo3) is a
+        # PanicException, which derives from BaseException.
         if os.environ.get("PTRH_DEBUG"):
             raise
-        fail(console, f"unexpected {type(exc).__name__}: {library_message(exc)} (set PTRH_DEBUG=1 for details)")
+        kind = "internal error (a library panicked)" if type(exc).__name__ == "PanicException" else "unexpected"
+        fail(console, f"{kind} {type(exc).__name__}: {library_message(exc)} (set PTRH_DEBUG=1 for details)")
         return 2
+
+
+def _quiet_broken_pipe() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not raise again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run_guarded_each(items: Iterable[T], body: Callable[[T], int], console: Console) -> int:

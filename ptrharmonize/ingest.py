@@ -18,9 +18,12 @@ import duckdb
 
 from . import checksums, collection, db
 from .cdm import Catalog, load_catalog
+from .center_id import check_center_id
 from .errors import UserError
+from .limits import limit
 from .lock import StoreLock
-from .store import create_schema, qi, write_findings
+from .outputs import check_store_path, same_file
+from .store import create_schema, literal_path, qi, write_findings
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -36,9 +39,10 @@ class IngestOutcome:
 
 def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Catalog | None = None,
            wait_s: float = 0.0,
-           checksums_: tuple[dict[str, str], str | None, str] | None = None) -> IngestOutcome:
+           checksums_: tuple[dict[str, str], str | None, str] | None = None,
+           allow_shrink: bool = False, confirm_center: bool = False) -> IngestOutcome:
     """Store `result` (the validation of `sub`). `checksums_` when the caller has computed them."""
-    with StoreWriter(store, catalog, wait_s) as writer:
+    with StoreWriter(store, catalog, wait_s, allow_shrink, confirm_center) as writer:
         return writer.ingest(sub, result, checksums_)
 
 
@@ -52,10 +56,14 @@ class StoreWriter:
     first submission to store, so a call whose submissions are all rejected never touches it,
     and it stays locked against other writers until the writer is closed."""
 
-    def __init__(self, store: Path, catalog: Catalog | None = None, wait_s: float = 0.0) -> None:
+    def __init__(self, store: Path, catalog: Catalog | None = None, wait_s: float = 0.0,
+                 allow_shrink: bool = False, confirm_center: bool = False) -> None:
+        check_store_path(store)
         self.store = Path(store)
         self.catalog = catalog or load_catalog()
         self.wait_s = wait_s
+        self.allow_shrink = allow_shrink
+        self.confirm_center = confirm_center
         self._lock: StoreLock | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -116,16 +124,23 @@ class StoreWriter:
                 f"{sub.source_path}: a submission must come from exactly one center; "
                 "check center_id in the patients file"
             )
+        if check_center_id(center, str(sub.source_path)) != center:
+            raise UserError(f"{sub.source_path}: the center id is not written in Unicode NFC form (a letter and "
+                            "a combining accent instead of the accented letter); save the files as NFC text")
         files, mapping_sum, content = checksums_ or checksums.submission_checksums(
             sub.files, sub.source_path, sub.mapping_file)
         con = self._connection()
         prev = db.rows(
             con,
-            "SELECT submission_id, content_checksum FROM submissions WHERE center_id = ? AND status = 'active'",
+            "SELECT submission_id, content_checksum, mapping_file FROM submissions "
+            "WHERE center_id = ? AND status = 'active'",
             [center],
         )
         if prev and prev[0][1] == content:
             return IngestOutcome("unchanged", prev[0][0], center, result.rows)
+        if prev:
+            self._check_same_source(sub, center, prev[0][2])
+            self._check_shrink(con, result, center, str(sub.source_path))
         sid = f"{center}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         db.run(con, "BEGIN TRANSACTION")
         try:
@@ -137,7 +152,7 @@ class StoreWriter:
                 con,
                 "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
                 [sid, center, datetime.now(), str(sub.source_path), content, json.dumps(files),
-                 str(sub.mapping_file) if sub.mapping_file else None, mapping_sum,
+                 str(Path(sub.mapping_file).resolve()) if sub.mapping_file else None, mapping_sum,
                  json.dumps(result.rows), result.n_errors, result.n_warnings],
             )
             _store_findings(con, result, center, sid)
@@ -150,6 +165,39 @@ class StoreWriter:
             db.run(con, "ROLLBACK")
             raise
         return IngestOutcome("stored", sid, center, result.rows, replaced=prev[0][0] if prev else None)
+
+    def _check_same_source(self, sub: Submission, center: str, stored_mapping: str | None) -> None:
+        """A center's data comes from one mapping file: another file naming the same center (a
+        copied mapping whose center_id was not changed) would replace that center's data."""
+        if self.confirm_center or sub.mapping_file is None or stored_mapping is None:
+            return
+        if same_file(Path(sub.mapping_file), Path(stored_mapping)):
+            return
+        raise UserError(
+            f"{sub.mapping_file}: center {center} is stored from another mapping file ({stored_mapping}); "
+            "nothing was stored. If this file really is the center's mapping now, pass --confirm-center; "
+            "otherwise correct its center_id"
+        )
+
+    def _check_shrink(self, con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str,
+                      where: str) -> None:
+        """Refuse a submission that would remove more than `max_shrink_share` of a table's stored
+        rows of the center, or empty a table that has rows (a header-only export, a 0-case file)."""
+        if self.allow_shrink:
+            return
+        share = float(limit("max_shrink_share"))
+        lost = []
+        for table in self.catalog.table_names:
+            old = int(db.scalar(con, f"SELECT count(*) FROM {qi(table)} WHERE center_id = ?", [center]) or 0)
+            new = int(result.rows.get(table, 0))
+            if old > 0 and (new == 0 or old - new > share * old):
+                lost.append(f"{table} {old:,} -> {new:,}")
+        if lost:
+            raise UserError(
+                f"{where}: this submission of {center} would remove stored rows: {'; '.join(lost)} "
+                f"(a table emptied, or more than {share:.0%} of its rows gone); nothing was stored. "
+                "Check the export; pass --allow-shrink if the center really withdrew them"
+            )
 
 
 def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: ValidationResult,
@@ -166,7 +214,7 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
             con,
             f"INSERT INTO {qi(table)} ({cols}, submission_id, source_file, source_row) "
             f"SELECT {cols}, ?, _file, _row FROM read_parquet(?)",
-            [sid, str(path)],
+            [sid, literal_path(path)],
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ class StoreLock:
 
     def __enter__(self) -> StoreLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         deadline = time.monotonic() + self.wait_s
         while True:
             try:
@@ -41,6 +42,24 @@ class StoreLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
         return self
+
+    def _open(self) -> int:
+        """The lock file, opened without following a symbolic link (a link planted at
+        `<store>.lock` would have its target truncated) and only when it is a regular file."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            if self.path.is_symlink():
+                raise UserError(f"{self.path}: the store's lock file is a symbolic link; remove it "
+                                "(ptrh creates the lock file itself)") from None
+            raise UserError(f"{self.path}: cannot create the store's lock file ({exc.strerror})") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            # A hard link is another file's content too: writing the pid would overwrite it.
+            os.close(fd)
+            raise UserError(f"{self.path}: the store's lock file is not a plain file of its own "
+                            "(a device, a pipe or a hard link); remove it")
+        return fd
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:

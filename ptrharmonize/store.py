@@ -15,7 +15,7 @@ import duckdb
 from . import db
 from .cdm import Catalog, load_catalog
 from .collection import COLLECTION_DDL
-from .db import qi
+from .db import literal_path, qi  # noqa: F401 - literal_path: its old home, still imported from here
 from .errors import UserError
 
 PROVENANCE_COLUMNS = [

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, overload
 
 import polars as pl
-import yaml
 
 from .paths import schemas_dir
 
@@ -112,8 +111,9 @@ def _exact(v: Any, unit: str) -> Fraction:
 
 
 def _load(path: Path) -> Registry:
-    with path.open(encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
+    from .cdm import _load_yaml  # one reader of the model's YAML (errors name file and line)
+
+    doc = _load_yaml(path)
     dims = doc.get("dimensions", {})
     units: dict[str, Unit] = {}
     exact: dict[str, str] = {}

@@ -9,6 +9,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import polars as pl
+
+from ptrharmonize.synth.defects import plant_cells
+
 HEADERS = {
     "patients": ["center_id", "patient_id", "sex", "age_years", "height_cm", "weight_kg", "diagnosis",
                  "disease_status", "n_relapses", "prior_allo_hsct", "extramedullary", "bm_blast_pct"],
@@ -124,30 +128,33 @@ MULTI_DEFECTS = [
 ]
 
 
-def dirty_rows() -> dict[str, list[dict[str, str]]]:
-    rows = clean_rows()
-    for table, idx, col, val, _ in DEFECTS:
-        rows[table][idx][col] = val
-    # fatal bleed (row 2 of bleeding_events is patient P003) without a death date
-    rows["bleeding_events"][2]["who_grade"] = "2"  # keeps fatal_is_grade4 on row 2
+# Cells changed together with the defects above, so that each multi-cell rule has its case.
+MULTI_CELLS: list[tuple[str, int, str, str]] = [
+    ("bleeding_events", 2, "who_grade", "2"),  # keeps fatal_is_grade4 on row 2 (P003's fatal bleed, no death date)
     # P004: dead on 2019-03-20, but followed up later; a lab after death (P004 labs start at index 42)
-    rows["outcomes"][3]["death_on"] = "2019-03-20"
-    rows["outcomes"][3]["last_followup_on"] = "2019-04-01"
-    rows["labs"][20] = dict(rows["labs"][20], patient_id="P004", measured_at="2019-03-25T06:00:00")
+    ("outcomes", 3, "death_on", "2019-03-20"), ("outcomes", 3, "last_followup_on", "2019-04-01"),
+    ("labs", 20, "patient_id", "P004"), ("labs", 20, "measured_at", "2019-03-25T06:00:00"),
     # P004's transfusion dated after death: transfusion index 6 is P004-T1
-    rows["transfusions"][6]["transfused_at"] = "2019-03-28T10:00:00"
-    rows["transfusions"][6]["pre_count_at"] = "2019-03-28T07:00:00"
-    rows["transfusions"][6]["post_count_at"] = "2019-03-28T20:00:00"
-    # P006 has no treatment row; P005 has no height
-    rows["treatments"] = [t for t in rows["treatments"] if t["patient_id"] != "P006"]
-    rows["patients"][4]["height_cm"] = ""
-    # reported Lee grade 3 for signs that only give grade 1
-    rows["crs_assessments"][3]["reported_grade"] = "3"
-    # neither dose nor units
-    rows["transfusions"][8].update(dose_e11="", units_reported="")
+    ("transfusions", 6, "transfused_at", "2019-03-28T10:00:00"), ("transfusions", 6, "pre_count_at", "2019-03-28T07:00:00"),
+    ("transfusions", 6, "post_count_at", "2019-03-28T20:00:00"),
+    ("patients", 4, "height_cm", ""),  # P005 has no height
+    ("crs_assessments", 3, "reported_grade", "3"),  # reported Lee grade 3 for signs that only give grade 1
+    ("transfusions", 8, "dose_e11", ""), ("transfusions", 8, "units_reported", ""),  # neither dose nor units
     # ASTCT grade 1 without fever
-    rows["crs_assessments"][0].update(reported_scale="astct2019", max_temp_c="37.2", reported_grade="1")
-    return rows
+    ("crs_assessments", 0, "reported_scale", "astct2019"), ("crs_assessments", 0, "max_temp_c", "37.2"),
+    ("crs_assessments", 0, "reported_grade", "1"),
+]
+
+
+def dirty_rows() -> dict[str, list[dict[str, str]]]:
+    """The clean extract with every defect planted, by the one defect planter of the toolkit."""
+    rows = clean_rows()
+    frames = {t: pl.DataFrame(recs, schema=dict.fromkeys(HEADERS[t], pl.Utf8)) for t, recs in rows.items()}
+    frames = plant_cells(frames, [(t, i, c, v) for t, i, c, v, _ in DEFECTS] + MULTI_CELLS)
+    out = {t: f.to_dicts() for t, f in frames.items()}
+    # P006 has no treatment row
+    out["treatments"] = [t for t in out["treatments"] if t["patient_id"] != "P006"]
+    return out
 
 
 # The column a rule reports when it is not the cell that was changed.

@@ -90,3 +90,102 @@ def test_missing_medications_table_masks_no_fever(tmp_path: Path):
     got = query(con, "SELECT astct2019_grade, fever_masked FROM crs_graded ORDER BY assessed_on")
     con.close()
     assert [(r["astct2019_grade"], r["fever_masked"]) for r in got] == [(1, False), (0, False)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Transfusion events and the post-count window (tests/cases/cci_cases.csv), and the PTR window
+# (tests/cases/ptr_cases.csv). Every patient is 180 cm / 80 kg under Mosteller: BSA 2.0 m2, so
+# the expected CCIs are (post - pre) x 2000 / dose, written by hand.
+
+MOSTELLER = {"bsa": {"formula": "mosteller"}}
+CONFIGS = {
+    "": {},
+    "one_hour": {"cci": {"post_window": "one_hour"}},
+    "h18_24": {"cci": {"post_window": "h18_24"}},
+    "ptr_window_60": {"ptr": {"window_days": 60}},
+}
+CCI_CASES = read_cases("cci_cases.csv")
+PTR_CASES = read_cases("ptr_cases.csv")
+
+
+def _stamp(text: str) -> str:
+    """'1T10:00' -> day 1 after the index date at 10:00."""
+    d, hm = text.split("T")
+    return on_day(d, hm + ":00")
+
+
+@pytest.fixture(scope="module")
+def tx_store(tmp_path_factory: pytest.TempPathFactory):
+    """Both case files in one store (one patient per case); a factory of read-only connections
+    with the views installed under a given configuration."""
+    import duckdb
+
+    from ptrharmonize import derive
+
+    rows: dict[str, list[dict[str, str]]] = {t: [] for t in ("patients", "treatments", "transfusions")}
+    for case in dict.fromkeys([r["case"] for r in CCI_CASES] + [r["case"] for r in PTR_CASES]):
+        for table, rec in patient_rows(case).items():
+            rows[table].append(rec)
+    unit = dict(center_id=CENTER, product="apheresis", units_reported="1", crossmatched="false")
+    for r in CCI_CASES:
+        rows["transfusions"].append(dict(
+            unit, patient_id=r["case"], transfusion_id=r["transfusion_id"], transfused_at=_stamp(r["start"]),
+            dose_e11=r["dose_e11"], storage_h=r["storage_h"], abo_compatible=r["abo_compatible"],
+            pre_count_e9l=r["pre_count_e9l"], pre_count_at=_stamp(r["pre_count_at"]),
+            post_count_e9l=r["post_count_e9l"], post_count_at=_stamp(r["post_count_at"])))
+    for r in PTR_CASES:
+        for k in range(int(r["units_together"])):
+            rows["transfusions"].append(dict(
+                unit, patient_id=r["case"], transfusion_id=f"{r['transfusion_id']}-u{k + 1}",
+                transfused_at=on_day(r["day"], "10:00:00"), dose_e11="3", storage_h="24",
+                abo_compatible="true", pre_count_e9l=r["pre_count_e9l"],
+                pre_count_at=on_day(r["day"], "08:00:00"), post_count_e9l=r["post_count_e9l"],
+                post_count_at=on_day(r["day"], "15:00:00")))
+    folder = tmp_path_factory.mktemp("tx")
+    ingest_rows(folder, rows).close()
+    store = folder / "registry.duckdb"
+
+    cache: dict[str, dict[str, list[dict]]] = {}
+
+    def views(config: str) -> dict[str, list[dict]]:
+        """Rows of transfusion_cci, transfusion_events and patient_ptr under `config`."""
+        if config not in cache:
+            con = duckdb.connect(str(store), read_only=True)
+            derive.install_views(con, {**MOSTELLER, **CONFIGS[config]}, temporary=True)
+            cache[config] = {v: query(con, f"SELECT * FROM {v}")
+                             for v in ("transfusion_cci", "transfusion_events", "patient_ptr")}
+            con.close()
+        return cache[config]
+    return views
+
+
+@pytest.mark.parametrize("case", CCI_CASES, ids=[r["transfusion_id"] for r in CCI_CASES])
+def test_cci_case(tx_store, case):
+    got = next(r for r in tx_store(case["config"])["transfusion_cci"]
+               if r["transfusion_id"] == case["transfusion_id"])
+    assert (got["event_id"], got["event_n_units"], got["event_dose_e11"]) == (
+        case["expect_event"], int(case["expect_event_units"]), float(case["expect_event_dose_e11"])), case["source"]
+    assert got["cci"] == pytest.approx(float(case["expect_cci"]), abs=0.01), case["source"]
+    assert (got["evaluable"], got["not_evaluable_reason"] or "") == (
+        case["expect_evaluable"] == "true", case["expect_reason"]), case["source"]
+    want_low = None if case["expect_low_cci"] == "" else case["expect_low_cci"] == "true"
+    assert got["low_cci"] is want_low, case["source"]
+
+
+def test_cci_events_are_one_row_each(tx_store):
+    """transfusion_events has one row per expected event, with its units listed in time order."""
+    got = {r["event_id"]: r for r in tx_store("")["transfusion_events"]}
+    expected: dict[str, list[str]] = {}
+    for r in CCI_CASES:
+        if r["config"] == "":
+            expected.setdefault(r["expect_event"], []).append(r["transfusion_id"])
+    for event, units in expected.items():
+        assert got[event]["transfusion_ids"] == units
+        assert got[event]["n_units"] == len(units)
+
+
+@pytest.mark.parametrize("case", PTR_CASES, ids=[r["transfusion_id"] for r in PTR_CASES])
+def test_ptr_case(tx_store, case):
+    got = next(r for r in tx_store(case["config"])["patient_ptr"] if r["patient_id"] == case["case"])
+    assert (got["ptr"], got["n_evaluable"], got["n_low_cci"]) == (
+        case["expect_ptr"] == "true", int(case["expect_n_evaluable"]), int(case["expect_n_low_cci"])), case["source"]

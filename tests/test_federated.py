@@ -36,8 +36,7 @@ WIDE = """analysis:
   candidate_p: 0.99
   entry_p: 0.5
   removal_p: 0.6
-  multivariable_pool: [crs_grade_3plus, peak_temp_c, infection, tocilizumab, corticosteroid,
-                       peak_il6, age_years, male]
+  multivariable_pool: [peak_temp_c, age_years, peak_il6, male]
 """
 
 
@@ -173,7 +172,9 @@ def test_default_minimum_refuses_small_cells_and_logs_every_release(default_run:
                     if r.get("status") == "refused"]
     assert refused or refused_rows  # 40 patients per center: some cells are 1-4
     for r in refused_rows:
-        assert all("minimum cell count 5" in why for why in r["centers_refused"].values())
+        # a 2x2 cell of 1-4, or a mean over fewer than 5 patients: both name the minimum 5
+        assert all("minimum cell count 5" in why or "fewer than 5 patients" in why
+                   for why in r["centers_refused"].values())
     logs = sorted(default_run["logs"].glob("release-log-*.jsonl"))
     assert len(logs) == 3
     for log in logs:
@@ -288,3 +289,20 @@ def test_cli_demo_and_run_arguments(tmp_path: Path) -> None:
                           str(tmp_path / "r")], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--organizations" in bad.stderr
+
+
+def test_qa_report_renders_the_federated_result(exact_run: dict, tmp_path: Path) -> None:
+    from ptrharmonize.federated.qa_store import write_qa_store
+
+    store = write_qa_store(exact_run["fed"], tmp_path / "qa-store.duckdb")
+    html = tmp_path / "qa.html"
+    proc = subprocess.run([sys.executable, "-m", "ptrharmonize", "qa-report", "--store",
+                           str(store), "--out", str(html), "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = html.read_text(encoding="utf-8")
+    for center in exact_run["fed"]["federated"]["centers"]:
+        assert center in text
+    failed = [r for r in exact_run["fed"]["qa"]["rule_results"] if r["status"] == "failed"]
+    rule = (failed or exact_run["fed"]["qa"]["rule_results"])[0]["rule_id"]
+    assert rule in text

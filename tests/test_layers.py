@@ -14,10 +14,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "ptrharmonize"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    # plumbing every step may use: paths, the error type, DuckDB idioms, checksums, the lock
-    ("plumbing", {"", "paths", "errors", "db", "spreadsheet", "checksums", "lock", "submission"}),
-    # the declarative model: the CDM, units, what a center collects
-    ("model", {"cdm", "units", "collection"}),
+    # plumbing every step may use: paths, the error type, DuckDB idioms, checksums, the lock,
+    # limits, output-path checks, the packaged model folder
+    ("plumbing", {"", "paths", "errors", "db", "spreadsheet", "checksums", "lock", "submission", "limits",
+                  "center_id", "outputs", "batch", "model"}),
+    # the declarative model: the CDM, units, what a center collects, a registry folder
+    ("model", {"cdm", "units", "collection", "registry"}),
     # clinical definitions as SQL over relations named like the CDM tables (views/*.sql); the
     # validation engine grades CRS with them, the analyses derive everything with them
     ("definitions", {"derive"}),
@@ -30,9 +32,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("analysis", {"analysis", "synth"}),
     ("federated", {"federated"}),
     ("report", {"report"}),
-    ("orchestration", {"reproduce", "demo", "batch"}),
+    ("orchestration", {"reproduce", "demo"}),
     ("commands", {"commands"}),
-    ("cli", {"cli", "__main__"}),
+    ("cli", {"cli", "cli_help", "__main__"}),
 ]
 RANK = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 

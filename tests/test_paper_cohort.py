@@ -3,7 +3,7 @@ extract by `verify_paper_cohort` (the study's definitions in plain Python, no SQ
 digits printed in the paper. One test per figure; `test_views_agree_with_verification` then
 checks that the toolkit's derivation views give the same per-patient values.
 
-Sources: shared/paper/published-results.md and ptr-after-cart-2021.txt. Where the paper
+Sources: the reference study's tables and text (Liu et al., Front Pharmacol 2021;12:702152). Where the paper
 contradicts itself the figure followed is named in the test (see PAPER_COHORT.md).
 """
 

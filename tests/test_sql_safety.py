@@ -53,6 +53,8 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("report/qa.py", "literal"): "rendered by derive._render (typed, validated)",
     ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
+    ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",
+    ("federated/qa_store.py", "', '.join(('?' for _ in RULE_COLUMNS))"): "one ? placeholder per constant column",
     ("validate/catalog.py", "', '.join(cols)"): "qi(<catalog column>) <type from cdm.DUCKDB_TYPES>",
     ("validate/catalog.py", "q.failing"): "a rule query of the catalog, compiled against empty in-memory tables",
     ("validate/catalog.py", "q.denominator"): "a rule query of the catalog, compiled against empty in-memory tables",
@@ -222,7 +224,10 @@ def test_quoting_functions_round_trip_through_duckdb(text: str, tmp_path: Path) 
 # --------------------------------------------------------------------------- end to end
 
 MARK = "DROP TABLE"
-CENTER = "C'); DROP TABLE patients; --"
+# A center id is a code checked against schemas/limits.yaml's pattern (issue 23): a hostile one is
+# refused before any SQL (tests/test_hostile.py::test_center_id_refused); the other hostile texts
+# below are data and must pass through as such.
+CENTER = "C-01"
 SOURCE_COL = 's"; DROP TABLE outcomes; --'
 EXTRA_COL = 'u"; DROP TABLE labs; --'
 CELL = "'); DROP TABLE issues; --"

@@ -200,8 +200,12 @@ def test_threshold_comes_from_definitions():
 @pytest.mark.parametrize(
     "post_after_h, evaluable, reason",
     [
-        (12.0, True, None),  # exactly 12 h: inside the window
-        (12.0 + 1 / 60, False, "post_count_outside_window"),  # 12 h 1 min: outside
+        # window: 10 min .. 12 h after the assumed end (start + 30 min infusion)
+        (12.5, True, None),  # exactly 12 h after the end: inside the window
+        (12.5 + 1 / 60, False, "post_count_outside_window"),  # 12 h 1 min: outside
+        (0.5 + 10 / 60, True, None),  # 10 min after the end: inside
+        (0.5 + 9 / 60, False, "post_count_outside_window"),  # 9 min after the end: outside
+        (10 / 60, False, "post_count_outside_window"),  # 10 min after the start: during the infusion
         (0.0, False, "post_count_outside_window"),  # at the start: not after the transfusion
         (-1.0, False, "post_count_outside_window"),
     ],

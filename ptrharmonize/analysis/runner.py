@@ -38,7 +38,7 @@ STORE = "store"  # the alias of the attached store inside the analysis connectio
 # Derived relations the analyses read, materialised once per run.
 MATERIALISED = ("patient_summary", "transfusion_il6")
 SOFTWARE = (
-    "duckdb", "polars", "pyarrow", "numpy", "scipy", "statsmodels", "lifelines", "matplotlib",
+    "duckdb", "polars", "pyarrow", "numpy", "scipy", "statsmodels", "matplotlib",
 )
 
 

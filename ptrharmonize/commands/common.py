@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..errors import UserError
+
 
 def load_submission(path: Path, mapping: Path | None):
     """Read a canonical extract, or a center's own files through its mapping."""
@@ -19,7 +21,14 @@ def load_submission(path: Path, mapping: Path | None):
 
     # Lazily: the engine streams each file into its typed Parquet stage, so a registry-size
     # extract is never held in memory whole (a malformed row is still reported by file and row).
-    return read_canonical(path, lazy=True)
+    sub = read_canonical(path, lazy=True)
+    if sub.center_id is not None:
+        from ..center_id import check_center_id
+
+        if check_center_id(sub.center_id, f"{path}: patients.csv, column 'center_id'") != sub.center_id:
+            raise UserError(f"{path}: patients.csv, column 'center_id': the center id is not in Unicode NFC "
+                            "form (a letter and a combining accent instead of the accented letter); save as NFC")
+    return sub
 
 
 class ProgressDisplay:

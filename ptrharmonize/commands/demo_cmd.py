@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo-out"),
         patients: Annotated[int, typer.Option(help="Patients per demo center.")] = 40,
-        centers: Annotated[int, typer.Option(help="Number of demo centers (CN, EU, US, IT shapes in turn).")] = 4,
+        centers: Annotated[int, typer.Option(help="Number of demo centers (the shapes of mappings/ in turn).")] = 4,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show step titles only.")] = False,
     ) -> None:
         """Run the whole toolkit on synthetic data: generate the study cohort and demo centers in

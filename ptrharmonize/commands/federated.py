@@ -97,7 +97,8 @@ def _print(cmp: dict[str, Any], out: Path) -> None:
         cost.add_row(label, str(c["rounds"]), f"{c['bytes_max_node']:,}", f"{c['bytes_total']:,}")
     console.print(cost)
     console.print(f"results: {out / 'federated' / 'results.json'}, {out / 'pooled' / 'results.json'}, "
-                  f"{out / 'comparison.json'}; release logs: {out / 'release-logs'}")
+                  f"{out / 'comparison.json'}; release logs: {out / 'release-logs'}; QA report: "
+                  f"ptrh qa-report --store {out / 'federated' / 'qa-store.duckdb'} --out qa.html")
 
 
 def _n(x: Any) -> str:
@@ -158,7 +159,11 @@ def run_cmd(
         result = items[0]["result"] if isinstance(items[0], dict) and "result" in items[0] else items[0]
         result = json.loads(result) if isinstance(result, str) else result
         write_json(result, out / "results.json")
-        console.print(f"results: {out / 'results.json'}")
+        from ..federated.qa_store import write_qa_store
+
+        write_qa_store(result, out / "qa-store.duckdb")
+        console.print(f"results: {out / 'results.json'}; QA: ptrh qa-report --store "
+                      f"{out / 'qa-store.duckdb'} --out qa.html")
         return 0
 
     raise typer.Exit(run_guarded(body, err_console))

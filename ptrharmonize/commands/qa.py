@@ -67,6 +67,10 @@ def qa_report_command(
             raise UserError("--max-rows must be >= 0")
         if out.exists() and out.is_dir():
             raise UserError(f"{out}: --out must be a file name, not a folder")
+        from ..outputs import check_output
+
+        check_output(out, [(store, "the store"), (path, "the submission folder"), (mapping, "the mapping file"),
+                           (thresholds, "the thresholds file"), (config, "the configuration file")], "--out")
         cat = checked_catalog()
         try:
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
         wait: Annotated[float, typer.Option(help="Seconds to wait for another writer to finish.")] = 0.0,
         jobs: Annotated[int, typer.Option(help="With several folders: small submissions (up to ~500,000 rows: 32 MB as CSV) validated at once, while the previous one is stored.")] = 2,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+        allow_shrink: Annotated[bool, typer.Option(help="Store a submission even when it empties a table of the center's stored data or removes more than max_shrink_share (schemas/limits.yaml, default 50%) of its rows.")] = False,
+        confirm_center: Annotated[bool, typer.Option(help="Store a mapped submission even when its center is stored from another mapping file.")] = False,
     ) -> None:
         """Map, validate and store a center's submission (or several, one folder each).
 
@@ -46,6 +48,7 @@ def register(app: typer.Typer) -> None:
             from ..batch import check_outputs, in_order, is_small, output_for, pair_mappings
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
+            from ..outputs import check_ingest_paths
             from ..report.issues import render_terminal, with_source_columns, write_issues
             from ..validate import Engine
             from ..validate.catalog import checked_catalog
@@ -59,6 +62,7 @@ def register(app: typer.Typer) -> None:
             pairs = pair_mappings(paths, mapping)
             several = len(pairs) > 1
             check_outputs(output, paths)
+            check_ingest_paths(store, output, pairs, thresholds, several)
             cat = checked_catalog()
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
 
@@ -110,7 +114,7 @@ def register(app: typer.Typer) -> None:
             # One writer for every folder: the store is opened (and locked) once, at the first
             # submission to store, and checkpointed once at the end; each center is still its
             # own transaction.
-            with StoreWriter(store, cat, wait) as writer, \
+            with StoreWriter(store, cat, wait, allow_shrink, confirm_center) as writer, \
                     closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
                 return run_guarded_each(items, one, err_console)
 
@@ -118,41 +122,81 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(
-        store: Annotated[Path, typer.Option(help="The registry's DuckDB file.")],
+        store: Annotated[Path | None, typer.Option(help="The registry's DuckDB file (default: the registry folder's store, if any).")] = None,
+        format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     ) -> None:
-        """Show the registry: centers, submissions, row counts and open warnings."""
+        """Show the model in use (built-in or a registry folder, with its checksum) and, with a
+        store, the registry: centers, submissions, row counts and open warnings."""
 
         def body() -> int:
-            from ..ingest import store_status
+            from ..paths import find_registry, model_in_use
 
-            st = store_status(store)
-            subs = st["submissions"]
-            t = Table(title=f"Submissions in {store}", show_edge=False)
-            for c in ("center", "submission", "submitted", "status", "errors", "warnings"):
-                t.add_column(c)
-            for r in subs.iter_rows(named=True):
-                t.add_row(r["center_id"], r["submission_id"], str(r["submitted_at"])[:19], r["status"],
-                          str(r["n_errors"]), str(r["n_warnings"]))
-            console.print(t)
-            counts = st["counts"]
-            centers = sorted({c for v in counts.values() for c in v})
-            ct = Table(title="Rows by table and center", show_edge=False)
-            ct.add_column("table")
-            for c in centers:
-                ct.add_column(c, justify="right")
-            for table, per in counts.items():
-                ct.add_row(table, *[f"{per.get(c, 0):,}" for c in centers])
-            console.print(ct)
-            w = st["warnings"]
-            if w.height:
-                wt = Table(title="Open warnings", show_edge=False)
-                for c in ("center", "rule", "count"):
-                    wt.add_column(c)
-                for r in w.iter_rows(named=True):
-                    wt.add_row(r["center_id"], r["rule_id"], f"{r['n']:,}")
-                console.print(wt)
+            if format not in ("text", "json"):
+                raise UserError("--format must be 'text' or 'json'")
+            reg = find_registry()
+            path = store if store is not None else (reg.store if reg is not None else None)
+            model = model_in_use()
+            st = None
+            if path is not None and (store is not None or path.exists()):
+                from ..ingest import store_status
+
+                st = store_status(path)
+            if format == "json":
+                _status_json(model, path if st is not None else None, st)
             else:
-                console.print("no open warnings")
+                _status_text(model, path, st)
             return 0
 
         raise typer.Exit(run_guarded(body, err_console))
+
+
+def _status_json(model: dict, path: Path | None, st: dict | None) -> None:
+    import json
+    import sys
+
+    doc: dict[str, Any] = {"model": model, "store": str(path) if path is not None else None}
+    if st is not None:
+        doc["submissions"] = [{**r, "submitted_at": str(r["submitted_at"])}
+                              for r in st["submissions"].iter_rows(named=True)]
+        doc["counts"] = st["counts"]
+        doc["warnings"] = st["warnings"].to_dicts()
+    json.dump(doc, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _status_text(model: dict, path: Path | None, st: dict | None) -> None:
+    where = {"built-in": "built-in model", "registry": f"registry folder {model['registry']}",
+             "PTRH_SCHEMAS": f"PTRH_SCHEMAS={model['schemas']}"}[model["source"]]
+    console.print(f"model: {where} (schemas sha256 {model['schemas_sha256'][:12]})", markup=False)
+    if st is None:
+        console.print("no store given (--store)" if path is None else f"store {path} not created yet",
+                      markup=False)
+        return
+    subs = st["submissions"]
+    t = Table(title=f"Submissions in {path}", show_edge=False)
+    for c in ("center", "submission", "submitted", "status", "errors", "warnings"):
+        t.add_column(c)
+    for r in subs.iter_rows(named=True):
+        # Cells are text, never markup: a center id such as `MK[/]1` is not a rich tag.
+        t.add_row(escape(str(r["center_id"])), escape(str(r["submission_id"])), str(r["submitted_at"])[:19], r["status"],
+                  str(r["n_errors"]), str(r["n_warnings"]))
+    console.print(t)
+    counts = st["counts"]
+    centers = sorted({c for v in counts.values() for c in v})
+    ct = Table(title="Rows by table and center", show_edge=False)
+    ct.add_column("table")
+    for c in centers:
+        ct.add_column(escape(str(c)), justify="right")
+    for table, per in counts.items():
+        ct.add_row(table, *[f"{per.get(c, 0):,}" for c in centers])
+    console.print(ct)
+    w = st["warnings"]
+    if w.height:
+        wt = Table(title="Open warnings", show_edge=False)
+        for c in ("center", "rule", "count"):
+            wt.add_column(c)
+        for r in w.iter_rows(named=True):
+            wt.add_row(escape(str(r["center_id"])), escape(str(r["rule_id"])), f"{r['n']:,}")
+        console.print(wt)
+    else:
+        console.print("no open warnings")

@@ -23,7 +23,7 @@ def centers_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output folder (centers/, truth/, mappings/, manifest.json).")],
     patients: Annotated[int | None, typer.Option("--patients", help="Patients in all, split evenly over the centers (--patients 50000 --centers 100: 500 each).")] = None,
     patients_per_center: Annotated[int | None, typer.Option("--patients-per-center", help="Patients in each center instead (default 40 when neither is given).")] = None,
-    centers: Annotated[int, typer.Option("--centers", help="Number of centers (cycling through the shapes CN, EU, US, IT).")] = 4,
+    centers: Annotated[int, typer.Option("--centers", help="Number of centers (cycling through the mappings in mappings/, each a center's shape).")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 20240601,
     defects: Annotated[bool, typer.Option("--defects", help="Plant realistic defects; lists them in defects.json.")] = False,
     format: Annotated[str, typer.Option("--format", help="Format of the canonical truth extracts: csv or parquet.")] = "csv",

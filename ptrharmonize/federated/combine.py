@@ -361,6 +361,8 @@ def qa(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         t["centers_failed"] += int(r["status"] == "failed")
     for t in totals.values():
         t["fraction_failed"] = t["failed"] / t["checked"] if t["checked"] else None
-    return {"status": "ok", "rule_results": rows,
+    subs = [r for p in parts.values() if "released" in p
+            for r in p["released"].get("submissions", [])]
+    return {"status": "ok", "submissions": subs, "rule_results": rows,
             "registry": sorted(totals.values(), key=lambda t: t["rule_id"]),
             "centers_refused": refusals(parts)}

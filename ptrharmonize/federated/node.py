@@ -231,21 +231,27 @@ def bleeding_cuminc(ctx: Context, policy: Policy) -> dict[str, Any]:
 
 
 def qa(ctx: Context, policy: Policy) -> dict[str, Any]:
-    """The rule results of the center's active submissions: counts of records checked and
-    failed per rule, no values and no row numbers (docs/scale.md). Released as they are: they
-    count records failing a data check, not patients with a clinical attribute."""
+    """The center's active submissions (dates, status, issue and row counts) and their rule
+    results (records checked and failed per rule): counts only, no values, no row numbers,
+    no file names (docs/scale.md). Released as they are: they count records failing a data
+    check, not patients with a clinical attribute."""
     del policy
     con = ctx.con
     has = scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'store' "
                  "AND table_name IN ('rule_results', 'submissions')")
     if has < 2:
-        return {"rule_results": []}
+        return {"rule_results": [], "submissions": []}
+    subs = frame(con, """
+        SELECT submission_id, center_id, CAST(submitted_at AS VARCHAR) AS submitted_at, status,
+               n_errors, n_warnings, CAST(row_counts AS VARCHAR) AS row_counts
+        FROM store.submissions WHERE status = 'active' ORDER BY center_id, submitted_at""")
     df = frame(con, """
-        SELECT r.center_id, r.rule_id, r."table", r.category, r.severity, r.checked, r.failed,
-               r.threshold, r.status, r.reason
+        SELECT r.submission_id, r.center_id, r.rule_id, r."table", r.category, r.severity,
+               r.checked, r.failed, r.threshold, r.status, r.reason
         FROM store.rule_results r JOIN store.submissions s USING (submission_id)
         WHERE s.status = 'active' ORDER BY r.center_id, r.rule_id""")
-    return {"rule_results": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+    return {"submissions": subs.to_dicts(),
+            "rule_results": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
                               for k, v in r.items()} for r in df.to_dicts()]}
 
 

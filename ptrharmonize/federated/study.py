@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..analysis import ANALYSES
 from ..analysis._common import AnalysisResult, num
 from ..analysis.ptr_multivariable import _result, _terms
@@ -116,9 +118,14 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
         selected = [s["variable"] for s in model["selected"]]
         firth = None
         if selected:
-            fit = firth_logistic(rounds, selected, candidates, confidence=p["confidence"])
-            firth = {**fit, "selected": _terms(fit)}
-            del firth["coefficients"]
+            try:
+                fit = firth_logistic(rounds, selected, candidates, confidence=p["confidence"])
+                firth = {**fit, "selected": _terms(fit)}
+                del firth["coefficients"]
+            except np.linalg.LinAlgError:
+                firth = {"test": "firth", "status": "error", "selected": [],
+                         "reason": "the information matrix became singular in Firth's fit "
+                                   "or its profile-likelihood search"}
         wald = _terms(model["final_model"])[0] if selected else {}
         data = {**model, "test": "logistic", "statistic": wald.get("statistic"),
                 "statistic_name": "Wald z of the first variable selected" if selected else None,
@@ -142,6 +149,8 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
     """Every analysis of `run-analysis`, federated. Returns (results.json as a dict, the
     AnalysisResult objects of the analyses that have one, for tables and figures)."""
     summary = network.round("partial_summary", {}, "summary")
+    section_bytes = {s: {c: answer_bytes(a[s]) for c, a in sorted(summary.items())}
+                     for s in (next(iter(summary.values())) if summary else {})}
     parts = {s: _split(summary, s) for s in next(iter(summary.values()))} if summary else {}
     out: dict[str, Any] = {}
     out.update(combine.ptr_by_group(parts["ptr_by_group"], definitions))
@@ -183,6 +192,7 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
             "approximate": {k: v["approximate"] for k, v in analyses.items()
                             if v.get("approximate")},
             "cost": network.cost.as_dict() if hasattr(network, "cost") else None,
+            "summary_bytes_by_section": section_bytes,
         },
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

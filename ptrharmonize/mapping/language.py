@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..read import ReadError
+from ..read import ReadError, safe_yaml
 
 TOP_KEYS = {"mapping_version", "center_id", "center_name", "description", "defaults", "conventions", "value_maps", "tables",
             "not_collected"}  # not_collected: ptrharmonize/collection.py (issue 16)
@@ -67,7 +67,7 @@ def load_mapping(path: Path) -> dict[str, Any]:
         raise MappingError(str(path), "mapping file not found")
     try:
         with path.open(encoding="utf-8-sig") as fh:
-            doc = yaml.load(fh, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+            doc = safe_yaml.load(fh, path.name, _Loader)  # aliases and size capped (issue 23)
     except yaml.YAMLError as exc:
         raise MappingError(path.name, f"not valid YAML: {exc}") from None
     except UnicodeDecodeError:

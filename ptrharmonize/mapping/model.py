@@ -17,6 +17,7 @@ from ..cdm import Catalog
 @dataclass
 class ValueMap:
     exact: dict[str, str | None] = field(default_factory=dict)  # casefolded key -> target
+    written: list[tuple[str, str | None]] = field(default_factory=list)  # (key as written, target), in order
     patterns: list[tuple[str, str | None]] = field(default_factory=list)  # (regex, target or $-template)
     default: str | None = None
     has_default: bool = False

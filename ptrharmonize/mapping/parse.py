@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from ..cdm import Catalog, TableSpec, load_catalog
+from ..center_id import center_id_problem
 from ..read import ReadError, format_of
 from ..read.encoding import ALIASES
 from .checks import check_analyte_unit, check_column, check_conventions, check_unit
@@ -50,7 +51,9 @@ def parse_mapping(doc: dict[str, Any], path: Path, catalog: Catalog | None = Non
     problems: Problems = []
     for k in set(doc) - TOP_KEYS:
         problems.append(_p("warning", k, f"unknown top-level key '{k}' is ignored; allowed: {', '.join(sorted(TOP_KEYS))}"))
-    center_id = text_of(doc.get("center_id"))
+    center_id, why = center_id_problem(doc.get("center_id"))  # text, NFC, a code (issue 23)
+    if why:
+        problems.append(_p("error", "center_id", why))
     defaults = _section(doc, "defaults", "a mapping of format options", problems)
     for k in set(defaults) - (ALL_READER_KEYS | PARSE_KEYS):
         problems.append(_p("error", f"defaults.{k}", f"unknown format option '{k}'"))
@@ -141,6 +144,7 @@ def value_map(spec: Any, where: str, named: dict[str, Any], problems: Problems) 
             problems.append(_p("error", where, "a value map key may not be empty (null)"))
             continue
         vm.exact[key.strip().casefold()] = text_of(v)
+        vm.written.append((key.strip(), text_of(v)))
     if structured:
         for i, pat in enumerate(spec.get("patterns") or []):
             parsed = _pattern(pat, f"{where}.patterns[{i}]", problems)

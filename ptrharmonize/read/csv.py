@@ -250,6 +250,7 @@ def read_csv(
             comment_prefix=comment,
             raise_if_empty=False,
             encoding="utf8",
+            glob=False,  # a folder called `G[1]` is a name, not a pattern matching `G1`
         )
         cols = [pl.col(c) for c in internal]
         lf = lf.with_row_index("_idx")

@@ -15,7 +15,7 @@ def read_parquet(path: Path, root: Path | None = None, *, lazy: bool = False) ->
     display = display_name(path, root)
     require_file(path, display)
     try:
-        schema = pl.read_parquet_schema(path)
+        schema = pl.read_parquet_schema(path)  # (no glob expansion)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a Parquet file"
         raise ReadError(display, message=f"not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     clash = [c for c in ("_file", "_row") if c in schema]
@@ -25,7 +25,7 @@ def read_parquet(path: Path, root: Path | None = None, *, lazy: bool = False) ->
     internal = [f"__c{i}" for i in range(len(names))]
     # Positional internal names: a column called '*' or '^x$' is data, not a selector.
     lf = (
-        pl.scan_parquet(path)
+        pl.scan_parquet(path, glob=False)  # a path, never a pattern (`G[1]` is not `G1`)
         .rename(dict(zip(names, internal, strict=True)))
         .with_row_index("_row", offset=2)
         .with_columns(pl.col("_row").cast(pl.Int64), pl.lit(display, pl.Utf8).alias("_file"))

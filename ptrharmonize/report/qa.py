@@ -35,6 +35,7 @@ from ..store import (
     RULE_RESULTS_DDL,
     SUBMISSIONS_DDL,
     attach_read_only,
+    literal_path,
     qi,
     table_ddl,
     write_findings,
@@ -158,7 +159,7 @@ def open_submission_source(result: Any, label: str, definitions: dict[str, Any] 
                 continue
             cols = ", ".join(qi(c.name) for c in catalog.tables[table].columns)
             db.run(con, f"CREATE VIEW {qi(table)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS submission_id, "
-                        f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(str(path))})")
+                        f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(literal_path(path))})")
         for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL):
             db.run(con, ddl)
         center = result.center_id or NO_CENTER

@@ -1,2 +1,4 @@
-"""Generators: the calibrated paper cohort (`paper.py`), multi-center demo centers in their
-own shapes (`centers.py`), scale data and planted defects."""
+"""Generators: the calibrated paper cohort (`paper.py`), demo centers whose shapes are their
+mappings (`centers.py` draws the truth; `invert.py`, `render.py`, `writers.py` write it the way
+a mapping reads it), registry-scale extracts (`scale.py`) and the one defect planter
+(`defects.py`) that the tests, the demo and the scale generator share."""

@@ -1,20 +1,20 @@
-"""Multi-center demo data: one canonical truth per center, rendered in that center's own shape.
+"""Multi-center demo data: one canonical truth per center, written in that center's own shape.
 
-For each center the generator draws a canonical cohort of relapsed/refractory ALL patients
+A center's shape is its mapping: for each mapping file (the shipped `mappings/*.yaml`, found by
+listing the folder) the generator draws a canonical cohort of relapsed/refractory ALL patients
 (CAR-T or salvage chemotherapy; platelet transfusions with pre/post counts, daily lab series,
-CRS assessments, bleeding, medications, infections, outcomes), writes it as a canonical
-extract (`truth/<center>/`), and renders the same records the way the center sends them
-(`centers/<center>/`): GBK CSV with Chinese headers, a Latin-1 semicolon CSV with decimal
-commas, an Excel workbook in US units, SPSS files with value labels. The mapping that reads each
-shape back is `mappings/<shape>.yaml` (copied to `mappings/<center>.yaml` in the output, with
-the center's id). The truth is rounded to each center's own precision first, so reading the
-center's files through its mapping gives the truth back exactly (up to float rounding).
+CRS assessments, bleeding, medications, infections, outcomes), rounds it to what the center's
+files can say (`invert.quantize`), writes it as a canonical extract (`truth/<center>/`), and
+writes the same records the way the mapping reads them (`centers/<center>/`, by inverting the
+mapping: `invert.py`, `render.py`, `writers.py`). Reading the center's files through its
+mapping gives the truth back exactly (up to float rounding). A new demo center is one YAML file.
 
 Everything is vectorised (numpy/polars); nothing loops over patients or lab rows in Python,
-except writing Excel cells and SPSS value labels, which the writers require.
+except writing Excel cells, which the writer requires.
 
-`defects=True` plants one of each realistic defect in the rendered files and lists each in
-`defects.json` with the file, the source row and column, and the rule expected to catch it.
+`defects=True` plants one of each realistic defect (`defects.DEMO`, dealt over the centers) with
+the one planter (`defects.py`), and lists each in `defects.json` with the file, sheet, source
+row and column, the planted value, and the rule expected to catch it.
 """
 
 from __future__ import annotations
@@ -30,10 +30,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import units as unitreg
-from ..cdm import Catalog, load_catalog
+from ..cdm import load_catalog
+from ..mapping import Mapping, load_mapping, parse_mapping
 from ..paths import mappings_dir
-from .shapes import CANON_DEATH, SHAPE_ORDER, SHAPES, Analyte, Col, Shape, TableShape
+from . import defects as planter
+from .invert import Part, Profile, profile, quantize, source_of, split
+from .render import write_part
+from .writers import write_center
+
+CANON_DEATH = ["disease progression", "infection", "bleeding", "CRS", "other"]
 
 LOD = {"IL6": 1.5, "IL10": 1.0, "IFNG": 2.0}
 ANALYTES = ["PLT", "ANC", "WBC", "HGB", "CRP", "FERRITIN", "IL6", "IL10", "IFNG"]
@@ -80,7 +85,7 @@ class _Patients:
         return self.id_series.gather(pl.Series(idx, dtype=pl.Int64))
 
 
-def generate_truth(n: int, rng: np.random.Generator, shape: Shape, center_id: str, id_prefix: str) -> dict[str, pl.DataFrame]:
+def generate_truth(n: int, rng: np.random.Generator, shape: Profile, center_id: str, id_prefix: str) -> dict[str, pl.DataFrame]:
     """A canonical cohort of `n` patients as typed frames (CDM columns and types)."""
     idx = np.arange(n)
     id_series = _ids(id_prefix, idx).alias("patient_id")
@@ -183,7 +188,7 @@ def generate_truth(n: int, rng: np.random.Generator, shape: Shape, center_id: st
 
     transfusions = _transfusions(P, rng, shape, center_id, id_prefix)
     labs = _labs(P, rng, center_id)
-    crs, max_grade, crs_day = _crs(P, rng, center_id, shape.crs_scale)
+    crs, max_grade, crs_day = _crs(P, rng, center_id, shape.crs_scale or "lee2014")
     medications = _medications(P, rng, center_id, max_grade, crs_day)
     infections = _infections(P, rng, center_id)
 
@@ -222,7 +227,7 @@ def generate_truth(n: int, rng: np.random.Generator, shape: Shape, center_id: st
     }
 
 
-def _transfusions(P: _Patients, rng: np.random.Generator, shape: Shape, center_id: str, prefix: str) -> pl.DataFrame:
+def _transfusions(P: _Patients, rng: np.random.Generator, shape: Profile, center_id: str, prefix: str) -> pl.DataFrame:
     lam = rng.gamma(2.0, 15.0, P.n)  # mean 30 per patient, over-dispersed
     k = np.minimum(rng.poisson(lam), 80)
     pid = np.repeat(np.arange(P.n), k)
@@ -238,17 +243,15 @@ def _transfusions(P: _Patients, rng: np.random.Generator, shape: Shape, center_i
     seq = np.arange(t) - starts[pid]
     at = _stamps(P.index_date[pid], day, minute)
 
-    products = list(shape.product_p)
-    product = _choice(rng, products, [shape.product_p[p] for p in products], t)
-    units = np.ones(t, dtype=float)
-    dose = np.zeros(t, dtype=float)
-    for p in products:
-        m = product == p
-        lo, hi = shape.units_per_product[p]
-        units[m] = rng.integers(lo, hi + 1, int(m.sum()))
-        if p == "apheresis":
-            units[m] = np.where(rng.random(int(m.sum())) < 0.08, 2, units[m]) if hi > 1 else units[m]
-        dose[m] = units[m] * shape.content[p]
+    # Products the center's mapping can write, the first most often; as many units as make
+    # an adult dose (~2.4-3.6 x10^11) at the center's declared content per unit.
+    products = shape.products or ["apheresis"]
+    weights = [0.6] + [0.4 / (len(products) - 1)] * (len(products) - 1) if len(products) > 1 else [1.0]
+    product = _choice(rng, products, weights, t)
+    target = rng.uniform(2.4, 3.6, t)
+    content = np.array([shape.content.get(p, 0.0) for p in product], dtype=float)
+    units = np.where(content > 0, np.maximum(1.0, np.round(target / np.where(content > 0, content, 1.0))), 1.0)
+    dose = np.where(content > 0, units * content, np.round(target, 1))
     storage = rng.uniform(12, 130, t)
     abo = rng.random(t) < 0.85
     xm = rng.random(t) < 0.1
@@ -480,341 +483,6 @@ def _infections(P: _Patients, rng: np.random.Generator, center_id: str) -> pl.Da
 
 
 # =========================================================================================
-# Rounding the truth to the center's precision
-# =========================================================================================
-
-
-def _cdm_unit(catalog: Catalog, table: str, column: str) -> str | None:
-    return catalog.tables[table].column(column).unit
-
-
-def _round_trip(expr: pl.Expr, canon: str | None, native: str | None, dec: int | None) -> pl.Expr:
-    """The canonical value the center means when it writes `round(native value, dec)`."""
-    if native and canon:
-        to_native = unitreg.convert(expr, canon, native)
-        r = to_native.round(dec) if dec is not None else to_native
-        return unitreg.convert(r, native, canon)
-    return expr.round(dec) if dec is not None else expr
-
-
-def quantize(truth: dict[str, pl.DataFrame], shape: Shape, catalog: Catalog) -> dict[str, pl.DataFrame]:
-    """Round every number to the center's own unit and precision, translate free text, and
-    keep only the tables the center sends: the truth the center's files stand for."""
-    out: dict[str, pl.DataFrame] = {}
-    canon_units = catalog.tables["labs"].extra.get("canonical_units", {})
-    for table, df in truth.items():
-        if table not in shape.tables:
-            continue
-        exprs = []
-        if table == "labs":
-            analytes: dict[str, Analyte] = {}
-            for ts in shape.tables["labs"]:
-                analytes.update(ts.analytes)
-            v = pl.col("value")
-            chain = pl.when(pl.lit(False)).then(pl.lit(None, pl.Float64))
-            for a, spec in analytes.items():
-                chain = chain.when(pl.col("analyte") == a).then(_round_trip(v, canon_units[a], spec.unit, spec.dec))
-            exprs.append(chain.otherwise(v).alias("value"))
-            df = df.filter(pl.col("analyte").is_in(list(analytes)))
-        else:
-            cols = shape.tables[table][0].cols
-            for name, col in cols.items():
-                if col.dec is not None or col.unit:
-                    exprs.append(_round_trip(pl.col(name), _cdm_unit(catalog, table, name), col.unit, col.dec).alias(name))
-        if table == "outcomes":
-            exprs.append(pl.col("death_cause").replace(shape.death_causes))
-        if table == "crs_assessments":
-            exprs.append(pl.lit(shape.crs_scale).alias("reported_scale"))
-        out[table] = df.with_columns(exprs) if exprs else df
-    return out
-
-
-# =========================================================================================
-# Rendering a center's files
-# =========================================================================================
-
-
-def _num_text(expr: pl.Expr, dec: int | None, decimal: str) -> pl.Expr:
-    if dec == 0:
-        t = expr.round(0).cast(pl.Int64).cast(pl.Utf8)
-    elif dec is not None:
-        t = expr.round(dec).cast(pl.Utf8)
-    else:
-        t = pl.when(expr == expr.round(0)).then(expr.cast(pl.Int64).cast(pl.Utf8)).otherwise(expr.cast(pl.Utf8))
-    return t.str.replace(".", ",", literal=True) if decimal == "," else t
-
-
-def _native_number(expr: pl.Expr, canon: str | None, col: Col) -> pl.Expr:
-    e = unitreg.convert(expr, canon, col.unit) if (col.unit and canon) else expr.cast(pl.Float64)
-    return e.round(col.dec) if col.dec is not None else e
-
-
-def _render_column(df: pl.DataFrame, table: str, name: str, col: Col, shape: Shape, catalog: Catalog, typed: bool) -> pl.Expr:
-    spec = catalog.tables[table].column(name)
-    c = pl.col(name)
-    if spec.type in ("integer", "decimal"):
-        if col.recode:
-            return c.cast(pl.Utf8).replace(col.recode)
-        n = _native_number(c, spec.unit, col)
-        if typed:
-            return n.cast(pl.Int64) if (spec.type == "integer" or col.dec == 0) else n
-        return _num_text(n, col.dec if spec.type == "decimal" else 0, shape.decimal)
-    if spec.type == "boolean":
-        mapping = col.recode or {"true": shape.bools[0], "false": shape.bools[1]}
-        return pl.when(c).then(pl.lit(mapping["true"])).when(c.not_()).then(pl.lit(mapping["false"]))
-    if spec.type in ("date", "timestamp"):
-        if col.fmt == "serial":
-            days = (c.cast(pl.Date) - pl.lit(EXCEL_EPOCH)).dt.total_days()
-            return days if typed else days.cast(pl.Utf8)
-        fmt = col.fmt or (shape.date_fmt if spec.type == "date" else shape.ts_fmt)
-        if typed and not col.fmt:
-            return c
-        return c.dt.strftime(fmt)
-    if col.recode:
-        return c.replace(col.recode)
-    return c
-
-
-@dataclass
-class Rendered:
-    """One source file (or sheet) as the center writes it, before planting defects."""
-
-    table: str
-    shape: TableShape
-    frame: pl.DataFrame
-    numeric_text: set[str]  # Excel: text columns whose cells are numbers unless they are not
-
-
-def render(truth: dict[str, pl.DataFrame], shape: Shape, catalog: Catalog) -> list[Rendered]:
-    typed = shape.writer in ("excel", "spss")
-    out: list[Rendered] = []
-    for table, shapes in shape.tables.items():
-        if table not in truth:
-            continue
-        df = truth[table]
-        for ts in shapes:
-            if ts.labs:
-                out.append(_render_labs(df, ts, shape, catalog, typed))
-                continue
-            exprs = [_render_column(df, table, name, col, shape, catalog, typed).alias(col.src) for name, col in ts.cols.items()]
-            out.append(Rendered(table, ts, df.select(exprs), set()))
-    return out
-
-
-def _lab_value_text(shape: Shape, analytes: dict[str, Analyte], catalog: Catalog, with_prefix: bool) -> pl.Expr:
-    canon = catalog.tables["labs"].extra.get("canonical_units", {})
-    chain = pl.when(pl.lit(False)).then(pl.lit(None, pl.Utf8))
-    for a, spec in analytes.items():
-        n = unitreg.convert(pl.col("value"), canon[a], spec.unit).round(spec.dec)
-        text = _num_text(n, spec.dec, "." if shape.writer != "csv" else shape.decimal)
-        if with_prefix:
-            text = pl.when(pl.col("below_lod")).then(pl.lit(spec.lod_prefix) + text).otherwise(text)
-        chain = chain.when(pl.col("analyte") == a).then(text)
-    return chain.otherwise(pl.lit(None, pl.Utf8))
-
-
-def _render_labs(df: pl.DataFrame, ts: TableShape, shape: Shape, catalog: Catalog, typed: bool) -> Rendered:
-    df = df.filter(pl.col("analyte").is_in(list(ts.analytes)))
-    ids = [_render_column(df, "labs", name, col, shape, catalog, typed).alias(col.src) for name, col in ts.cols.items()]
-    with_prefix = ts.lod_col is None
-    value = _lab_value_text(shape, ts.analytes, catalog, with_prefix)
-    if ts.labs == "long":
-        labels = {a: s.label for a, s in ts.analytes.items()}
-        unit_text = {a: s.unit for a, s in ts.analytes.items()}
-        cols = [
-            *ids,
-            pl.col("analyte").replace_strict(labels, return_dtype=pl.Utf8).alias(ts.analyte_col or "analyte"),
-            value.alias(ts.value_col or "value"),
-            pl.col("analyte").replace_strict(unit_text, return_dtype=pl.Utf8).alias(ts.unit_col or "unit"),
-        ]
-        if ts.lod_col is not None:
-            cols.append(_render_column(df, "labs", "below_lod", ts.lod_col, shape, catalog, typed).alias(ts.lod_col.src))
-        frame = df.select(cols)
-        if shape.writer == "spss":
-            frame = frame.with_columns(pl.col(ts.value_col or "value").cast(pl.Float64))
-        return Rendered("labs", ts, frame, {ts.value_col or "value"} if shape.writer == "excel" else set())
-    # wide: one row per draw, one column per analyte
-    id_names = [c.src for c in ts.cols.values()]
-    long = df.select([*ids, pl.col("analyte").replace_strict({a: s.label for a, s in ts.analytes.items()}, return_dtype=pl.Utf8).alias("__label"), value.alias("__value")])
-    labels = [s.label for s in ts.analytes.values()]
-    if long.height:
-        wide = long.pivot(on="__label", index=id_names, values="__value", aggregate_function="first", maintain_order=True)
-    else:
-        wide = pl.DataFrame(schema={**{n: long.schema[n] for n in id_names}})
-    for lab in labels:
-        if lab not in wide.columns:
-            wide = wide.with_columns(pl.lit(None, pl.Utf8).alias(lab))
-    wide = wide.select([*id_names, *labels])
-    return Rendered("labs", ts, wide, set(labels) if shape.writer == "excel" else set())
-
-
-# ---- writers ------------------------------------------------------------------------------
-
-
-def _write_csv(frame: pl.DataFrame, path: Path, shape: Shape) -> None:
-    text = frame.select(pl.all().cast(pl.Utf8)).write_csv(separator=shape.delimiter, quote_style="necessary", line_terminator="\r\n" if shape.encoding != "utf-8" else "\n")
-    path.write_bytes(text.encode(shape.encoding))
-
-
-_NUM = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-def _excel_cell(v: Any, numeric_text: bool) -> Any:
-    if numeric_text and isinstance(v, str) and _NUM.match(v):
-        f = float(v)
-        return int(f) if f.is_integer() and "." not in v else f
-    return v
-
-
-def _write_excel(items: list[Rendered], path: Path, shape: Shape) -> None:
-    import openpyxl
-
-    wb = openpyxl.Workbook(write_only=True)
-    for r in items:
-        ws = wb.create_sheet(r.shape.sheet or r.table)
-        for row in range(1, shape.header_row):
-            ws.append([shape.title if (row == 1 and shape.title) else None])
-        ws.append(list(r.frame.columns))
-        flags = [c in r.numeric_text for c in r.frame.columns]
-        for rec in r.frame.iter_rows():
-            ws.append([_excel_cell(v, f) for v, f in zip(rec, flags, strict=True)])
-    wb.save(path)
-
-
-def _write_spss(r: Rendered, path: Path, shape: Shape, catalog: Catalog) -> None:
-    import pyreadstat
-
-    frame = r.frame
-    labels: dict[str, dict[int | float, str]] = {}
-    exprs = []
-    cols = dict(r.shape.cols)
-    if r.shape.lod_col is not None:
-        cols["below_lod"] = r.shape.lod_col
-    src_to_cdm = {c.src: name for name, c in cols.items()}
-    for name in frame.columns:
-        cdm = src_to_cdm.get(name)
-        if r.shape.labs == "long" and name == r.shape.analyte_col:
-            texts = [s.label for s in r.shape.analytes.values()]
-        elif cdm is not None:
-            spec = catalog.tables[r.table].column(cdm)
-            col = cols[cdm]
-            if spec.type == "boolean":
-                texts = [shape.bools[1], shape.bools[0]]  # 0 = No, 1 = Sì
-            elif col.recode and spec.type == "code":
-                texts = list(dict.fromkeys(col.recode.values()))
-            else:
-                continue
-        else:
-            continue
-        code_of = {t: i for i, t in enumerate(texts)} if texts[0] == shape.bools[1] else {t: i + 1 for i, t in enumerate(texts)}
-        labels[name] = {float(v): k for k, v in code_of.items()}
-        exprs.append(pl.col(name).replace_strict(code_of, default=None, return_dtype=pl.Float64).alias(name))
-    if exprs:
-        frame = frame.with_columns(exprs)
-    pyreadstat.write_sav(frame, str(path), variable_value_labels=labels)
-
-
-# =========================================================================================
-# Defects
-# =========================================================================================
-
-
-@dataclass(frozen=True)
-class DefectPlan:
-    shape: str
-    table: str
-    cdm_column: str
-    rule_id: str
-    description: str
-
-
-DEFECTS = [
-    DefectPlan("cn_hangzhou", "transfusions", "pre_count_e9l", "transfusions.pre_count_e9l.type", "'<5' written in a numeric column"),
-    DefectPlan("eu_leiden", "outcomes", "death_on", "outcomes.death_on.type", "an impossible date (31 February)"),
-    DefectPlan("cn_hangzhou", "labs", "value", "labs.plt_wrong_unit", "a platelet count of 15000 in a column declared x10^9/L"),
-    DefectPlan("us_boston", "transfusions", "post_count_at", "transfusions.post_after_transfusion", "a post-transfusion count taken before the transfusion"),
-    DefectPlan("eu_leiden", "treatments", "car_target", "treatments.car_target_required", "a CAR-T patient without a CAR target"),
-    DefectPlan("us_boston", "transfusions", "patient_id", "transfusions.patient_id.references", "a transfusion of a patient who is not in the patients file"),
-    DefectPlan("cn_hangzhou", "crs_assessments", "reported_grade", "crs_assessments.reported_grade_consistent", "a CRS grade the recorded signs contradict"),
-    DefectPlan("eu_leiden", "transfusions", "transfusion_id", "transfusions.transfusion_id.unique", "a duplicated transfusion id"),
-    DefectPlan("us_boston", "patients", "sex", "patients.sex.required", "an empty required cell"),
-]
-
-
-def _set(frame: pl.DataFrame, i: int, column: str, value: Any) -> pl.DataFrame:
-    dtype = frame.schema[column]
-    lit = pl.lit(value, dtype) if value is not None else pl.lit(None, dtype)
-    return frame.with_columns(pl.when(pl.int_range(pl.len()) == i).then(lit).otherwise(pl.col(column)).alias(column))
-
-
-def _first(frame: pl.DataFrame, cond: pl.Expr, at_least: int = 0) -> int:
-    idx = frame.with_row_index("__i").filter(cond).get_column("__i")
-    idx = idx.filter(idx >= at_least)
-    if idx.len() == 0:
-        raise ValueError("no row fits the defect")
-    return int(idx[0])
-
-
-def plant_defect(plan: DefectPlan, items: list[Rendered], shape: Shape) -> tuple[int, str, str] | None:
-    """Plant one defect; returns (frame index, file, source column) or None if impossible."""
-    r = next((x for x in items if x.table == plan.table and (plan.table != "labs" or x.shape.labs == "long")), None)
-    if r is None or r.frame.height == 0:
-        return None
-    ts = r.shape
-    f = r.frame
-    try:
-        if plan.rule_id == "transfusions.pre_count_e9l.type":
-            col = ts.cols["pre_count_e9l"].src
-            i = _first(f, pl.col(col).is_not_null(), 2)
-            f = _set(f, i, col, "<5")
-        elif plan.rule_id == "outcomes.death_on.type":
-            col = ts.cols["death_on"].src
-            i = _first(f, pl.col(col).is_not_null()) if f.get_column(col).null_count() < f.height else 0
-            f = _set(f, i, col, "31.02.2019")
-        elif plan.rule_id == "labs.plt_wrong_unit":
-            col = ts.value_col or "value"
-            i = _first(f, pl.col(ts.analyte_col or "analyte") == ts.analytes["PLT"].label, 3)
-            f = _set(f, i, col, "15000")
-        elif plan.rule_id == "transfusions.post_after_transfusion":
-            col = ts.cols["post_count_at"].src
-            at = ts.cols["transfused_at"].src
-            i = _first(f, pl.col(col).is_not_null(), 1)
-            f = _set(f, i, col, f.get_column(at)[i] - dt.timedelta(hours=2))
-        elif plan.rule_id == "treatments.car_target_required":
-            col = ts.cols["car_target"].src
-            i = _first(f, pl.col(col).is_not_null())
-            f = _set(f, i, col, None)
-        elif plan.rule_id == "transfusions.patient_id.references":
-            col = ts.cols["patient_id"].src
-            i = min(4, f.height - 1)
-            f = _set(f, i, col, f"{shape.id_prefix}99999")
-        elif plan.rule_id == "crs_assessments.reported_grade_consistent":
-            col = ts.cols["reported_grade"].src
-            grade1 = ts.cols["reported_grade"].recode["1"] if ts.cols["reported_grade"].recode else 1
-            i = _first(f, pl.col(col) == grade1)
-            three = ts.cols["reported_grade"].recode["3"] if ts.cols["reported_grade"].recode else 3
-            f = _set(f, i, col, three)
-        elif plan.rule_id == "transfusions.transfusion_id.unique":
-            col = ts.cols["transfusion_id"].src
-            i = min(6, f.height - 1)
-            f = _set(f, i, col, f.get_column(col)[i - 1])
-        elif plan.rule_id == "patients.sex.required":
-            col = ts.cols["sex"].src
-            i = min(1, f.height - 1)
-            f = _set(f, i, col, None)
-        else:
-            return None
-    except ValueError:
-        return None
-    r.frame = f
-    return i, (ts.file if shape.writer != "excel" else (shape.workbook or ts.file)), col
-
-
-def _source_row(i: int, shape: Shape) -> int:
-    return (shape.header_row if shape.writer == "excel" else 1) + 1 + i
-
-
-# =========================================================================================
 # Driver
 # =========================================================================================
 
@@ -828,14 +496,39 @@ def _write_truth(tables: dict[str, pl.DataFrame], folder: Path, fmt: str) -> Non
             df.write_csv(folder / f"{table}.csv", date_format="%Y-%m-%d", datetime_format="%Y-%m-%dT%H:%M:%S")
 
 
-def _write_mapping(shape: Shape, key: str, center_id: str, out: Path) -> Path:
-    src = mappings_dir() / f"{shape.key}.yaml"
+def _write_mapping(src: Path, key: str, center_id: str, original: str | None, out: Path) -> Path:
     text = src.read_text(encoding="utf-8")
-    if center_id != shape.center_id:
+    if center_id != original:
         text = re.sub(r"(?m)^center_id:.*$", f"center_id: {center_id}", text, count=1)
     dst = out / f"{key}.yaml"
     dst.write_text(text, encoding="utf-8")
     return dst
+
+
+def demo_mappings(folder: Path | None = None) -> list[Path]:
+    """The demo centers' shapes: every mapping file in the folder (the shipped `mappings/`)."""
+    return sorted(Path(folder or mappings_dir()).glob("*.yaml"))
+
+
+def _plant(parts: list[Part], names: list[str], key: str, center_id: str) -> list[dict[str, Any]]:
+    """Plant each named defect in its table's first one-row-per-record part; list them."""
+    listed = []
+    for name in names:
+        d = planter.CATALOG[name]
+        part = next((p for p in parts if p.table == d.table and not p.wide and source_of(p, d.column)), None)
+        if part is None or part.frame.height == 0:
+            continue
+        part.frame, hit = planter.plant_one(part.frame, d)
+        if hit is None:
+            continue
+        listed.append({
+            "center": key, "center_id": center_id, "file": part.block.file,
+            "sheet": part.block.reader_options.get("sheet"), "row": part.first_row() + hit.index,
+            "column": source_of(part, d.column), "table": d.table, "cdm_column": d.column,
+            "rule_id": d.rule_id, "description": d.description,
+            "value": None if hit.value is None else str(hit.value),
+        })
+    return listed
 
 
 def split_patients(total: int, centers: int) -> list[int]:
@@ -846,6 +539,16 @@ def split_patients(total: int, centers: int) -> list[int]:
     return [total // centers + (1 if k < total % centers else 0) for k in range(centers)]
 
 
+def _parsed(order: list[Path]) -> list[Mapping]:
+    catalog = load_catalog()
+    parsed = [parse_mapping(load_mapping(p), p, catalog) for p in order]
+    for p, m in zip(order, parsed, strict=True):
+        errors = [x for x in m.problems if x["level"] == "error"]
+        if errors:
+            raise ValueError(f"{p.name}: {errors[0]['where']}: {errors[0]['message']}")
+    return parsed
+
+
 def generate_centers(
     out: Path,
     patients_per_center: int | list[int] = 40,
@@ -853,15 +556,16 @@ def generate_centers(
     defects: bool = False,
     centers: int = 4,
     truth_format: str = "csv",
-    shapes: list[str] | None = None,
+    mappings: list[Path] | None = None,
     render_files: bool = True,
 ) -> dict[str, Any]:
-    """Write `centers` demo centers (cycling through the shapes) under `out`.
+    """Write `centers` demo centers (cycling through the mappings) under `out`.
 
-    Layout: `centers/<key>/` the center's own files, `truth/<key>/` the canonical truth,
-    `mappings/<key>.yaml` the mapping to read the center's files, `manifest.json`, and with
-    `defects=True` also `defects.json` (one entry per planted defect). Returns the manifest.
-    `render_files=False` writes only the truth (fast, for scale tests)."""
+    A center's shape is its mapping: the shipped `mappings/*.yaml` by default (a new demo center
+    is one YAML file there). Layout: `centers/<key>/` the center's own files, `truth/<key>/` the
+    canonical truth, `mappings/<key>.yaml` the mapping to read the center's files,
+    `manifest.json`, and with `defects=True` also `defects.json` (one entry per planted defect).
+    Returns the manifest. `render_files=False` writes only the truth (fast, for scale tests)."""
     if centers < 1:
         raise ValueError("centers must be at least 1")
     sizes = [patients_per_center] * centers if isinstance(patients_per_center, int) else list(patients_per_center)
@@ -869,11 +573,11 @@ def generate_centers(
         raise ValueError("patients_per_center must be at least 1 (one number, or one per center)")
     if truth_format not in ("csv", "parquet"):
         raise ValueError("truth_format is csv or parquet")
-    order = shapes or SHAPE_ORDER
-    for s in order:
-        if s not in SHAPES:
-            raise ValueError(f"unknown center shape '{s}' (known: {', '.join(SHAPES)})")
+    order = [Path(p) for p in (mappings or demo_mappings())]
+    if not order:
+        raise ValueError("no mapping files to generate centers from")
     catalog = load_catalog()
+    parsed = _parsed(order)
     out = Path(out)
     for sub in ("centers", "truth", "mappings"):
         if (out / sub).exists():
@@ -882,60 +586,28 @@ def generate_centers(
     manifest: dict[str, Any] = {"seed": seed, "patients": sum(sizes), "patients_per_center": sizes, "centers": [],
                                 "defects": []}
     for k in range(centers):
-        shape = SHAPES[order[k % len(order)]]
+        src, mapping = order[k % len(order)], parsed[k % len(order)]
+        base = profile(mapping, catalog)
         copy = k // len(order)
-        key = shape.key if copy == 0 else f"{shape.key}_{copy + 1}"
-        center_id = shape.center_id if copy == 0 else f"{shape.center_id}{copy + 1}"
-        prefix = shape.id_prefix if copy == 0 else f"{shape.id_prefix}{copy + 1}"
+        key = src.stem if copy == 0 else f"{src.stem}_{copy + 1}"
+        center_id = base.center_id if copy == 0 else f"{base.center_id}{copy + 1}"
+        prefix = base.id_prefix if copy == 0 else f"{base.id_prefix}{copy + 1}"
         rng = np.random.default_rng([seed, k])
-        truth = quantize(generate_truth(sizes[k], rng, shape, center_id, prefix), shape, catalog)
+        truth = quantize(generate_truth(sizes[k], rng, base, center_id, prefix), mapping, catalog)
         _write_truth(truth, out / "truth" / key, truth_format)
-        entry = {
-            "key": key,
-            "shape": shape.key,
-            "center_id": center_id,
-            "folder": f"centers/{key}",
-            "truth": f"truth/{key}",
-            "mapping": f"mappings/{key}.yaml",
-            "rows": {t: df.height for t, df in truth.items()},
-        }
-        manifest["centers"].append(entry)
+        manifest["centers"].append({
+            "key": key, "shape": src.stem, "center_id": center_id, "folder": f"centers/{key}", "truth": f"truth/{key}",
+            "mapping": f"mappings/{key}.yaml", "rows": {t: df.height for t, df in truth.items()},
+        })
         if not render_files:
             continue
-        _write_mapping(shape, key, center_id, out / "mappings")
-        folder = out / "centers" / key
-        folder.mkdir(parents=True, exist_ok=True)
-        items = render(truth, shape, catalog)
+        _write_mapping(src, key, center_id, base.center_id, out / "mappings")
+        parts = split(truth, mapping, catalog)
         if defects and copy == 0:
-            for plan in DEFECTS:
-                if plan.shape != shape.key:
-                    continue
-                hit = plant_defect(plan, items, shape)
-                if hit is None:
-                    continue
-                i, file, col = hit
-                manifest["defects"].append(
-                    {
-                        "center": key,
-                        "center_id": center_id,
-                        "file": file,
-                        "sheet": next((x.shape.sheet for x in items if x.table == plan.table and x.shape.sheet), None),
-                        "row": _source_row(i, shape),
-                        "column": col,
-                        "table": plan.table,
-                        "cdm_column": plan.cdm_column,
-                        "rule_id": plan.rule_id,
-                        "description": plan.description,
-                    }
-                )
-        if shape.writer == "csv":
-            for r in items:
-                _write_csv(r.frame, folder / r.shape.file, shape)
-        elif shape.writer == "excel":
-            _write_excel(items, folder / (shape.workbook or "workbook.xlsx"), shape)
-        else:
-            for r in items:
-                _write_spss(r, folder / r.shape.file, shape, catalog)
+            dealt = min(len(order), centers)
+            manifest["defects"] += _plant(parts, [n for i, n in enumerate(planter.DEMO) if i % dealt == k], key, center_id)
+        title = f"{mapping.center_id} registry export (de-identified)"
+        write_center([write_part(p, catalog) for p in parts], out / "centers" / key, title)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     if defects:
         (out / "defects.json").write_text(json.dumps(manifest["defects"], indent=2, ensure_ascii=False), encoding="utf-8")

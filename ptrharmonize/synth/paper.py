@@ -1037,12 +1037,15 @@ def _patients(folder: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, A
             nxt = rows[i + 1]["transfused_at"] if i + 1 < len(rows) else None
             hours_pre = (r["transfused_at"] - r["pre_count_at"]).total_seconds() / 3600
             hours_post = (r["post_count_at"] - r["transfused_at"]).total_seconds() / 3600
+            # post count 10 min .. 12 h after the end of a 30-minute infusion (issue 17)
             ev = (r["abo_compatible"] is True and r["storage_h"] < 72 and 0 <= hours_pre <= 24
-                  and 0 < hours_post <= 12 and (nxt is None or r["post_count_at"] <= nxt))
+                  and 0.5 + 10 / 60 <= hours_post <= 12.5 and (nxt is None or r["post_count_at"] <= nxt))
             cci = (r["post_count_e9l"] - r["pre_count_e9l"]) * 1000 * pats[pid[0]]["bsa"] / r["dose_e11"]
             txs.append(dict(r, cci=cci, evaluable=ev, day=day(pid[0], r["transfused_at"])))
     for pid, p in pats.items():
-        ev = [x for x in txs if x["patient_id"] == pid and x["evaluable"]]
+        # PTR window: days 0..30 from the index date (issue 17); one unit per day here, so
+        # every transfusion is its own event
+        ev = [x for x in txs if x["patient_id"] == pid and x["evaluable"] and 0 <= x["day"] <= 30]
         low = [x["cci"] < 5000 for x in ev]
         p["ptr"] = any(a and b for a, b in zip(low, low[1:], strict=False))
         p["ptr_any_two"] = sum(low) >= 2

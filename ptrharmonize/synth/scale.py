@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from . import defects as planter
+
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
 EPOCH = dt.date(1970, 1, 1)
@@ -44,14 +46,9 @@ ANALYTES = {
     "FERRITIN": ("ng/mL", 1500.0, 1.0, 0.2, 0.2),
 }
 
-# Planted defects: (table, rule id the defect triggers, severity). Rates are per row.
-DEFECT_RULES = {
-    "labs": ["labs.value.type", "labs.plt_wrong_unit", "labs.unit_canonical", "labs.analyte.codes",
-             "labs.value.range"],
-    "transfusions": ["transfusions.post_after_transfusion", "transfusions.storage_over_7_days",
-                     "transfusions.dose_e11.range", "transfusions.dose_or_units"],
-    "patients": ["patients.height_cm.range", "patients.bsa_inputs_for_transfused"],
-}
+# Planted defects (the one planter, `synth/defects.py`): each of these at `defect_rate` of rows.
+DEFECTS = planter.SCALE
+TEXT_DEFECTS = [n for n in DEFECTS if planter.CATALOG[n].text]  # only where the file is text (CSV)
 
 
 @dataclass
@@ -257,43 +254,7 @@ def center_tables(center: str, n: int, seed: int, defect_rate: float = 2e-4) -> 
         "crs_assessments": crs, "bleeding_events": bleeding, "medications": medications,
         "infections": infections, "outcomes": outcomes,
     }
-    return plant_defects(tables, rng, defect_rate)
-
-
-def _pick(rng: np.random.Generator, height: int, rate: float) -> pl.Expr:
-    return pl.lit(pl.Series(rng.random(height) < rate))
-
-
-def plant_defects(tables: dict[str, pl.DataFrame], rng: np.random.Generator, rate: float) -> dict[str, pl.DataFrame]:
-    """A small rate of realistic mistakes. Text-only defects (`<5`) are planted by the writer."""
-    if rate <= 0:
-        return tables
-    labs = tables["labs"]
-    h = labs.height
-    wrong_unit, unit_bad, code_bad, neg = (_pick(rng, h, rate) for _ in range(4))
-    labs = labs.with_columns(
-        pl.when(wrong_unit & (pl.col("analyte") == "PLT")).then(pl.col("value") * 1000).otherwise("value").alias("value"),
-    ).with_columns(
-        pl.when(neg).then(-pl.col("value") - 1).otherwise("value").alias("value"),
-        pl.when(unit_bad & (pl.col("analyte") == "PLT")).then(pl.lit("ng/mL")).otherwise("unit").alias("unit"),
-        pl.when(code_bad).then(pl.lit("PLATELETS")).otherwise("analyte").alias("analyte"),
-    )
-    tx = tables["transfusions"]
-    h = tx.height
-    before, storage, dose0, nodose = (_pick(rng, h, rate) for _ in range(4))
-    tx = tx.with_columns(
-        pl.when(before).then(pl.col("transfused_at") - pl.duration(hours=2)).otherwise("post_count_at").alias("post_count_at"),
-        pl.when(storage).then(pl.lit(200.0)).otherwise("storage_h").alias("storage_h"),
-        pl.when(dose0).then(pl.lit(0.0)).when(nodose).then(None).otherwise("dose_e11").alias("dose_e11"),
-        pl.when(nodose).then(None).otherwise("units_reported").alias("units_reported"),
-    )
-    pt = tables["patients"]
-    h = pt.height
-    cm, missing = _pick(rng, h, max(rate * 10, 1e-3)), _pick(rng, h, max(rate * 10, 1e-3))
-    pt = pt.with_columns(
-        pl.when(cm).then(pl.col("height_cm") / 100).when(missing).then(None).otherwise("height_cm").alias("height_cm"),
-    )
-    return {**tables, "labs": labs, "transfusions": tx, "patients": pt}
+    return planter.plant_rate(tables, [n for n in DEFECTS if n not in TEXT_DEFECTS], rng, defect_rate)
 
 
 def write_extract(tables: dict[str, pl.DataFrame], folder: Path, fmt: str, rng: np.random.Generator,
@@ -306,12 +267,8 @@ def write_extract(tables: dict[str, pl.DataFrame], folder: Path, fmt: str, rng: 
         if fmt == "parquet":
             df.write_parquet(path, compression="zstd", statistics=False)
         else:
-            if name == "labs" and defect_rate > 0:
-                # A value a center typed as text: the engine reports it as a type issue.
-                text = _pick(rng, df.height, defect_rate)
-                df = df.with_columns(
-                    pl.when(text).then(pl.lit("<5")).otherwise(pl.col("value").cast(pl.Utf8)).alias("value")
-                )
+            # Values a center typed as text ('<5'): the engine reports each as a type issue.
+            df = planter.plant_rate({name: df}, TEXT_DEFECTS, rng, defect_rate)[name]
             df.write_csv(path, datetime_format=TS, date_format="%Y-%m-%d")
         total += path.stat().st_size
     return total
@@ -342,7 +299,6 @@ def generate_registry(out: Path, patients: int = 50_000, centers: int = 100, fmt
 def tolerances(path: Path, rate: float = 0.01) -> Path:
     """A thresholds file tolerating the planted error defects (1% of rows by default)."""
     lines = ["rule_id,center_id,threshold"]
-    for rules in DEFECT_RULES.values():
-        lines += [f"{r},,{rate}" for r in rules]
+    lines += [f"{r},,{rate}" for r in planter.rules(DEFECTS)]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Path(path)

@@ -44,7 +44,7 @@ def pandera_schema(rules: list[Rule]) -> pa.DataFrameSchema:
 def iter_batches(path: str, columns: list[str], batch_rows: int) -> Iterator[pl.DataFrame]:
     """The staged table in consecutive slices of `batch_rows` rows (polars reads only the row
     groups a slice needs: ~6x faster than pyarrow's iter_batches, measured)."""
-    lf = pl.scan_parquet(path).select(columns)
+    lf = pl.scan_parquet(path, glob=False).select(columns)
     total = int(lf.select(pl.len()).collect().item())
     for offset in range(0, total, batch_rows):
         yield lf.slice(offset, batch_rows).collect()

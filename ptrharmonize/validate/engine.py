@@ -23,7 +23,7 @@ import polars as pl
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
-from ..db import qi
+from ..db import literal_path, qi
 from ..errors import library_message
 from ..submission import Submission
 from . import columns as colchecks
@@ -188,7 +188,7 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
         read_csv(file, Path(sub.source_path), delimiter=",", encoding="utf-8")
 
 
-def _sql_str(path: Path) -> str:
+def _sql_str(path: Path | str) -> str:
     """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -355,7 +355,7 @@ class Engine:
         path = work / f"{table}.parquet"
         lf.select(pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64), *exprs).sink_parquet(
             path, row_group_size=STAGE_ROW_GROUP, compression=STAGE_COMPRESSION)
-        n = pl.scan_parquet(path).select(pl.len()).collect().item()
+        n = pl.scan_parquet(path, glob=False).select(pl.len()).collect().item()
         return path, cols, int(n)
 
     def _table_absent(self, table: str, table_rules: list[Rule], outcomes: dict[str, _Outcome],
@@ -433,7 +433,7 @@ class Engine:
         with the pandera back end, the failing rows of the column checks come from pandera (the
         same expressions). A rule that cannot run is isolated: it gets status `error`, the others
         still run and count (found one by one when the fused pass fails)."""
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         evals: dict[str, Evaluation] = {}
         rules: dict[str, Rule] = {}
         for r in table_rules:
@@ -539,7 +539,7 @@ class Engine:
                  if not r.spec.get("only_columns") or c in r.spec["only_columns"]]
         if not pairs:
             return
-        lf = pl.scan_parquet(path)
+        lf = pl.scan_parquet(path, glob=False)
         flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
         filled = lf.select([pl.col(c).is_not_null().sum().alias(c) for c in scan]).collect().row(0, named=True)
         for r, c in pairs:
@@ -591,7 +591,7 @@ class Engine:
             db.run(con, "SET preserve_insertion_order = false")
             for table in self.catalog.table_names:
                 if table in staged:
-                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(staged[table])})")
+                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(literal_path(staged[table]))})")
                 else:
                     db.run(con, self._empty_view_sql(table))
             units = self.catalog.tables["labs"].extra.get("canonical_units", {})
@@ -651,7 +651,7 @@ class Engine:
     def _center_of(staged: dict[str, Path]) -> str | None:
         if "patients" not in staged:
             return None
-        centers = pl.scan_parquet(staged["patients"]).select(pl.col("center_id").drop_nulls().unique()).collect()
+        centers = pl.scan_parquet(staged["patients"], glob=False).select(pl.col("center_id").drop_nulls().unique()).collect()
         vals = centers["center_id"].to_list()
         return vals[0] if len(vals) == 1 else None
 

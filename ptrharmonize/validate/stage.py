@@ -175,8 +175,8 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
         if damaged or m.get("content_checksum") != content:
             return Kept(None, light, checks, reason=f"the kept validation is damaged ({', '.join(damaged) or 'manifest'} "
                                                     "changed since it was written)")
-        issues = pl.read_parquet(kept["issues.parquet"])
-        rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"]), m["center_id"])
+        issues = pl.read_parquet(kept["issues.parquet"], glob=False)
+        rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"], glob=False), m["center_id"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
         return Kept(None, light, checks, reason=f"the kept validation cannot be read ({type(exc).__name__})")
     if rules is None:
@@ -184,6 +184,6 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
     light.center_id = m["center_id"]
     result = ValidationResult(issues=issues, rules=rules, rows={k: int(v) for k, v in m["rows"].items()},
                               staged=staged, center_id=m["center_id"], workdir=folder, _owns_workdir=False,
-                              collection=(pl.read_parquet(kept["collection.parquet"])
+                              collection=(pl.read_parquet(kept["collection.parquet"], glob=False)
                                           if "collection.parquet" in kept else None))
     return Kept(result, light, checks, created_at=m.get("created_at"))

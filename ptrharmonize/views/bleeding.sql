@@ -13,7 +13,7 @@
 --               of last_followup_on, death_on and (bleeding.last_contact_from_records) every
 --               dated record of the patient (labs, transfusions, CRS assessments, bleeding,
 --               medications, infections). With no date at all the time is 0.
---   event_time_days = days from the index date to that date (a double, for lifelines).
+--   event_time_days = days from the index date to that date (a double).
 --
 -- Three states (issue 16; an unknown is never a "no"):
 --   - a center that does not collect bleeding_events (or its who_grade or onset_on column) has

@@ -1,8 +1,11 @@
 -- patient_ptr: platelet transfusion refractoriness (PTR) of each patient.
 --
--- Only evaluable transfusions count (transfusion_cci.evaluable), ordered by start time (then
--- transfusion_id). A transfusion "fails" when its CCI < cci.refractory_below (5000); a CCI of
--- exactly 5000 does not fail.
+-- PTR is counted on transfusion EVENTS (transfusion_events: units given together are one
+-- transfusion). Only evaluable events count, and only those starting in the PTR window: days
+-- ptr.window_start_days (0) .. ptr.window_days (30) from the index date, inclusive. They are
+-- ordered by start time (then event_id). An event "fails" when its CCI < cci.refractory_below
+-- (5000); a CCI of exactly 5000 does not fail. n_evaluable, n_low_cci count evaluable events
+-- in the window.
 --   ptr.rule = 'consecutive' (default; the study's results): PTR when ptr.min_failed (2)
 --     failures follow each other in that order, with no evaluable adequate transfusion between.
 --     Non-evaluable transfusions in between neither break nor extend a run.
@@ -31,9 +34,10 @@
 --   n_evaluability_unknown
 CREATE OR REPLACE VIEW patient_ptr AS
 WITH ev AS (
-    SELECT center_id, patient_id, transfusion_id, transfused_at, cci, low_cci AS low
-    FROM transfusion_cci
+    SELECT center_id, patient_id, event_id AS transfusion_id, transfused_at, cci, low_cci AS low
+    FROM transfusion_events
     WHERE evaluable
+      AND day_index BETWEEN def_ptr_window_start_days() AND def_ptr_window_days()
 ),
 numbered AS (
     SELECT ev.*,
@@ -76,10 +80,13 @@ per_patient AS (
 ),
 -- The worst case: every transfusion of unknown evaluability taken as an evaluable failure.
 worst AS (
-    SELECT center_id, patient_id, transfusion_id, transfused_at,
+    SELECT center_id, patient_id, event_id AS transfusion_id, transfused_at,
            CASE WHEN evaluable THEN low_cci ELSE true END AS low
-    FROM transfusion_cci
-    WHERE evaluable OR evaluability_unknown
+    FROM transfusion_events
+    WHERE (evaluable OR evaluability_unknown)
+      -- an untimed event could lie in the PTR window
+      AND (day_index IS NULL
+           OR day_index BETWEEN def_ptr_window_start_days() AND def_ptr_window_days())
 ),
 worst_runs AS (
     SELECT w.*,
@@ -117,8 +124,10 @@ unknown_reasons AS (
            first(not_evaluable_reason ORDER BY n DESC, not_evaluable_reason) AS top_reason
     FROM (
         SELECT center_id, patient_id, not_evaluable_reason, count(*) AS n
-        FROM transfusion_cci
+        FROM transfusion_events
         WHERE evaluability_unknown
+          AND (day_index IS NULL
+               OR day_index BETWEEN def_ptr_window_start_days() AND def_ptr_window_days())
         GROUP BY ALL
     )
     GROUP BY center_id, patient_id

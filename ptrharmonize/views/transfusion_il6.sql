@@ -1,6 +1,7 @@
--- transfusion_il6: every evaluable transfusion with the highest IL-6 measured on the same
--- calendar day as the transfusion start (the study's Figure 2B pairs each 12-h CCI with the
--- IL-6 of the day of transfusion).
+-- transfusion_il6: every evaluable transfusion event (transfusion_events; units given together
+-- are one transfusion, transfusion_id is the event_id, its first unit) with the highest IL-6
+-- measured on the same calendar day as the event's start (the study's Figure 2B pairs each
+-- 12-h CCI with the IL-6 of the day of transfusion).
 --
 -- Evaluable transfusions without an IL-6 that day are kept with il6_same_day NULL, so an
 -- analysis can count what it leaves out.
@@ -15,16 +16,16 @@ WITH il6 AS (
 )
 SELECT c.center_id,
        c.patient_id,
-       c.transfusion_id,
+       c.event_id AS transfusion_id,
        c.transfused_at,
        c.cci,
        c.low_cci,
        max(i.value) AS il6_same_day,
        arg_max(i.below_lod, i.value) AS il6_below_lod,
        count(i.value) AS n_il6_same_day
-FROM transfusion_cci c
+FROM transfusion_events c
 LEFT JOIN il6 i
     ON i.center_id = c.center_id AND i.patient_id = c.patient_id
    AND i.day = CAST(c.transfused_at AS DATE)
 WHERE c.evaluable
-GROUP BY c.center_id, c.patient_id, c.transfusion_id, c.transfused_at, c.cci, c.low_cci;
+GROUP BY c.center_id, c.patient_id, c.event_id, c.transfused_at, c.cci, c.low_cci;

@@ -1,0 +1,130 @@
+"""Federated cost: rounds and bytes each node sends per analysis (issue #20).
+
+Runs `ptrh federated demo` in-process (`federated.demo.run_demo`: one store per demo center,
+the study through vantage6's MockAlgorithmClient, the pooled run-analysis beside it) for a few
+settings and records, per analysis, the number of rounds (vantage6 tasks) and the bytes each
+node sent (its answers as JSON, as vantage6 serialises them). Baseline measured in the same run:
+the size of the center's canonical extract (its CSV files), what pooling would have shipped;
+the ratio printed is bytes sent / extract bytes. Wall seconds of the mock run and the pooled run-analysis are recorded
+too (the mock has no network or container start; a real task costs seconds per round).
+
+    python benchmarks/bench_federated.py                  # default settings (~3 min)
+    python benchmarks/bench_federated.py --quick          # one small setting (CI-sized)
+
+Writes benchmarks/results/federated.json and benchmarks/results/federated.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WIDE = """analysis:
+  candidate_p: 0.99
+  entry_p: 0.5
+  removal_p: 0.6
+  multivariable_pool: [peak_temp_c, age_years, peak_il6, male]
+"""
+# analysis -> the sections of the one-round summary it reads (Table 4 also has its own rounds)
+SECTIONS = {
+    "baseline": ["baseline"],
+    "ptr_by_group": ["ptr_by_group"],
+    "ptr_by_group_stratified": ["ptr_by_group"],
+    "cart_characteristics": ["cart_characteristics"],
+    "ptr_multivariable": ["cart_characteristics"],
+    "cytokines_by_crs": ["cytokines_by_crs"],
+    "cytokines_by_ptr": ["cytokines_by_ptr"],
+    "cci_vs_il6": ["cci_vs_il6"],
+    "platelet_dose_by_ptr": ["platelet_dose_by_ptr"],
+    "bleeding_cuminc": ["bleeding_cuminc"],
+    "qa": ["qa"],
+}
+SETTINGS = [
+    # name, patients per center, centers, min count, wide Table 4 screen
+    ("study settings, minimum 5", 150, 3, 5, False),
+    ("wide Table 4 screen (Firth runs), minimum 1", 40, 3, 1, True),
+    ("wide Table 4 screen, 6 centers, minimum 1", 60, 6, 1, True),
+]
+
+
+def per_analysis(cmp: dict) -> dict[str, dict]:
+    """Rounds and bytes per node for each analysis (the summary round split by section)."""
+    by_sec = cmp["summary_bytes_by_section"]
+    out = {}
+    for analysis, sections in SECTIONS.items():
+        centers = cmp["centers"]
+        b = {c: sum(by_sec[s][c] for s in sections) for c in centers}
+        rounds = 1
+        if analysis == "ptr_multivariable" and "ptr_multivariable" in cmp["cost"]:
+            extra = cmp["cost"]["ptr_multivariable"]
+            rounds += extra["rounds"]
+            b = {c: b[c] + extra["bytes_per_node"][c] for c in centers}
+        status = cmp["analyses"].get(analysis, {}).get("status", "ok")
+        out[analysis] = {"rounds": rounds, "bytes_per_node": b,
+                         "bytes_max_node": max(b.values()), "status": status}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args()
+    from ptrharmonize.federated.demo import run_demo
+
+    settings = SETTINGS[1:2] if args.quick else SETTINGS
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "wide.yaml"
+        cfg.write_text(WIDE, encoding="utf-8")
+        for name, ppc, k, mc, wide in settings:
+            work = Path(tmp) / f"run-{k}-{ppc}-{mc}"
+            try:
+                cmp = run_demo(work, ppc, k, mc, cfg if wide else None)
+            except Exception as exc:  # noqa: BLE001 - recorded, the other settings still run
+                print(f"\n{name}: failed: {type(exc).__name__}: {exc}")
+                results.append({"setting": name, "failed": f"{type(exc).__name__}: {exc}"})
+                continue
+            rows = per_analysis(cmp)
+            store = max(sum(f.stat().st_size for f in d.iterdir())
+                        for d in (work / "stores" / "synth" / "truth").iterdir())
+            results.append({"setting": name, "patients_per_center": ppc, "centers": k,
+                            "min_count": mc, "store_bytes_max": store,
+                            "exact_differences": cmp["exact_differences"],
+                            "seconds": cmp["seconds"], "analyses": rows})
+            print(f"\n{name}: {k} centers x {ppc} patients, store {store:,} bytes (baseline), "
+                  f"mock {cmp['seconds']['federated_mock']:.1f} s vs pooled run-analysis "
+                  f"{cmp['seconds']['pooled_run_analysis']:.1f} s")
+            print(f"{'analysis':28} {'status':>14} {'rounds':>7} {'max bytes/node':>15} {'/extract':>9}")
+            for a, r in rows.items():
+                print(f"{a:28} {r['status']:>14} {r['rounds']:7d} {r['bytes_max_node']:15,d} "
+                      f"{r['bytes_max_node'] / store:9.2e}")
+    doc = {"machine": {"python": platform.python_version(), "platform": platform.platform()},
+           "results": results}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "federated.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    lines = ["# Federated cost (benchmarks/bench_federated.py)", ""]
+    for r in results:
+        if "failed" in r:
+            lines += [f"## {r['setting']}: failed ({r['failed']})", ""]
+            continue
+        lines += [f"## {r['setting']}: {r['centers']} centers x {r['patients_per_center']} "
+                  f"patients, largest center extract {r['store_bytes_max']:,} bytes", "",
+                  f"mock run {r['seconds']['federated_mock']:.1f} s; pooled run-analysis "
+                  f"{r['seconds']['pooled_run_analysis']:.1f} s; exact differences: "
+                  f"{r['exact_differences']}", "",
+                  "| analysis | status | rounds | max bytes sent by a node | / extract bytes |",
+                  "|---|---|---|---|---|"]
+        for a, x in r["analyses"].items():
+            lines.append(f"| {a} | {x['status']} | {x['rounds']} | {x['bytes_max_node']:,} | "
+                         f"{x['bytes_max_node'] / r['store_bytes_max']:.2e} |")
+        lines.append("")
+    (args.out / "federated.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+"""Issue 23: the hostile cases an adversarial review found, each a test (docs/robustness.md,
+"The issue-23 battery"). Exit 0 must mean the store holds exactly the submission.
+
+Each case states the sentence of the issue it tests. The store is checked by content
+(`store_snapshot.snapshot`) wherever a case must leave it as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import unicodedata
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from store_snapshot import snapshot
+from typer.testing import CliRunner
+
+from extract_factory import HEADERS, clean_rows, write_extract
+from ptrharmonize.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    res = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **(env or {})})
+    assert "Traceback" not in res.output, res.output[-3000:]
+    return res
+
+
+def mapping_for(folder: Path, center: object, name: str = "mapping.yaml",
+                tables: dict[str, dict] | None = None, raw_center: str | None = None) -> Path:
+    """A mapping reading each canonical CSV of `folder` as the center's own file."""
+    spec = {t: {"file": f"{t}.csv", "columns": {c: c for c in cols if c != "center_id"}} for t, cols in HEADERS.items()}
+    spec.update(tables or {})
+    path = folder.parent / name
+    text = yaml.safe_dump({"center_id": "PLACEHOLDER", "tables": spec}, sort_keys=False, allow_unicode=True)
+    line = raw_center if raw_center is not None else f'"{center}"'
+    path.write_text(text.replace("center_id: PLACEHOLDER", f"center_id: {line}"), encoding="utf-8")
+    return path
+
+
+def counts(store: Path, center: str) -> dict[str, int]:
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return {t: con.execute(f'SELECT count(*) FROM "{t}" WHERE center_id = ?', [center]).fetchall()[0][0]
+                for t in HEADERS}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> tuple[Path, Path]:
+    """A store holding center T01 (84 lab rows), ingested through a mapping; and that mapping."""
+    sub = write_extract(tmp_path / "t01", clean_rows())
+    m = mapping_for(sub, "T01")
+    store = tmp_path / "reg.duckdb"
+    res = run("ingest", sub, "--mapping", m, "--store", store, "--quiet")
+    assert res.exit_code == 0, res.output
+    return store, m
+
+
+# --------------------------------------------------------------------------- the shrink guard
+# "A submission that would remove more than a configurable share of a center's stored rows
+# (default: any table going from rows to none, or losing over 50%) is refused unless
+# --allow-shrink is given, with the counts in the message."
+
+
+def header_only_files(tmp: Path) -> Path:
+    rows = {t: [] for t in HEADERS}
+    return write_extract(tmp / "empty", rows)
+
+
+def spss_zero_cases(tmp: Path) -> Path:
+    """Every table header-only, and the patients a 0-case SPSS file (issue: '0-case (SPSS)')."""
+    import pandas as pd
+    import pyreadstat
+
+    sub = header_only_files(tmp)
+    (sub / "patients.csv").unlink()
+    df = pd.DataFrame({c: pd.Series([], dtype="object") for c in HEADERS["patients"] if c != "center_id"})
+    pyreadstat.write_sav(df, str(sub / "patients.sav"))
+    return sub
+
+
+def labs_cut(n: int):
+    def build(tmp: Path) -> Path:
+        rows = clean_rows()
+        rows["labs"] = rows["labs"][:n]
+        return write_extract(tmp / f"labs{n}", rows)
+    return build
+
+
+SHRINK_CASES = [
+    # (id, build, extra mapping tables, expected exit, message fragments, env)
+    ("csv_header_only_center", header_only_files, None, 2,
+     ("would remove stored rows", "patients 6 -> 0", "labs 84 -> 0", "--allow-shrink"), {}),
+    ("spss_zero_cases_center", spss_zero_cases,
+     {"patients": {"file": "patients.sav", "format": "spss",
+                   "columns": {c: c for c in HEADERS["patients"] if c != "center_id"}}}, 2,
+     ("patients 6 -> 0", "labs 84 -> 0"), {}),
+    ("labs_lose_over_half", labs_cut(40), None, 2, ("labs 84 -> 40", "more than 50%"), {}),
+    ("labs_lose_half_exactly", labs_cut(42), None, 0, (), {}),  # 42 of 84 gone: not over 50%
+    ("share_is_configurable", labs_cut(40), None, 0, (), {"PTRH_MAX_SHRINK_SHARE": "0.6"}),
+    ("share_configurable_stricter", labs_cut(60), None, 2, ("labs 84 -> 60", "more than 20%"),
+     {"PTRH_MAX_SHRINK_SHARE": "0.2"}),
+]
+
+
+@pytest.mark.parametrize("case", SHRINK_CASES, ids=[c[0] for c in SHRINK_CASES])
+def test_shrink_guard(case, stored: tuple[Path, Path], tmp_path: Path) -> None:
+    _, build, tables, exit_code, says, env = case
+    store, m = stored
+    sub = build(tmp_path)
+    # The same mapping file, so that only the shrink guard is at work.
+    if tables:
+        spec = yaml.safe_load(m.read_text(encoding="utf-8"))
+        spec["tables"].update(tables)
+        m.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    before = snapshot(store)
+    res = run("ingest", sub, "--mapping", m, "--store", store, "--quiet", env=env)
+    assert res.exit_code == exit_code, res.output
+    for s in says:
+        assert s in res.output, (s, res.output)
+    if exit_code == 2:
+        assert snapshot(store) == before
+        res = run("ingest", sub, "--mapping", m, "--store", store, "--quiet", "--allow-shrink", env=env)
+        assert res.exit_code == 0, res.output
+    assert counts(store, "T01")["labs"] == sum(1 for _ in open(sub / "labs.csv")) - 1
+
+
+# --------------------------------------------------------------------------- paths
+# "A folder path is a path, never a pattern."
+
+
+def test_folder_named_like_a_glob_is_read_as_itself(tmp_path: Path) -> None:
+    g1 = clean_rows()
+    write_extract(tmp_path / "G1", g1)
+    mine = clean_rows()
+    mine["labs"] = mine["labs"][:30]
+    sub = write_extract(tmp_path / "G[1]", mine)
+    store = tmp_path / "reg.duckdb"
+    res = run("ingest", sub, "--store", store, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert counts(store, "T01")["labs"] == 30  # G1 has 84
+    # Mapped, and a Parquet file, too.
+    m = mapping_for(sub, "T01", name="g.yaml")
+    out = run("validate", sub, "--mapping", m, "--format", "json")
+    assert json.loads(out.stdout)["summary"]["rows"]["labs"] == 30
+    import polars as pl
+
+    for folder, n in ((tmp_path / "G1", 84), (sub, 30)):
+        pl.read_csv((folder / "labs.csv").read_bytes(), infer_schema=False).write_parquet(folder / "labs.parquet")
+        (folder / "labs.csv").unlink()
+        assert pl.read_parquet(folder / "labs.parquet", glob=False).height == n
+    out = run("validate", sub, "--format", "json")
+    assert json.loads(out.stdout)["summary"]["rows"]["labs"] == 30
+    con = duckdb.connect(str(store), read_only=True)
+    sums = json.loads(con.execute("SELECT file_checksums FROM submissions").fetchall()[0][0])
+    con.close()
+    import hashlib
+
+    assert sums["patients.csv"] == hashlib.sha256((sub / "patients.csv").read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- center ids
+# "A center id is text (quoted in YAML, checked against a pattern, normalised to NFC); a mapping
+# whose center id is already stored from another mapping file is refused unless confirmed."
+
+CENTER_CASES = [
+    # (id, YAML text after `center_id: `, exit, message or stored id)
+    ("yaml_octal_0123", "0123", 2, "must be text: write it in quotes"),
+    ("yaml_number_42", "42", 2, "must be text"),
+    ("quoted_0123_kept", '"0123"', 0, "0123"),
+    ("brackets_and_slash", '"MK[/]1"', 2, "must be a code"),
+    ("sql_text", "\"T09'); DROP TABLE patients; --\"", 2, "must be a code"),
+    ("nfd_normalised", '"Zu\u0308rich-1"', 0, "Z\u00fcrich-1"),
+    ("empty_text", '""', 2, "must be a code"),
+]
+
+
+@pytest.mark.parametrize("case", CENTER_CASES, ids=[c[0] for c in CENTER_CASES])
+def test_center_id_is_a_text_code(case, tmp_path: Path) -> None:
+    _, raw, exit_code, expect = case
+    sub = write_extract(tmp_path / "sub", clean_rows())
+    m = mapping_for(sub, None, raw_center=raw)
+    store = tmp_path / "reg.duckdb"
+    res = run("ingest", sub, "--mapping", m, "--store", store, "--quiet")
+    assert res.exit_code == exit_code, res.output
+    if exit_code == 2:
+        assert "mapping.yaml" in res.output and expect in res.output
+        assert not store.exists()
+    else:
+        con = duckdb.connect(str(store), read_only=True)
+        got = {r[0] for r in con.execute("SELECT DISTINCT center_id FROM patients").fetchall()}
+        con.close()
+        assert got == {expect}
+
+
+def test_same_center_in_two_unicode_forms_is_one_center(tmp_path: Path) -> None:
+    store = tmp_path / "reg.duckdb"
+    nfc, nfd = "Z\u00fcrich-1", unicodedata.normalize("NFD", "Z\u00fcrich-1")
+    assert nfc != nfd
+    sub = write_extract(tmp_path / "a", clean_rows())
+    m = mapping_for(sub, nfc)
+    assert run("ingest", sub, "--mapping", m, "--store", store, "--quiet").exit_code == 0
+    m.write_text(m.read_text(encoding="utf-8").replace(nfc, nfd), encoding="utf-8")  # the same file, retyped
+    rows = clean_rows()
+    rows["labs"] = rows["labs"][:60]
+    sub2 = write_extract(tmp_path / "b", rows)
+    res = run("ingest", sub2, "--mapping", m, "--store", store, "--quiet")
+    assert res.exit_code == 0, res.output
+    con = duckdb.connect(str(store), read_only=True)
+    got = con.execute("SELECT center_id, count(*) FROM labs GROUP BY 1").fetchall()
+    con.close()
+    assert got == [(nfc, 60)]
+    # A canonical extract whose center id is written decomposed is refused (its rows would not
+    # match the center's stored ones).
+    rows = clean_rows()
+    for recs in rows.values():
+        for r in recs:
+            r["center_id"] = nfd
+    res = run("validate", write_extract(tmp_path / "c", rows), "--format", "json")
+    assert res.exit_code == 2 and "NFC" in res.output
+
+
+def test_center_stored_from_another_mapping_is_refused_unless_confirmed(stored: tuple[Path, Path],
+                                                                        tmp_path: Path) -> None:
+    store, _ = stored
+    rows = clean_rows()
+    for r in rows["labs"]:
+        r["value"] = "99"  # another center's data
+    other = write_extract(tmp_path / "leiden-copy", rows)
+    m2 = mapping_for(other, "T01", name="copied_mapping.yaml")  # another center's file, id not changed
+    before = snapshot(store)
+    res = run("ingest", other, "--mapping", m2, "--store", store, "--quiet")
+    assert res.exit_code == 2
+    assert "copied_mapping.yaml" in res.output and "stored from another mapping file" in res.output
+    assert snapshot(store) == before
+    res = run("ingest", other, "--mapping", m2, "--store", store, "--quiet", "--confirm-center")
+    assert res.exit_code == 0, res.output
+
+
+def test_hostile_center_id_in_a_canonical_extract_is_refused(tmp_path: Path) -> None:
+    rows = clean_rows()
+    for recs in rows.values():
+        for r in recs:
+            r["center_id"] = "MK[/]1"
+    sub = write_extract(tmp_path / "mk", rows)
+    store = tmp_path / "reg.duckdb"
+    for cmd in (["validate", sub], ["ingest", sub, "--store", store]):
+        res = run(*cmd)
+        assert res.exit_code == 2 and "center_id" in res.output and "must be a code" in res.output
+    assert not store.exists()
+
+
+def test_status_prints_a_stored_odd_center_id_literally(tmp_path: Path) -> None:
+    """A store written before center ids were checked may hold `MK[/]1`: status shows it as text."""
+    sub = write_extract(tmp_path / "s", clean_rows())
+    store = tmp_path / "reg.duckdb"
+    assert run("ingest", sub, "--store", store, "--quiet").exit_code == 0
+    con = duckdb.connect(str(store))
+    for t in [*HEADERS, "submissions", "issues", "rule_results"]:
+        con.execute(f'UPDATE "{t}" SET center_id = ?', ["MK[/]1"])
+    con.close()
+    res = run("status", "--store", store)
+    assert res.exit_code == 0, res.output
+    assert "MK[/]1" in res.output
+
+
+# --------------------------------------------------------------------------- outputs and the store
+# "An output path equal to the store, or to an input, is refused. `:memory:` is refused. The lock
+# is created without following links."
+
+
+def test_output_over_the_store_or_an_input_is_refused(stored: tuple[Path, Path], tmp_path: Path) -> None:
+    store, m = stored
+    sub = tmp_path / "t01"
+    before = snapshot(store)
+    raw_store = store.read_bytes()
+    cases = [
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", store], "is the store"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", m], "is a mapping file"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", sub / "labs.csv"], "inside a submission folder"),
+        (["validate", sub, "--mapping", m, "-o", m], "is a mapping file"),
+        (["validate", sub, "-o", sub / "issues.csv"], "inside a submission folder"),
+        (["qa-report", "--store", store, "--out", store], "is the store"),
+        (["qa-report", sub, "--mapping", m, "--out", m], "is the mapping file"),
+    ]
+    for args, says in cases:
+        res = run(*args)
+        assert res.exit_code == 2, (args, res.output)
+        assert says in res.output, (args, res.output)
+    assert store.read_bytes() == raw_store and snapshot(store) == before
+    assert not (sub / "issues.csv").exists()
+    assert yaml.safe_load(m.read_text(encoding="utf-8"))["center_id"] == "T01"
+
+
+def test_in_memory_store_is_refused(tmp_path: Path) -> None:
+    sub = write_extract(tmp_path / "s", clean_rows())
+    for name in (":memory:", ":memory:reg"):
+        res = run("ingest", sub, "--store", name, "--quiet")
+        assert res.exit_code == 2 and "in-memory store keeps nothing" in res.output, res.output
+
+
+def test_symlinked_lock_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    sub = write_extract(tmp_path / "s", clean_rows())
+    store = tmp_path / "reg.duckdb"
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n" * 100, encoding="utf-8")
+    os.symlink(target, str(store) + ".lock")
+    res = run("ingest", sub, "--store", store, "--quiet")
+    assert res.exit_code == 2 and "symbolic link" in res.output, res.output
+    assert target.read_text(encoding="utf-8") == "keep me\n" * 100
+    assert not store.exists()
+    # A hard link would have its content overwritten too.
+    os.unlink(str(store) + ".lock")
+    os.link(target, str(store) + ".lock")
+    res = run("ingest", sub, "--store", store, "--quiet")
+    assert res.exit_code == 2 and "hard link" in res.output
+    assert target.read_text(encoding="utf-8") == "keep me\n" * 100
+
+
+# --------------------------------------------------------------------------- limits before work
+# "YAML aliases capped ... a limit hit is exit 2 naming the file."
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['center_id: "T01"', 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    lines.append("tables: {}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels,cap", [(9, "values"), (3, "values")])
+def test_yaml_aliases_are_capped(levels: int, cap: str, tmp_path: Path) -> None:
+    sub = write_extract(tmp_path / "s", clean_rows())
+    m = tmp_path / "laughs.yaml"
+    m.write_text(billion_laughs(levels), encoding="utf-8")
+    assert m.stat().st_size < 7_000
+    t0 = time.perf_counter()
+    res = run("validate", sub, "--mapping", m, "--format", "json")
+    took = time.perf_counter() - t0
+    if levels == 9:
+        assert res.exit_code == 2 and "laughs.yaml" in res.output and "aliases expanded" in res.output, res.output
+        assert took < 20
+    else:  # 1,000 values: a legitimate use of anchors still loads (and then fails for its empty tables)
+        assert "aliases expanded" not in res.output
+
+
+def test_alias_count_cap(tmp_path: Path) -> None:
+    sub = write_extract(tmp_path / "s", clean_rows())
+    m = tmp_path / "many.yaml"
+    m.write_text('center_id: "T01"\nx: &x 1\nl: [' + ", ".join(["*x"] * 500) + "]\ntables: {}\n", encoding="utf-8")
+    res = run("validate", sub, "--mapping", m)
+    assert res.exit_code == 2 and "many.yaml" in res.output and "more than 200 YAML aliases" in res.output
+
+
+# --------------------------------------------------------------------------- the guard
+# "No exception escapes the guard, whatever library raised it (polars panics included)."
+
+
+def test_polars_panic_does_not_escape_the_guard() -> None:
+    import io
+
+    import polars as pl
+    from rich.console import Console
+
+    from ptrharmonize.errors import run_guarded
+
+    def body() -> int:
+        raise pl.exceptions.PanicException("called `Option::unwrap()` on a `None` value: secret 110105199003071234")
+
+    assert not issubclass(pl.exceptions.PanicException, Exception)  # why it escaped `except Exception`
+    buf = io.StringIO()
+    assert run_guarded(body, Console(file=buf)) == 2
+    assert "library panicked" in buf.getvalue() and "110105199003071234" not in buf.getvalue()
+
+
+def test_console_formatting_error_does_not_escape_the_guard() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ptrharmonize.errors import run_guarded
+
+    class Broken(io.StringIO):
+        def write(self, s: str) -> int:
+            if "[" in s or "\x1b" in s or "error" in s and not s.startswith("error: "):
+                raise UnicodeEncodeError("ascii", s, 0, 1, "cannot encode")
+            return super().write(s)
+
+    def body() -> int:
+        raise ValueError("bad")
+
+    buf = Broken()
+    assert run_guarded(body, Console(file=buf)) == 2
+    assert buf.getvalue().startswith("error: ValueError: bad")
