@@ -17,22 +17,22 @@ LAYERS: list[tuple[str, set[str]]] = [
     # plumbing every step may use: paths, the error type, DuckDB idioms, checksums, the lock,
     # limits, output-path checks, the packaged model folder
     ("plumbing", {"", "paths", "errors", "db", "spreadsheet", "checksums", "lock", "submission", "limits",
-                  "center_id", "outputs", "batch", "model"}),
+                  "center_id", "outputs", "model"}),
     # the declarative model: the CDM, units, what a center collects, a registry folder
     ("model", {"cdm", "units", "collection", "registry"}),
     # clinical definitions as SQL over relations named like the CDM tables (views/*.sql); the
     # validation engine grades CRS with them, the analyses derive everything with them
     ("definitions", {"derive"}),
-    ("read", {"read"}),
+    ("read", {"read", "scan"}),  # scan: profiling a center's files (scan.render is a report)
     ("mapping", {"mapping"}),
     ("validate", {"validate"}),
-    ("store", {"store"}),
+    ("store", {"store", "store_views"}),
     ("ingest", {"ingest"}),
     ("stats", {"stats"}),
     ("analysis", {"analysis", "synth"}),
     ("federated", {"federated"}),
-    ("report", {"report"}),
-    ("orchestration", {"reproduce", "demo"}),
+    ("report", {"report", "scan.render"}),
+    ("orchestration", {"reproduce", "demo", "batch"}),
     ("commands", {"commands"}),
     ("cli", {"cli", "cli_help", "__main__"}),
 ]
@@ -40,11 +40,19 @@ RANK = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 
 
 def _module(path: Path, package: Path = PACKAGE) -> tuple[str, str]:
-    """(dotted package of the file, its top-level module under ptrharmonize; '' for __init__)."""
+    """(dotted package of the file, its layer name: the top-level module under ptrharmonize, or
+    `top.sub` where LAYERS names that submodule on its own; '' for the package itself)."""
     rel = path.relative_to(package).with_suffix("").parts
     pkg = ".".join(("ptrharmonize", *rel[:-1]))
-    top = rel[0] if len(rel) > 1 or rel[0] != "__init__" else ""
-    return pkg, top
+    return pkg, _named(rel)
+
+
+def _named(parts: tuple[str, ...] | list[str]) -> str:
+    if not parts or parts[0] == "__init__":
+        return ""
+    if len(parts) > 1 and f"{parts[0]}.{parts[1]}" in RANK:
+        return f"{parts[0]}.{parts[1]}"
+    return parts[0]
 
 
 def _imports(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
@@ -65,7 +73,7 @@ def _imports(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
         for t in targets:
             parts = t.split(".")
             if parts[0] == "ptrharmonize":
-                out.append((node.lineno, parts[1] if len(parts) > 1 and parts[1] != "__version__" else ""))
+                out.append((node.lineno, _named([p for p in parts[1:] if p != "__version__"])))
     return out
 
 
@@ -81,7 +89,8 @@ def climbs(package: Path = PACKAGE) -> list[str]:
 
 
 def test_every_module_has_a_layer() -> None:
-    tops = {_module(p)[1] for p in PACKAGE.rglob("*.py")}
+    tops = {_module(p)[1] for p in PACKAGE.rglob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()
+                                                             and (p / "__init__.py").exists()}
     assert tops - set(RANK) == set(), "give the new module a layer in tests/test_layers.py and docs/architecture.md"
 
 

@@ -55,6 +55,12 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
     ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",
     ("federated/qa_store.py", "', '.join(('?' for _ in RULE_COLUMNS))"): "one ? placeholder per constant column",
+    ("validate/catalog.py", "cols"): "', '.join(qi(<column>) <type from cdm.DUCKDB_TYPES>)",
+    ("validate/catalog.py", "condition"): "a column's applies_when from tables/*.yaml, compiled on an empty in-memory table",
+    ("ingest.py", "key"): "store.row_digest_sql: md5 over qi(<catalog column>) casts",
+    ("ingest.py", "digest"): "store.row_digest_sql: md5 over qi(<catalog column>) casts",
+    ("report/qa.py", "when"): "a column's applies_when from tables/*.yaml, compiled by the catalog check at load",
+    ("report/qa.py", "cond"): "' FILTER (WHERE <applies_when>)' or ''",
     ("validate/catalog.py", "', '.join(cols)"): "qi(<catalog column>) <type from cdm.DUCKDB_TYPES>",
     ("validate/catalog.py", "q.failing"): "a rule query of the catalog, compiled against empty in-memory tables",
     ("validate/catalog.py", "q.denominator"): "a rule query of the catalog, compiled against empty in-memory tables",
@@ -64,6 +70,8 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
 # (file, SQL argument) -> why a statement that is not a literal or an f-string is safe.
 REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
     ("db.py", "sql"): "the helpers themselves; their callers are checked",
+    ("report/history.py", "sql"): "a constant statement, values bound with ?",
+    ("store.py", "SUBMISSION_ROWS_DDL"): "a constant DDL",
     ("analysis/_common.py", "population_sql(analysis_id)"): "a packaged file analysis/sql/<id>.sql",
     ("analysis/runner.py", "table_ddl(catalog, table)"): "DDL from the catalog, identifiers through qi",
     ("analysis/runner.py", 'sql + " ORDER BY center_id, submitted_at"'): "a constant statement",
