@@ -180,10 +180,12 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
         analyses[analysis_id] = num(data)
     refusals = {k: v.get("centers_refused") or v.get("reason") for k, v in analyses.items()
                 if v.get("status") == "refused"}
+    qa = combine.qa(parts["qa"])
     results = {
         "analyses": analyses,
         "summary": headlines,
-        "qa": combine.qa(parts["qa"]),
+        "submissions": qa["submissions"],  # as run-analysis, without paths and checksums
+        "qa": qa,
         "software": software_versions(),
         "settings": definitions,
         "federated": {
@@ -194,6 +196,8 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
             "cost": network.cost.as_dict() if hasattr(network, "cost") else None,
             "summary_bytes_by_section": section_bytes,
         },
+        "filters": {"centers": sorted(summary), "since": None, "config": None},
+        "files": {},
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return num(results), objects
