@@ -23,7 +23,7 @@ from .errors import UserError
 from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
-from .store import create_schema, literal_path, qi
+from .store import create_schema, literal_path, qi, row_digest_sql
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -93,6 +93,7 @@ class StoreWriter:
                 # with the batch, is worth more than the last second.
                 db.run(con, "SET checkpoint_threshold = '64MB'")
                 create_schema(con, self.catalog)
+                _ensure_views(con)
             except BaseException:
                 con.close()
                 lock.__exit__(None, None, None)
@@ -200,6 +201,18 @@ class StoreWriter:
             )
 
 
+def _ensure_views(con: duckdb.DuckDBPyConnection) -> None:
+    """The derived views and definition macros in the store (issue 18), so that the DuckDB CLI,
+    R or Python read `patient_summary` without ptrh. Installed when the store has none; views
+    already there are kept, since `ptrh views --config` may have installed a registry's own
+    definitions (`ptrh views` re-installs them after a definition or a ptrh upgrade changes)."""
+    from .store_views import install_store_views
+
+    if not db.scalar(con, "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
+                          "AND view_name = 'patient_summary' AND NOT internal"):
+        install_store_views(con)
+
+
 def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: ValidationResult,
                     center: str, sid: str) -> None:
     # One INSERT per table from the staged Parquet (written in DuckDB-sized row groups by the
@@ -216,6 +229,9 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
             f"SELECT {cols}, ?, _file, _row FROM read_parquet(?)",
             [sid, literal_path(path)],
         )
+        key, digest = row_digest_sql(catalog, table)
+        db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest} FROM read_parquet(?)",
+               [sid, table, literal_path(path)])
 
 
 def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:

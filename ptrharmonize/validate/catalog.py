@@ -147,6 +147,9 @@ def _models() -> dict[str, Any]:
     column = create_model(
         "Column", __base__=_Strict,
         name=(str, ...), type=(CdmType, ...), label=(str | None, None), unit=(str | None, None),
+        # Where the column applies and what a blank means: read by the QA report's completeness
+        # (docs/qa-report.md), not by any check.
+        applies_when=(str | None, None), applies_label=(str | None, None), blank_means=(str | None, None),
         **_fields([c for c in reg if c.level == "column"], "attributes"),
     )
     table = create_model(
@@ -207,20 +210,62 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
         if rel.startswith("tables/"):
             problems += _check_table(doc, rel, m, tables)
         elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml",
-                         "limits.yaml"):  # limits.yaml: read by ptrharmonize/limits.py (issue 23)
+                         "limits.yaml", LEXICON):  # limits.yaml: ptrharmonize/limits.py (issue 23)
             problems.append(doc.problem((), "not a file of the catalog language (tables/<table>.yaml, rules.yaml, "
                                             "definitions.yaml, units.yaml, phi.yaml, check_types.yaml, "
-                                            "limits.yaml)", key=""))
+                                            f"limits.yaml, {LEXICON})", key=""))
     if "check_types.yaml" in docs:
         problems += _check_overrides(docs["check_types.yaml"], m)
     if "phi.yaml" in docs:
         problems += _check_phi(docs["phi.yaml"], m, tables)
+    if LEXICON in docs:
+        problems += _check_lexicon(docs[LEXICON], tables)
     problems += _check_definitions(docs["definitions.yaml"])
     if "units.yaml" in docs:
         problems += _check_units(docs["units.yaml"])
     # The rules are compiled against well-formed tables and definitions only.
     problems += _check_rules(docs["rules.yaml"], m, tables, docs["definitions.yaml"].data, compile=not problems)
     return problems
+
+
+LEXICON = "onboarding/lexicon.yaml"  # ptrh scan / mapping draft (ptrharmonize/scan/match.py)
+_LEXICON_KEYS = {"tables", "columns", "codes", "booleans", "date_formats", "timestamp_formats"}
+
+
+def _check_lexicon(doc: _Doc, tables: dict[str, Any]) -> list[Problem]:
+    """The onboarding lexicon names CDM tables, columns and codes that exist, with word lists."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return [doc.problem((), "must be a mapping (tables, columns, codes, booleans, date formats)", key="")]
+    out = [doc.problem((k,), f"unknown key {k!r} (known: {', '.join(sorted(_LEXICON_KEYS))})", at_key=True)
+           for k in data if k not in _LEXICON_KEYS]
+    cols = {c["name"]: c for _, t in tables.values() for c in t.get("columns", []) if isinstance(c, dict)}
+
+    def words(loc: tuple[Any, ...], v: Any) -> None:
+        if not isinstance(v, list) or not all(isinstance(w, str | int | float) for w in v):
+            out.append(doc.problem(loc, "must be a list of words"))
+
+    for name, v in (data.get("tables") or {}).items():
+        if name not in tables:
+            out.append(doc.problem(("tables", name), f"{name!r} is not a CDM table", at_key=True))
+        words(("tables", name), v)
+    for name, v in (data.get("columns") or {}).items():
+        if name not in cols:
+            out.append(doc.problem(("columns", name), f"{name!r} is not a column of any CDM table", at_key=True))
+        words(("columns", name), v)
+    for name, codes in (data.get("codes") or {}).items():
+        known = set(cols.get(name, {}).get("codes") or [])
+        if not known:
+            out.append(doc.problem(("codes", name), f"{name!r} is not a code column of the CDM", at_key=True))
+            continue
+        for code, v in (codes or {}).items():
+            if str(code) not in known:
+                out.append(doc.problem(("codes", name, code), f"{code!r} is not a code of {name}", at_key=True))
+            words(("codes", name, code), v)
+    for key in ("date_formats", "timestamp_formats"):
+        if key in data:
+            words((key,), data[key])
+    return out
 
 
 def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any]) -> list[Problem]:
@@ -250,6 +295,10 @@ def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any])
                 out.append(doc.problem((*loc, attr), f"a bound on a {c.type} column (only integer and decimal columns have ranges)"))
         if getattr(c, "codes", None) and c.type not in ("code", "text"):
             out.append(doc.problem((*loc, "codes"), f"codes on a {c.type} column (only code columns have codes)"))
+        if c.applies_when:
+            why = _compile_condition(model.columns, c.applies_when)
+            if why:
+                out.append(doc.problem((*loc, "applies_when"), f"does not compile against the columns of {model.table}: {why}"))
     for loc, name in _mapping_columns(doc.data.get("mapping") or {}, ("mapping",)):
         if name not in names:
             out.append(doc.problem(loc, f"{name!r} is not a column of {model.table}"))
@@ -258,6 +307,22 @@ def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any])
             out.append(doc.problem(("key", i), f"key column {k!r} is not a column of {model.table}"))
     tables[model.table] = (doc, doc.data)
     return out
+
+
+def _compile_condition(columns: list[Any], condition: str) -> str | None:
+    """None when `condition` is a SQL boolean over these columns (DuckDB, as the QA report runs it)."""
+    from ..cdm import DUCKDB_TYPES
+
+    con = duckdb.connect()
+    try:
+        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in columns)
+        con.execute(f"CREATE TABLE t ({cols})")
+        con.execute(f"SELECT count(*) FILTER (WHERE {condition}) FROM t").fetchall()
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0]
+    finally:
+        con.close()
+    return None
 
 
 _MAPPING_COLUMN_KEYS = {"fills", "when", "multiply", "by"}
