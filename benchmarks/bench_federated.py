@@ -27,8 +27,7 @@ WIDE = """analysis:
   candidate_p: 0.99
   entry_p: 0.5
   removal_p: 0.6
-  multivariable_pool: [crs_grade_3plus, peak_temp_c, infection, tocilizumab, corticosteroid,
-                       peak_il6, age_years, male]
+  multivariable_pool: [peak_temp_c, age_years, peak_il6, male]
 """
 # analysis -> the sections of the one-round summary it reads (Table 4 also has its own rounds)
 SECTIONS = {

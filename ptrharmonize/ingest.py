@@ -23,7 +23,7 @@ from .errors import UserError
 from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
-from .store import create_schema, literal_path, qi
+from .store import create_schema, literal_path, qi, row_digest_sql
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -216,6 +216,9 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
             f"SELECT {cols}, ?, _file, _row FROM read_parquet(?)",
             [sid, literal_path(path)],
         )
+        key, digest = row_digest_sql(catalog, table)
+        db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest} FROM read_parquet(?)",
+               [sid, table, literal_path(path)])
 
 
 def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:

@@ -84,6 +84,34 @@ CREATE TABLE IF NOT EXISTS rule_results (
 """
 
 
+# One row per stored data row of every submission, kept after the submission is superseded, so
+# that the QA report and `ptrh diff` can say which rows a new submission added, removed or
+# changed. Only digests: no value of the data is kept here. `row_key` digests the table's key
+# columns (schemas/tables/*.yaml `key`), or the whole row for a table without a key.
+SUBMISSION_ROWS_DDL = """
+CREATE TABLE IF NOT EXISTS submission_rows (
+  submission_id VARCHAR,
+  "table" VARCHAR,
+  row_key UBIGINT,
+  row_digest UBIGINT
+)
+"""
+
+
+def row_digest_sql(catalog: Catalog, table: str) -> tuple[str, str]:
+    """SQL expressions (row_key, row_digest) over a CDM table's columns: MD5 of the cells' text,
+    a null written as NUL so that a blank and an empty text differ."""
+    spec = catalog.tables[table]
+
+    def digest(cols: list[str]) -> str:
+        parts = ", ".join(f"coalesce(CAST({qi(c)} AS VARCHAR), chr(0))" for c in cols)
+        return f"md5_number_lower(concat_ws(chr(31), {parts}))"
+
+    cols = spec.column_names
+    key = [c for c in spec.key if c in cols] or cols
+    return digest(key), digest(cols)
+
+
 def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
     """Create every CDM table, `submissions`, `issues`, `rule_results` and `collection` if absent."""
     catalog = catalog or load_catalog()
@@ -93,6 +121,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None
     con.execute(ISSUES_DDL)
     con.execute(RULE_RESULTS_DDL)
     con.execute(COLLECTION_DDL)
+    con.execute(SUBMISSION_ROWS_DDL)
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:

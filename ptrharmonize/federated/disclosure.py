@@ -74,7 +74,8 @@ class Policy:
     def patients(self, what: str, n: int) -> None:
         """A sum or moment only over at least min_count patients."""
         if n < self.min_count:
-            raise Refused(f"{what}: computed over fewer than {self.min_count} patients")
+            raise Refused(f"{what}: computed over fewer than {self.min_count} patients "
+                          f"(minimum cell count {self.min_count})")
 
 
 def guarded(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
-from ..read import ReadError
+from ..read import ReadError, read_source
 from .language import check_relative_path, load_mapping, resolve_in
 from .language import problem as _p
 from .model import SourceBlock
 from .parse import parse_mapping
-from .readers import open_source
 
 
 def _references(block: SourceBlock) -> list[tuple[str, str]]:
@@ -40,7 +39,8 @@ def _check_block_data(block: SourceBlock, root: Path) -> list[dict[str, str]]:
         path = resolve_in(root, block.file)
         if not path.exists():
             return [_p("error", f"{block.where}.file", f"file '{block.file}' is not in the submission folder")]
-        names = open_source(path, root, block).collect_schema().names()
+        # Read whole (not streamed): the lint also finds what breaks a file's rows.
+        names = read_source(path, root, block.fmt, **block.reader_options).columns
     except ReadError as exc:
         return [_p("error", f"{block.where}.file", str(exc))]
     have = set(names) - {FILE_COL, ROW_COL}

@@ -29,8 +29,17 @@ import polars as pl
 
 from .. import db
 from ..cdm import Catalog, load_catalog
+from ..collection import COLLECTION_DDL
 from ..errors import UserError
-from ..store import ISSUES_DDL, RULE_RESULTS_DDL, SUBMISSIONS_DDL, literal_path, qi, table_ddl
+from ..store import (
+    ISSUES_DDL,
+    RULE_RESULTS_DDL,
+    SUBMISSION_ROWS_DDL,
+    SUBMISSIONS_DDL,
+    literal_path,
+    qi,
+    table_ddl,
+)
 
 REDACTED = "[redacted]"
 PHI_PREFIX = "phi."
@@ -129,7 +138,8 @@ def open_store_source(store: Path, definitions: dict[str, Any] | None = None,
             else:
                 db.run(con, table_ddl(catalog, table))
         for name, ddl in (("submissions", SUBMISSIONS_DDL), ("issues", ISSUES_DDL),
-                          ("rule_results", RULE_RESULTS_DDL)):
+                          ("rule_results", RULE_RESULTS_DDL), ("submission_rows", SUBMISSION_ROWS_DDL),
+                          ("collection", COLLECTION_DDL)):
             if name in present:
                 db.run(con, f"CREATE VIEW {qi(name)} AS SELECT * FROM {STORE_ALIAS}.{qi(name)}")
             else:
@@ -156,10 +166,15 @@ def open_submission_source(result: Any, label: str, definitions: dict[str, Any] 
             cols = ", ".join(qi(c.name) for c in catalog.tables[table].columns)
             db.run(con, f"CREATE VIEW {qi(table)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS submission_id, "
                         f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(literal_path(path))})")
-        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL):
+        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL, COLLECTION_DDL):
             db.run(con, ddl)
         center = result.center_id or NO_CENTER
         sid = "(this submission, not ingested)"
+        if getattr(result, "collection", None) is not None:
+            con.register("_qa_collection", result.collection.to_arrow())
+            db.run(con, 'INSERT INTO collection SELECT ?, ?, "table", "column", collected, how '
+                        "FROM _qa_collection", [sid, center])
+            con.unregister("_qa_collection")
         db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, mapping_file, "
                     "row_counts, status, n_errors, n_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [sid, center, dt.datetime.now().replace(microsecond=0), label,
@@ -311,14 +326,21 @@ def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | Non
         "views": sorted(src.views),
     }
     data["summary"] = _summary(centers, counts, subs, issues_all)
-    data["rules"] = _rules_section(centers, rules)
-    data["completeness"] = _completeness(con, catalog, centers, counts)
+    info = rule_info(catalog)
+    data["rule_info"] = info
+    data["rules"] = _rules_section(centers, rules, info)
+    collected = _collected_tables(subs, active_ids)
+    data["completeness"] = _completeness(con, catalog, centers, counts, collected,
+                                         _missing_columns(issues_all), _not_collected(con))
     dist, values = _distributions(con, centers, src.views, notes)
     data["distributions"] = dist
     data["evaluability"] = _evaluability(con, centers, src.views, notes)
     data["crs"] = _crs_agreement(con, centers, src.views, notes)
     data["bleeding"] = _bleeding(con, centers, data["rules"])
     issues = _issue_lists(centers, issues_all)
+    from .history import history
+
+    data["history"] = history(con, centers)
     data["issues"] = {c: {"total": df.height,
                           "errors": int((df["severity"] == "error").sum()),
                           "warnings": int((df["severity"] == "warning").sum())} for c, df in issues.items()}
@@ -354,36 +376,144 @@ def _summary(centers: list[str], counts: dict[str, dict[str, int]], subs: pl.Dat
     return out
 
 
-def _rules_section(centers: list[str], rules: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
+def rule_info(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Every catalog rule's text (what it checks, as the message a center reads), category,
+    severity, default threshold and source, by rule id: what the report shows beside a result."""
+    from ..validate.rules import all_rules
+
+    out = {}
+    for r in all_rules(catalog):
+        table = catalog.tables.get(r.table)
+        label = table.column(r.column).label if table is not None and r.column in table.column_names else r.column
+        fill = {"table": r.table, "column": r.column or "<column>", "label": label or "<column>"}
+        try:
+            text = r.message.format_map(_Keep(fill))
+        except (ValueError, IndexError):
+            text = r.message
+        out[r.id] = {"text": text, "category": r.category, "severity": r.severity, "table": r.table,
+                     "threshold": r.threshold, "source": r.source or "", "check": r.check}
+    return out
+
+
+class _Keep(dict):
+    """format_map that leaves an unknown {placeholder} as it is."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _rules_section(centers: list[str], rules: pl.DataFrame,
+                   info: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     keep = ["rule_id", "table", "category", "severity", "checked", "failed", "fraction_failed",
             "threshold", "status", "stored_threshold", "stored_status", "reason"]
     for c in centers:
         sub = rules.filter(pl.col("center_id") == c) if rules.height else rules
-        out[c] = [{k: _num(r.get(k)) for k in keep} for r in sub.sort("rule_id").iter_rows(named=True)]
+        out[c] = []
+        for r in sub.sort("rule_id").iter_rows(named=True):
+            row = {k: _num(r.get(k)) for k in keep}
+            meta = info.get(r["rule_id"], {})
+            row["text"] = meta.get("text", "")
+            row["source"] = meta.get("source", "")
+            out[c].append(row)
     return out
 
 
+def _collected_tables(subs: pl.DataFrame, active_ids: list[str]) -> dict[str, set[str] | None]:
+    """Per center, the tables its current submission contained (even with no rows), from the
+    submission's row counts; None when the counts are not known (then rows decide)."""
+    out: dict[str, set[str] | None] = {}
+    for r in subs.filter(pl.col("submission_id").is_in(active_ids)).iter_rows(named=True):
+        try:
+            counts = json.loads(r["row_counts"]) if r.get("row_counts") else None
+        except (TypeError, ValueError):
+            counts = None
+        out[r["center_id"]] = set(counts) if isinstance(counts, dict) else None
+    return out
+
+
+def _missing_columns(issues: pl.DataFrame) -> set[tuple[str, str, str]]:
+    """(center, table, column) a center's files did not have (the structure check's findings)."""
+    if issues.height == 0:
+        return set()
+    miss = issues.filter(pl.col("rule_id").str.ends_with(".missing_column") & pl.col("column").is_not_null())
+    return {(c, t, col) for c, t, col in miss.select("center_id", "table", "column").iter_rows()}
+
+
+def _not_collected(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str | None], str]:
+    """(center, table, column or None for the table) -> how it is known not collected (`absent`
+    from the files, `declared` in the mapping), from the `collection` record of each center's
+    current submission (collection.py); empty for a store written before that record existed."""
+    try:
+        rows = db.rows(con, 'SELECT center_id, "table", "column", how FROM collection WHERE NOT collected')
+    except duckdb.Error:
+        return {}
+    return {(c, t, col): how for c, t, col, how in rows}
+
+
 def _completeness(con: duckdb.DuckDBPyConnection, catalog: Catalog, centers: list[str],
-                  counts: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """Share of non-empty cells per table x column x center (None: table not submitted)."""
+                  counts: dict[str, dict[str, int]], collected: dict[str, set[str] | None],
+                  missing_columns: set[tuple[str, str, str]],
+                  not_collected: dict[tuple[str, str, str | None], str]) -> dict[str, Any]:
+    """Share of non-empty cells per table x column x center, among the rows where the column
+    applies (`applies_when` in schemas/tables), with a state per cell:
+
+    - `not_collected`: the center does not collect the table or the column (its `collection`
+      record: absent from the files or declared in the mapping; else the table missing from the
+      submission's row counts, or the structure check's missing column) (share None);
+    - `structural`: a blank is an answer (`blank_means`, e.g. no death date = alive): only the
+      filled cells are counted (share None);
+    - `not_applicable`: no row where the column applies (share None);
+    - `complete` (100%), `partial`, `empty` (0%) otherwise.
+    """
     out: dict[str, Any] = {}
     for table, spec in catalog.tables.items():
         parts = []
+        model_of = {col.name: {k: col.attrs[k] for k in ("applies_when", "applies_label", "blank_means")
+                               if col.attrs.get(k)} for col in spec.columns}
         for i, col in enumerate(spec.columns):
             expr = qi(col.name)
             if col.duckdb_type == "VARCHAR":
                 expr = f"NULLIF(trim({expr}), '')"
-            parts.append(f"count({expr}) AS c{i}")
+            when = model_of[col.name].get("applies_when")
+            cond = f" FILTER (WHERE {when})" if when else ""
+            parts.append(f"count({expr}){cond} AS c{i}, count(*){cond} AS n{i}")
         rows = {r[0]: r[1:] for r in db.rows(
             con, f"SELECT center_id, count(*), {', '.join(parts)} FROM {qi(table)} GROUP BY 1")}
         cols: dict[str, dict[str, float | None]] = {}
+        state: dict[str, dict[str, str]] = {}
+        filled: dict[str, dict[str, int]] = {}
+        applicable: dict[str, dict[str, int]] = {}
+        model = {k: v for k, v in model_of.items() if v}
+        how: dict[str, dict[str, str]] = {}
         for i, col in enumerate(spec.columns):
-            cols[col.name] = {}
+            cols[col.name], state[col.name], filled[col.name], applicable[col.name] = {}, {}, {}, {}
+            how[col.name] = {}
             for c in centers:
                 r = rows.get(c)
-                cols[col.name][c] = (r[i + 1] / r[0]) if r and r[0] else None
-        out[table] = {"rows": {c: counts[table].get(c, 0) for c in centers}, "columns": cols}
+                total = r[0] if r else 0
+                n_filled, n_applies = (r[1 + 2 * i], r[2 + 2 * i]) if r else (0, 0)
+                filled[col.name][c], applicable[col.name][c] = int(n_filled), int(n_applies)
+                sent = collected.get(c)
+                table_sent = (table in sent) if sent is not None else total > 0
+                share: float | None = None
+                off = not_collected.get((c, table, None)) or not_collected.get((c, table, col.name))
+                if off or not table_sent or (c, table, col.name) in missing_columns:
+                    st = "not_collected"
+                    how[col.name][c] = off or "absent"
+                elif not total:
+                    st = "no_rows"
+                elif model_of[col.name].get("blank_means"):
+                    st = "structural"
+                elif not n_applies:
+                    st = "not_applicable"
+                else:
+                    share = n_filled / n_applies
+                    st = "complete" if n_filled == n_applies else "empty" if not n_filled else "partial"
+                cols[col.name][c] = share
+                state[col.name][c] = st
+        out[table] = {"rows": {c: counts[table].get(c, 0) for c in centers}, "columns": cols, "state": state,
+                      "filled": filled, "applicable": applicable, "model": model, "not_collected_how": how}
     return out
 
 
@@ -490,6 +620,7 @@ def _bleeding(con: duckdb.DuckDBPyConnection, centers: list[str],
 
 
 def _issue_lists(centers: list[str], issues: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Per center, its open findings (ISSUE_COLUMNS), errors first, flagged values masked."""
     out = {}
     for c in centers:
         sub = issues.filter(pl.col("center_id") == c).select(ISSUE_COLUMNS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from pathlib import Path
@@ -68,6 +67,24 @@ def _show(entry: dict[str, Any], got: Any) -> str:
     return str(got)
 
 
+def _precision(entry: dict[str, Any], got: Any) -> dict[str, str]:
+    """The study's value, ours and their difference, at the precision the study printed
+    (`digits` decimals for `round`, whole numbers for `exact`); a one-sided comparison has no
+    difference to show."""
+    kind, want = entry["compare"], entry["value"]
+    if kind not in ("round", "exact") or not isinstance(want, int | float) or isinstance(want, bool):
+        return {"study": "", "ours": "" if got is None else f"{got:.4g}" if isinstance(got, float) else str(got),
+                "difference": "–"}
+    digits = int(entry.get("digits", 3)) if kind == "round" else 0
+    study = f"{want:.{digits}f}"
+    if got is None or isinstance(got, bool) or not isinstance(got, int | float) or not math.isfinite(got):
+        return {"study": study, "ours": "missing" if got is None else str(got), "difference": "–"}
+    ours = round(float(got), digits)
+    diff = round(ours - float(want), digits)
+    return {"study": study, "ours": f"{ours:.{digits}f}",
+            "difference": f"{diff + 0.0:+.{digits}f}" if diff else f"{0:.{digits}f}"}
+
+
 def compare_results(results: dict[str, Any], published: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     analyses = results.get("analyses", results)
     rows = []
@@ -78,12 +95,15 @@ def compare_results(results: dict[str, Any], published: list[dict[str, Any]] | N
             shown_want = f"{'>' if e['compare'] == 'gt' else '<'} {want}"
         elif e["compare"] == "sign":
             shown_want = "negative" if want < 0 else "positive"
+        elif e["compare"] == "round" and isinstance(want, int | float):
+            shown_want = f"{want:.{int(e.get('digits', 3))}f}"
         else:
             shown_want = str(want)
         rows.append({
             "id": e["id"], "figure": e["figure"], "what": e["what"], "published": shown_want,
             "reproduced": _show(e, got), "test": e.get("test", ""), "match": _matches(e, got),
             "expected_mismatch": bool(e.get("expect_mismatch", False)), "follows": e.get("follows", ""),
+            **_precision(e, got),
         })
     return rows
 
@@ -100,20 +120,9 @@ def to_markdown(rows: list[dict[str, Any]], header: str = "") -> str:
 
 
 def to_html(rows: list[dict[str, Any]], header: str = "") -> str:
+    """The reproduction report: the same layout as the QA report (templates/reproduction.html.j2)."""
+    from ..report.templating import render
+
     n_ok = sum(r["match"] for r in rows)
-    body = []
-    for r in rows:
-        cls = "ok" if r["match"] else ("doc" if r["expected_mismatch"] else "bad")
-        mark = "&#10003;" if r["match"] else ("documented" if r["expected_mismatch"] else "&#10007;")
-        cells = [html.escape(str(r[k])) for k in ("figure", "what", "published", "reproduced", "test")]
-        body.append(f"<tr class='{cls}'><td>" + "</td><td>".join(cells) + f"</td><td>{mark}</td>"
-                    f"<td>{html.escape(r['follows'])}</td></tr>")
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Reproduction</title>
-<style>body{{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em;color:#222}}
-table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-tr.ok td:nth-child(6){{color:#15803d;font-weight:bold}}tr.bad{{background:#fee2e2}}tr.doc{{background:#fef9c3}}</style>
-</head><body><h1>Reproduction of the reference study</h1><p>{html.escape(header)}</p>
-<p><b>{n_ok} of {len(rows)}</b> published numbers reproduced.</p>
-<table><thead><tr><th>figure</th><th>number</th><th>published</th><th>reproduced</th><th>test</th><th>match</th><th>note</th></tr></thead>
-<tbody>{''.join(body)}</tbody></table></body></html>
-"""
+    return render("reproduction.html.j2", title="Reproduction of the reference study", subtitle=header,
+                  nav=(), rows=rows, n_ok=n_ok, n_doc=sum(1 for r in rows if not r["match"] and r["expected_mismatch"]))

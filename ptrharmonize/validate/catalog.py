@@ -147,6 +147,9 @@ def _models() -> dict[str, Any]:
     column = create_model(
         "Column", __base__=_Strict,
         name=(str, ...), type=(CdmType, ...), label=(str | None, None), unit=(str | None, None),
+        # Where the column applies and what a blank means: read by the QA report's completeness
+        # (docs/qa-report.md), not by any check.
+        applies_when=(str | None, None), applies_label=(str | None, None), blank_means=(str | None, None),
         **_fields([c for c in reg if c.level == "column"], "attributes"),
     )
     table = create_model(
@@ -254,6 +257,10 @@ def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any])
                 out.append(doc.problem((*loc, attr), f"a bound on a {c.type} column (only integer and decimal columns have ranges)"))
         if getattr(c, "codes", None) and c.type not in ("code", "text"):
             out.append(doc.problem((*loc, "codes"), f"codes on a {c.type} column (only code columns have codes)"))
+        if c.applies_when:
+            why = _compile_condition(model.columns, c.applies_when)
+            if why:
+                out.append(doc.problem((*loc, "applies_when"), f"does not compile against the columns of {model.table}: {why}"))
     for loc, name in _mapping_columns(doc.data.get("mapping") or {}, ("mapping",)):
         if name not in names:
             out.append(doc.problem(loc, f"{name!r} is not a column of {model.table}"))
@@ -262,6 +269,22 @@ def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any])
             out.append(doc.problem(("key", i), f"key column {k!r} is not a column of {model.table}"))
     tables[model.table] = (doc, doc.data)
     return out
+
+
+def _compile_condition(columns: list[Any], condition: str) -> str | None:
+    """None when `condition` is a SQL boolean over these columns (DuckDB, as the QA report runs it)."""
+    from ..cdm import DUCKDB_TYPES
+
+    con = duckdb.connect()
+    try:
+        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in columns)
+        con.execute(f"CREATE TABLE t ({cols})")
+        con.execute(f"SELECT count(*) FILTER (WHERE {condition}) FROM t").fetchall()
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0]
+    finally:
+        con.close()
+    return None
 
 
 _MAPPING_COLUMN_KEYS = {"fills", "when", "multiply", "by"}

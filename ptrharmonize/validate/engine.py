@@ -176,7 +176,12 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
     """A lazily read canonical CSV that fails while it streams (a ragged row, a broken quote):
     read it eagerly, which raises the ReadError naming the file and row. Returns when the file
     reads fine eagerly (the caller then re-raises the original error)."""
-    if sub.mapping_file is not None or not isinstance(sub.tables.get(table), pl.LazyFrame):
+    if not isinstance(sub.tables.get(table), pl.LazyFrame):
+        return
+    if sub.mapping_file is not None:
+        from ..mapping import apply_mapping
+
+        apply_mapping(sub.mapping_file, Path(sub.source_path))  # eagerly: a ReadError names the cell
         return
     from ..read.canonical import canonical_files
     from ..read.csv import read_csv
