@@ -58,10 +58,14 @@ def write_json(doc: dict[str, Any] | list[dict[str, Any]], fh: Any) -> None:
 
 
 def safe_issue_frame(issues: pl.DataFrame) -> pl.DataFrame:
-    """The issue table as a center may open it in a spreadsheet: formula text neutralized."""
-    return issues.with_columns(
-        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in ("value", "file", "column")]
+    """The issue table as a center may open it in a spreadsheet: formula text neutralized in every
+    text field (center, file, column, value, message, the center's own column names...) and in the
+    header, whatever the columns are (issue 23: a center header `=SUM(..)` reached the XLSX)."""
+    texts = [c for c, t in issues.schema.items() if t == pl.Utf8 or t == pl.String]
+    safe = issues.with_columns(
+        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8, skip_nulls=True) for c in texts]
     )
+    return safe.rename({c: neutralize_formula(c) or c for c in safe.columns if neutralize_formula(c) != c})
 
 
 ISSUE_LIST_SUFFIXES = (".csv", ".xlsx", ".xlsm")
