@@ -42,7 +42,12 @@ def output_for(output: Path | None, path: Path, several: bool) -> Path | None:
 
 
 def check_outputs(output: Path | None, paths: list[Path]) -> None:
-    """Refuse several folders whose issue lists would overwrite each other."""
+    """Refuse an issue-list suffix that cannot be written, and several folders whose issue
+    lists would overwrite each other."""
+    if output is not None:
+        from .report.issues import check_issue_list_suffix
+
+        check_issue_list_suffix(output)
     if output is None or len(paths) < 2:
         return
     seen: dict[Path, Path] = {}

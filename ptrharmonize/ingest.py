@@ -93,6 +93,7 @@ class StoreWriter:
                 # with the batch, is worth more than the last second.
                 db.run(con, "SET checkpoint_threshold = '64MB'")
                 create_schema(con, self.catalog)
+                _ensure_views(con)
             except BaseException:
                 con.close()
                 lock.__exit__(None, None, None)
@@ -198,6 +199,18 @@ class StoreWriter:
                 f"(a table emptied, or more than {share:.0%} of its rows gone); nothing was stored. "
                 "Check the export; pass --allow-shrink if the center really withdrew them"
             )
+
+
+def _ensure_views(con: duckdb.DuckDBPyConnection) -> None:
+    """The derived views and definition macros in the store (issue 18), so that the DuckDB CLI,
+    R or Python read `patient_summary` without ptrh. Installed when the store has none; views
+    already there are kept, since `ptrh views --config` may have installed a registry's own
+    definitions (`ptrh views` re-installs them after a definition or a ptrh upgrade changes)."""
+    from .store_views import install_store_views
+
+    if not db.scalar(con, "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
+                          "AND view_name = 'patient_summary' AND NOT internal"):
+        install_store_views(con)
 
 
 def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: ValidationResult,

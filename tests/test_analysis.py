@@ -513,3 +513,38 @@ def test_formula_text_in_a_center_code_is_neutralised_in_csv_tables(tmp_path: Pa
     text = (tmp_path / "tables" / "x.csv").read_text()
     assert "'=HYPERLINK" in text
     assert "\n-5," in text  # a number stays a number
+
+
+def test_table4_under_separation_reports_firth_and_infinity(tmp_path: Path) -> None:
+    """CRS >= 3 in 12 of 14 PTR patients and in no non-PTR patient: quasi-complete separation,
+    the ML odds ratio is infinite. Table 4 then reports Firth's estimate with its profile CI
+    (issue 18), says so, and writes the ML odds ratio as "Infinity" with the reason."""
+    ps, tr = _frames()
+    ps = ps.with_columns(
+        crs_grade_3plus=pl.when(pl.col("treatment_type") == "car_t")
+        .then(pl.col("ptr") & pl.col("patient_id").is_in([f"p{i}" for i in range(12)]))
+        .otherwise(pl.col("crs_grade_3plus"))
+    )
+    con = duckdb.connect()
+    con.register("ps_df", ps.to_arrow())
+    con.register("tr_df", tr.to_arrow())
+    con.execute("CREATE TABLE patient_summary AS SELECT * FROM ps_df")
+    con.execute("CREATE TABLE transfusion_il6 AS SELECT * FROM tr_df")
+    res = run_analyses(con, load_definitions(), tmp_path, analyses=["ptr_multivariable"])
+    con.close()
+    doc = json.loads((tmp_path / "results.json").read_text())["analyses"]["ptr_multivariable"]
+    assert doc["status"] == "ok" and doc["method"] == "firth" and doc["test"] == "firth"
+    assert "separation" in doc["reported_because"]
+    (sel,) = doc["selected"]
+    assert sel["variable"] == "crs_grade_3plus"
+    assert doc["ml"]["separation"]["directions"]["crs_grade_3plus"] == 1
+    (ml,) = doc["ml"]["selected"]
+    assert ml["odds_ratio"] == "Infinity" and "separation" in ml["reason"]
+    assert sel == doc["firth"]["selected"][0]
+    assert 1 < sel["ci_low"] < sel["odds_ratio"] < sel["ci_high"] < math.inf
+    assert doc["p_value"] == sel["p_value"] < 0.05
+    table = pl.read_csv(tmp_path / "tables" / "ptr_multivariable.csv")
+    assert table["method"][0].startswith("Firth") and table["reported"][0]
+    assert "separation" in table["note"][0]
+    assert table["odds_ratio"].dtype == pl.Float64  # numbers stay numbers
+    assert res["status"] == {"ptr_multivariable": "ok"}

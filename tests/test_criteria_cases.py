@@ -189,3 +189,51 @@ def test_ptr_case(tx_store, case):
     got = next(r for r in tx_store(case["config"])["patient_ptr"] if r["patient_id"] == case["case"])
     assert (got["ptr"], got["n_evaluable"], got["n_low_cci"]) == (
         case["expect_ptr"] == "true", int(case["expect_n_evaluable"]), int(case["expect_n_low_cci"])), case["source"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Platelet improvement and recovery start after the last transfusion that could explain the
+# count (tests/cases/recovery_cases.csv).
+
+RECOVERY_CASES = read_cases("recovery_cases.csv")
+
+
+def _daily(spec: str) -> dict[int, float]:
+    """'0-1:30 2-4:12' -> {0: 30, 1: 30, 2: 12, 3: 12, 4: 12}."""
+    out: dict[int, float] = {}
+    for part in spec.split():
+        days, value = part.split(":")
+        lo, _, hi = days.partition("-")
+        for d in range(int(lo), int(hi or lo) + 1):
+            out[d] = float(value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def recovery_rows(tmp_path_factory: pytest.TempPathFactory):
+    rows: dict[str, list[dict[str, str]]] = {t: [] for t in ("patients", "treatments", "transfusions", "labs")}
+    for r in RECOVERY_CASES:
+        for table, rec in patient_rows(r["case"]).items():
+            rows[table].append(rec)
+        for d, v in _daily(r["plt_daily"]).items():
+            rows["labs"].append(dict(center_id=CENTER, patient_id=r["case"], measured_at=on_day(d, "06:00:00"),
+                                     analyte="PLT", value=str(v), unit="10^9/L", below_lod="false"))
+        for n, d in enumerate(x for x in r["transfusion_days"].split(";") if x):
+            rows["transfusions"].append(dict(
+                center_id=CENTER, patient_id=r["case"], transfusion_id=f"{r['case']}-T{n + 1}",
+                transfused_at=on_day(d, "10:00:00"), product="apheresis", units_reported="1",
+                dose_e11="3", storage_h="24", abo_compatible="true", crossmatched="false"))
+    con = ingest_rows(tmp_path_factory.mktemp("recovery"), rows)
+    got = {r["patient_id"]: r for r in query(con, "SELECT * FROM patient_recovery")}
+    con.close()
+    return got
+
+
+@pytest.mark.parametrize("case", RECOVERY_CASES, ids=[r["case"] for r in RECOVERY_CASES])
+def test_recovery_case(recovery_rows, case):
+    got = recovery_rows[case["case"]]
+    have = (got["platelet_improvement_30d"], got["platelet_improvement_day"],
+            got["platelet_recovery_90d"], got["platelet_recovery_day"])
+    want = (case["expect_platelet_improvement_30d"] == "true", opt_int(case["expect_platelet_improvement_day"]),
+            case["expect_platelet_recovery_90d"] == "true", opt_int(case["expect_platelet_recovery_day"]))
+    assert have == want, case["source"]

@@ -570,3 +570,27 @@ def test_cli_mapping_check_and_synth(tmp_path: Path, demo: tuple[Path, dict]) ->
     assert gen.exit_code == 0, gen.output
     assert json.loads((tmp_path / "s/defects.json").read_text(encoding="utf-8"))
     assert (tmp_path / "s/centers/it_milan/pazienti.sav").exists()
+
+
+# --------------------------------------------------------------------------- streaming (issue 22)
+
+
+def test_lazy_plan_streams_and_equals_the_eager_read(demo: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apply_mapping(lazy=True)` (what validate and ingest use) gives LazyFrames that run on
+    polars' streaming engine and hold the same rows, _file and _row as the eager read; SPSS is
+    read in chunks of cases (here 5) whose rows keep the file's case numbers."""
+    from ptrharmonize.mapping import readers
+
+    monkeypatch.setattr(readers, "SPSS_CHUNK", 5)
+    out, manifest = demo
+    for entry in manifest["centers"]:
+        eager = apply_mapping(out / entry["mapping"], out / entry["folder"])
+        lazy = apply_mapping(out / entry["mapping"], out / entry["folder"], lazy=True)
+        assert set(lazy.tables) == set(eager.tables) and lazy.files == eager.files
+        for table, frame in lazy.tables.items():
+            assert isinstance(frame, pl.LazyFrame)
+            streamed = frame.collect(engine="streaming")
+            expected = eager.tables[table]
+            assert streamed.columns == expected.columns
+            key = ["_file", "_row", *[c for c in expected.columns if c not in ("_file", "_row")]]
+            assert streamed.sort(key, nulls_last=True).equals(expected.sort(key, nulls_last=True)), (entry["key"], table)

@@ -152,7 +152,10 @@ def test_logistic_flags_separation_and_firth_stays_finite() -> None:
     x = np.array([1] * 6 + [0] * 16)
     y = np.array([1] * 6 + [1] * 4 + [0] * 12)
     ml = logistic({"x": x}, y)
-    assert ml["separation_suspected"]
+    # every x = 1 patient has y = 1: quasi-complete separation, found by linear programming
+    assert ml["separation"]["detected"] and ml["separation"]["directions"] == {"x": 1}
+    term = ml["coefficients"][1]
+    assert term["odds_ratio"] == math.inf and term["p_value"] is None and "separation" in term["reason"]
     fr = firth_logistic({"x": x}, y)
     assert fr["converged"] and math.isfinite(fr["coefficients"][1]["estimate"])
     assert fr["coefficients"][1]["ci_high"] < math.inf
@@ -204,3 +207,29 @@ def test_cuminc_without_competing_events_is_one_minus_km() -> None:
 def test_cuminc_rejects_bad_status() -> None:
     with pytest.raises(ValueError, match="status"):
         cuminc([1, 2], [1, 3], ["a", "b"], horizon=1)
+
+
+def test_separation_is_detected_not_guessed_from_a_large_estimate() -> None:
+    # the study's CRS x PTR table (2/10 vs 12/15): OR 16, no separation
+    x = np.array([1] * 15 + [0] * 10)
+    y = np.array([1] * 12 + [0] * 3 + [1] * 2 + [0] * 8)
+    assert not logistic({"crs3": x}, y)["separation"]["detected"]
+    # a large but finite estimate (OR ~ 8e3 from 1 discordant pair among 200) is not separation
+    x = np.array([1] * 100 + [0] * 100)
+    y = np.array([1] * 99 + [0] * 1 + [1] * 1 + [0] * 99)
+    fit = logistic({"x": x}, y)
+    assert not fit["separation"]["detected"] and fit["coefficients"][1]["odds_ratio"] > 5000
+
+
+def test_collinear_or_constant_designs_are_not_estimable_not_a_crash() -> None:
+    from ptrharmonize.stats._common import NotEstimable
+
+    x = np.array([0, 1, 0, 1, 1, 0, 1, 0.0])
+    y = np.array([0, 1, 1, 1, 0, 0, 1, 0.0])
+    for X in ({"a": x, "b": x}, {"a": x, "b": 1 - x}, {"c": np.ones(8)}):
+        with pytest.raises(NotEstimable, match="singular design"):
+            logistic(X, y)
+        with pytest.raises(NotEstimable, match="singular design"):
+            firth_logistic(X, y)
+    with pytest.raises(NotEstimable, match="both outcomes"):
+        firth_logistic({"a": x}, np.ones(8))

@@ -76,11 +76,12 @@ class AnalysisResult:
     summary: list[dict[str, Any]] = field(default_factory=list)
 
 
-def not_applicable(reason: str, **data: Any) -> AnalysisResult:
-    """An analysis the data cannot support (a group empty after filtering, no events...)."""
+def not_estimable(reason: str, **data: Any) -> AnalysisResult:
+    """An analysis the data cannot support (a group empty after filtering, no events, a
+    singular design...): `status: not_estimable` and the reason, never an exception."""
     return AnalysisResult(
-        data={"status": "not_applicable", "reason": reason, **data},
-        table=pl.DataFrame({"status": ["not_applicable"], "reason": [reason]}),
+        data={"status": "not_estimable", "reason": reason, **data},
+        table=pl.DataFrame({"status": ["not_estimable"], "reason": [reason]}),
     )
 
 
@@ -103,7 +104,9 @@ def count_true(s: pl.Series) -> dict[str, int]:
 
 
 def num(x: Any) -> Any:
-    """A value fit for JSON: numpy scalars to Python, NaN and infinities to None."""
+    """A value fit for strict JSON: numpy scalars to Python, NaN to None (unknown), and an
+    infinite value (an odds ratio under separation, R's Inf) to the string "Infinity" or
+    "-Infinity", so it is neither lost as null nor invalid JSON; the entry says why."""
     if isinstance(x, dict):
         return {str(k): num(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -112,7 +115,9 @@ def num(x: Any) -> Any:
         return [num(v) for v in x.tolist()]
     if isinstance(x, np.generic):
         x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
+    if isinstance(x, float) and math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if isinstance(x, float) and math.isnan(x):
         return None
     return x
 
@@ -131,8 +136,12 @@ def median_range(x: np.ndarray) -> tuple[float | None, list[float | None]]:
 
 def fmt(x: Any, digits: int = 3) -> str:
     """A number for a table cell: empty when missing, `digits` significant figures otherwise."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    if x in ("Infinity", "-Infinity"):
+        return str(x)
+    if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
+    if isinstance(x, float) and math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
     if isinstance(x, (bool, np.bool_)):
         return "yes" if x else "no"
     if isinstance(x, (int, np.integer)):

@@ -20,7 +20,7 @@ from ._common import (
     fmt,
     fmt_p,
     headline,
-    not_applicable,
+    not_estimable,
     num,
     split,
     testable,
@@ -47,7 +47,7 @@ def baseline(ctx: Context) -> AnalysisResult:
     groups = split(df, "car_t", TREATMENT_GROUPS)
     sizes = {g: groups[g].height for g in TREATMENT_GROUPS}
     if min(sizes.values()) == 0:
-        return not_applicable("one treatment group has no patient", n=sizes)
+        return not_estimable("one treatment group has no patient", n=sizes)
 
     rows = []
     for var, (label, unit) in CONTINUOUS.items():

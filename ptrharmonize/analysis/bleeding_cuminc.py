@@ -21,7 +21,7 @@ from ._common import (
     fmt,
     fmt_p,
     headline,
-    not_applicable,
+    not_estimable,
     num,
 )
 
@@ -43,7 +43,7 @@ def bleeding_cuminc(ctx: Context) -> AnalysisResult:
     }
     n = {g: int((df["group"] == g).sum()) for g in PTR_GROUPS}
     if min(n.values()) == 0:
-        return not_applicable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
+        return not_estimable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
     res = dict(
         cuminc(
             df["event_time_days"].cast(pl.Float64).to_numpy(),

@@ -33,7 +33,7 @@ from ._common import (
     fmt,
     fmt_p,
     headline,
-    not_applicable,
+    not_estimable,
     num,
     split,
     testable,
@@ -108,7 +108,7 @@ def cart_characteristics(ctx: Context) -> AnalysisResult:
     df = ctx.population("cart_characteristics")
     n = {"ptr": int(df["ptr"].sum()), "non_ptr": int((~df["ptr"]).sum())}
     if min(n.values()) == 0:
-        return not_applicable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
+        return not_estimable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
     rows = characteristic_rows(df, ctx.params)
     data = {"n": n, "groups_order": list(PTR_GROUPS), "rows": rows}
     keys = {"crs_grade_3plus", "peak_temp_c"}

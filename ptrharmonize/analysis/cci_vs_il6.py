@@ -13,7 +13,7 @@ import polars as pl
 
 from ..stats.regression import linear
 from . import _plots
-from ._common import AnalysisResult, Context, fmt, fmt_p, headline, not_applicable, num, values
+from ._common import AnalysisResult, Context, fmt, fmt_p, headline, not_estimable, num, values
 
 X_LABEL = "IL-6 on the day of transfusion (pg/mL)"
 Y_LABEL = "12-h CCI (/\u00b5L \u00d7 m\u00b2 / 10\u00b9\u00b9)"
@@ -24,7 +24,7 @@ def cci_vs_il6(ctx: Context) -> AnalysisResult:
     x, y = values(df, "il6_same_day"), values(df, "cci")
     n_patients = df.select(pl.struct("center_id", "patient_id").n_unique()).item()
     if len(x) < 3:
-        return not_applicable("fewer than 3 transfusions with a same-day IL-6", n=len(x))
+        return not_estimable("fewer than 3 transfusions with a same-day IL-6", n=len(x))
     res = dict(linear(x, y))
     data = num({"test": "linear", **res, "n": len(x), "n_patients": n_patients,
                 "x": "il6_same_day", "y": "cci"})

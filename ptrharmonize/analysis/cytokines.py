@@ -25,7 +25,7 @@ from ._common import (
     fmt,
     fmt_p,
     headline,
-    not_applicable,
+    not_estimable,
     split,
     values,
 )
@@ -61,7 +61,7 @@ def _run(df: pl.DataFrame, by: str, order: Sequence[str], title: str, fig: str) 
     groups = split(df, by, order)
     n = {g: groups[g].height for g in order}
     if min(n.values()) == 0:
-        return not_applicable(f"group {min(n, key=n.get)} has no patient", n=n)
+        return not_estimable(f"group {min(n, key=n.get)} has no patient", n=n)
     x = {key: {g: values(groups[g], column) for g in order}
          for key, (column, _label) in CYTOKINES.items()}
     res = {key: compare_medians(x[key], order) for key in CYTOKINES}

@@ -20,7 +20,7 @@ from ._common import (
     fmt,
     fmt_p,
     headline,
-    not_applicable,
+    not_estimable,
     split,
     values,
 )
@@ -35,7 +35,7 @@ def platelet_dose_by_ptr(ctx: Context) -> AnalysisResult:
     groups = split(ctx.population("platelet_dose_by_ptr"), "ptr", PTR_GROUPS)
     n = {g: groups[g].height for g in PTR_GROUPS}
     if min(n.values()) == 0:
-        return not_applicable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
+        return not_estimable("the CAR-T subgroup has no PTR or no non-PTR patient", n=n)
     data: dict = {"n": n, "groups_order": list(PTR_GROUPS)}
     rows, panels = [], []
     for key, (column, label) in MEASURES.items():

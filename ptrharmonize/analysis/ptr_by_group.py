@@ -22,7 +22,7 @@ from ._common import (
     fmt,
     fmt_p,
     headline,
-    not_applicable,
+    not_estimable,
     num,
 )
 
@@ -43,7 +43,7 @@ def _table2x2(groups: dict[str, dict[str, int]]) -> list[list[int]]:
 def ptr_by_group(ctx: Context) -> AnalysisResult:
     groups = _counts(ctx.population("ptr_by_group"))
     if min(v["n"] for v in groups.values()) == 0:
-        return not_applicable("one treatment group has no patient", groups=groups)
+        return not_estimable("one treatment group has no patient", groups=groups)
     res = dict(chi2_or_fisher(_table2x2(groups), min_expected=ctx.params["min_expected"]))
     data = num(
         {
@@ -84,7 +84,7 @@ def ptr_by_group_stratified(ctx: Context) -> AnalysisResult:
         else:
             strata[center] = groups
     if not strata:
-        return not_applicable("no center treated patients in both groups", centers_dropped=dropped)
+        return not_estimable("no center treated patients in both groups", centers_dropped=dropped)
     res = cmh(
         [_table2x2(g) for g in strata.values()],
         correct=ctx.params["cmh_correct"],

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..stats._common import NotEstimable
 from ..stats.regression import firth_logistic, forward_lr, logistic
-from ._common import AnalysisResult, Context, fmt, fmt_p, headline, not_applicable, num
+from ._common import AnalysisResult, Context, fmt, headline, not_estimable, num
 from .cart_characteristics import characteristic_rows
 
 
@@ -34,7 +35,7 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
     df = ctx.population("ptr_multivariable")
     events = int(df["ptr"].sum())
     if events == 0 or events == df.height:
-        return not_applicable("the CAR-T subgroup has no PTR or no non-PTR patient", n=df.height)
+        return not_estimable("the CAR-T subgroup has no PTR or no non-PTR patient", n=df.height)
 
     table3 = {r["variable"]: r for r in characteristic_rows(df, p)}
     screen = []
@@ -47,8 +48,12 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
             test, p_value = table3[var]["test"], table3[var]["p_value"]
         else:
             sub = df.select(var, "ptr").drop_nulls()
-            fit = logistic({var: _x(sub[var])}, _x(sub["ptr"]), [var], confidence=p["confidence"])
-            test, p_value = "logistic", _terms(fit)[0]["p_value"]
+            try:
+                fit = logistic({var: _x(sub[var])}, _x(sub["ptr"]), [var],
+                               confidence=p["confidence"])
+                test, p_value = "logistic", _terms(fit)[0]["p_value"]
+            except NotEstimable:  # constant, or one outcome only: no screen p, not a candidate
+                test, p_value = "logistic", None
         screen.append({"variable": var, "univariate_test": test, "univariate_p": p_value,
                        "candidate": p_value is not None and p_value < p["candidate_p"]})
     candidates = [s["variable"] for s in screen if s["candidate"]]
@@ -62,32 +67,59 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
     X = {v: _x(cc[v]) for v in candidates}
     y = _x(cc["ptr"])
     if y.sum() in (0, len(y)):
-        return not_applicable("no PTR or no non-PTR patient has every candidate known",
+        return not_estimable("no PTR or no non-PTR patient has every candidate known",
                               n=cc.height, screen=screen, candidates=candidates)
     model = dict(
         forward_lr(X, y, candidates, entry_p=p["entry_p"], removal_p=p["removal_p"],
                    entry_test=p["entry_test"], confidence=p["confidence"])
     )
     selected = [s["variable"] for s in model["selected"]]
+    final = model["final_model"]
+    separated = bool(selected) and final["separation"]["detected"]
     firth = None
+    firth_error = None
     if selected:
-        fit = firth_logistic({v: X[v] for v in selected}, y, selected, confidence=p["confidence"])
-        firth = {**fit, "selected": _terms(fit)}
-        del firth["coefficients"]
-    # Headline: the Wald test of the first variable selected (the study's "p = 0.007").
-    wald = _terms(model["final_model"])[0] if selected else {}
+        try:
+            fit = firth_logistic({v: X[v] for v in selected}, y, selected,
+                                 confidence=p["confidence"])
+            firth = {**fit, "selected": _terms(fit)}
+            del firth["coefficients"]
+        except NotEstimable as exc:
+            firth_error = str(exc)
+    if separated and firth is None:
+        return not_estimable(
+            f"separation of {', '.join(final['separation']['directions'])} and no Firth fit "
+            f"({firth_error})", n=cc.height, screen=screen, candidates=candidates,
+            steps=model["steps"])
+    # Under separation (detected by linear programming, stats.regression.separation) the ML
+    # odds ratio is infinite: the reported result is Firth's, with its profile-likelihood CI.
+    reported = firth if separated else model
+    first = _terms(final)[0] if selected else {}
+    head = reported["selected"][0] if selected else {}
     data = {
         **model,
-        "test": "logistic",
-        "statistic": wald.get("statistic"),
-        "statistic_name": "Wald z of the first variable selected" if selected else None,
-        "p_value": wald.get("p_value"),
+        "test": "firth" if separated else "logistic",
+        "method": "firth" if separated else "logistic",
+        "reported_because": (
+            "separation: the maximum-likelihood estimate of "
+            + ", ".join(v for v in final["separation"]["directions"] if v != "(Intercept)")
+            + " is infinite, so the reported result is Firth's penalized estimate with its "
+            "profile penalized-likelihood CI and LR p (ML kept under `ml`)"
+        ) if separated else "no separation: ML logistic regression, Wald CI and p (the study's)",
+        "selected": reported["selected"],
+        "ml": {"test": "logistic", "selected": model["selected"],
+               "separation": final["separation"]},
+        "statistic": None if separated else first.get("statistic"),
+        "statistic_name": None if separated or not selected else
+        "Wald z of the first variable selected",
+        "p_value": head.get("p_value"),
         "selection": model["test"],
         "n": cc.height,
         "events": int(y.sum()),
         "screen": screen,
         "candidates": candidates,
         "firth": firth,
+        "firth_error": firth_error,
         **settings,
     }
     return _result(num(data), firth)
@@ -103,25 +135,50 @@ def _x(s: pl.Series) -> np.ndarray:
 
 
 def _result(data: dict[str, Any], firth: dict[str, Any] | None) -> AnalysisResult:
+    """Table 4: the reported fit first (ML, or Firth under separation), the other beside it.
+    Numbers stay numbers; the `method` column says which fit each row is."""
+    reported = data.get("method", "logistic")
+    fits = [("logistic (ML, Wald CI)", data.get("ml") or data), ("Firth (profile CI)", firth)]
+    if reported == "firth":
+        fits.reverse()
     rows = []
-    for method, fit in (("logistic (Wald CI)", data), ("Firth", firth)):
+    for method, fit in fits:
         for s in (fit or {}).get("selected", []):
             rows.append({
                 "method": method,
+                "reported": method.lower().startswith(reported),
                 "variable": s["variable"],
-                "odds_ratio": fmt(s.get("odds_ratio"), 5),
-                "ci_95": f"{fmt(s.get('ci_low'), 5)}-{fmt(s.get('ci_high'), 6)}",
-                "p_value": fmt_p(s.get("p_value")),
+                "odds_ratio": _f(s.get("odds_ratio")),
+                "ci_low": _f(s.get("ci_low")),
+                "ci_high": _f(s.get("ci_high")),
+                "p_value": _f(s.get("p_value")),
+                "note": s.get("reason") or "",
             })
     if not rows:
-        rows.append({"method": "logistic", "variable": "(none selected)", "odds_ratio": "",
-                     "ci_95": "", "p_value": ""})
+        rows.append({"method": "logistic", "reported": True, "variable": "(none selected)",
+                     "odds_ratio": None, "ci_low": None, "ci_high": None, "p_value": None,
+                     "note": ""})
+    if reported == "firth":
+        rows[0]["note"] = data.get("reported_because", "")
     n = data.get("n")
+    label = "Firth" if reported == "firth" else "OR"
     summary = [
-        {"label": f"Table 4: {s['variable']} OR {fmt(s.get('odds_ratio'), 4)} "
-                  f"({fmt(s.get('ci_low'), 4)}-{fmt(s.get('ci_high'), 4)}), "
+        {"label": f"Table 4: {s['variable']} {label} {fmt(_f(s.get('odds_ratio')), 4)} "
+                  f"({fmt(_f(s.get('ci_low')), 4)}-{fmt(_f(s.get('ci_high')), 4)}), "
                   f"{data.get('events')} events",
-         "test": "logistic", "statistic": None, "p_value": s.get("p_value"), "n": n}
+         "test": data.get("test"), "statistic": None, "p_value": s.get("p_value"), "n": n}
         for s in data.get("selected", [])
     ] or [headline("Table 4: no variable selected", data, n)]
-    return AnalysisResult(data, pl.DataFrame(rows), summary=summary)
+    return AnalysisResult(data, pl.DataFrame(rows, schema=TABLE_SCHEMA), summary=summary)
+
+
+TABLE_SCHEMA = {"method": pl.Utf8, "reported": pl.Boolean, "variable": pl.Utf8,
+                "odds_ratio": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+                "p_value": pl.Float64, "note": pl.Utf8}
+
+
+def _f(x: Any) -> float | None:
+    """A number of results.json as a float for the table ("Infinity" back to inf)."""
+    if x is None:
+        return None
+    return float(x)

@@ -29,10 +29,11 @@ from .. import __version__
 from ..cdm import load_catalog, load_definitions
 from ..db import frame, run, scalar
 from ..derive import install_views
-from ..errors import UserError
+from ..errors import UserError, one_line
+from ..stats._common import NotEstimable
 from ..store import qi, table_ddl
 from . import ANALYSES, _plots
-from ._common import AnalysisResult, Context, num
+from ._common import AnalysisResult, Context, not_estimable, num
 
 STORE = "store"  # the alias of the attached store inside the analysis connection
 # Derived relations the analyses read, materialised once per run.
@@ -93,6 +94,7 @@ def run_analyses(
     run_info: dict[str, Any] | None = None,
     analyses: Iterable[str] | None = None,
     bar: _Progress | None = None,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """Run the analyses on a connection where `patient_summary` and `transfusion_il6` can be
     read; write their tables and figures under `out_dir`, then results.json (which also
@@ -107,14 +109,21 @@ def run_analyses(
     files: dict[str, list[str]] = {}
     for analysis_id in analyses or ANALYSES:
         bar.step(analysis_id)
-        res = ANALYSES[analysis_id](ctx)
-        res.data.setdefault("status", "ok")
+        res = run_one(ANALYSES[analysis_id], ctx)
         res.data["population_sql"] = f"ptrharmonize/analysis/sql/{analysis_id}.sql"
+        try:
+            files[analysis_id] = [
+                str(p.relative_to(out)) for p in write_outputs(res, out, analysis_id, figures)
+            ]
+        except Exception as exc:  # noqa: BLE001 - a figure that fails must not lose the numbers
+            res.data["output_error"] = _message(exc)
+            files[analysis_id] = []
         analyses_out[analysis_id] = num(res.data)
         summary += [{"analysis": analysis_id, **num(s)} for s in res.summary]
-        files[analysis_id] = [str(p.relative_to(out)) for p in write_outputs(res, out, analysis_id)]
     bar.step("writing results.json")
+    status = {k: v["status"] for k, v in analyses_out.items()}
     results = {
+        "status": status,
         "analyses": analyses_out,
         "summary": summary,
         "software": software_versions(),
@@ -126,6 +135,31 @@ def run_analyses(
     }
     write_json(results, out / "results.json")
     return results
+
+
+def run_one(analysis: Any, ctx: Context) -> AnalysisResult:
+    """One analysis that never takes the others down: data it cannot support end as
+    `not_estimable` with the reason (`stats.NotEstimable`: too few events, an empty group, a
+    singular design...), anything else as `error` with the message (a bug, or data nobody
+    foresaw); the run goes on either way and the exit code reports the errors."""
+    try:
+        res = analysis(ctx)
+    except NotEstimable as exc:
+        return not_estimable(str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported as this analysis's `error`
+        if os.environ.get("PTRH_DEBUG"):
+            raise
+        msg = _message(exc)
+        return AnalysisResult(
+            data={"status": "error", "error": msg},
+            table=pl.DataFrame({"status": ["error"], "error": [msg]}),
+        )
+    res.data.setdefault("status", "ok")
+    return res
+
+
+def _message(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(str(exc), 600)}"
 
 
 # --------------------------------------------------------------------------- the store
@@ -253,7 +287,9 @@ def _parse_since(since: dt.date | str | None) -> dt.date | None:
 # --------------------------------------------------------------------------- outputs
 
 
-def write_outputs(res: AnalysisResult, out: Path, analysis_id: str) -> list[Path]:
+def write_outputs(
+    res: AnalysisResult, out: Path, analysis_id: str, figures: bool = True
+) -> list[Path]:
     written = [out / "tables" / f"{analysis_id}.csv", out / "tables" / f"{analysis_id}.md"]
     # Center codes and labels come from the data: never let a spreadsheet run them as formulas.
     from ..report.issues import neutralize_formula
@@ -263,7 +299,7 @@ def write_outputs(res: AnalysisResult, out: Path, analysis_id: str) -> list[Path
         [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in texts]
     ).write_csv(written[0])
     written[1].write_text(markdown_table(res.table), encoding="utf-8")
-    if res.figure is not None:
+    if figures and res.figure is not None:
         written += _plots.save(res.figure(), out / "figures" / analysis_id)
     return written
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import run_guarded
@@ -27,7 +28,7 @@ def run_analysis_command(
 ) -> None:
     """Run the study's analyses (Tables 1-4, Figures 1-3, CMH by center) on the store.
 
-    Writes OUT/results.json (every number, the software versions, the submissions used and every setting), OUT/tables/<analysis>.csv and .md, OUT/figures/<analysis>.png and .svg, and prints the key results. The store is only read. Exit 0 on success, 2 when the analysis could not run (no store, an empty store, no patient left after --center/--since, a bad option).
+    Writes OUT/results.json (every number, the software versions, the submissions used and every setting), OUT/tables/<analysis>.csv and .md, OUT/figures/<analysis>.png and .svg, and prints the key results. The store is only read. Each analysis ends ok, not_estimable (with the reason) or error (with the message); the others still run. Exit 0 when every analysis ran (ok or not_estimable), 1 when one ended in error, 2 when the analysis could not run (no store, an empty store, no patient left after --center/--since, a bad option).
     """
     console, err_console = Console(), Console(stderr=True)
 
@@ -41,7 +42,7 @@ def run_analysis_command(
             f"\nresults: {out / 'results.json'}\ntables:  {out / 'tables'} (CSV, Markdown)\n"
             f"figures: {out / 'figures'} (PNG, SVG)"
         )
-        return 0
+        return 1 if "error" in results.get("status", {}).values() else 0
 
     raise typer.Exit(run_guarded(body, err_console))
 
@@ -76,8 +77,9 @@ def render_summary(results: dict[str, Any], console: Console) -> None:
         style = "bold" if p is not None and p < 0.05 else None
         table.add_row(s["analysis"], s["label"], s.get("test") or "-", _num(s.get("statistic")),
                       p_txt, _n(s.get("n")), style=style)
-    skipped = [(k, v.get("reason")) for k, v in results.get("analyses", {}).items()
-               if v.get("status") != "ok"]
     console.print(table)
-    for k, reason in skipped:
-        console.print(f"[yellow]{k}: not run: {reason}[/yellow]")
+    for k, v in results.get("analyses", {}).items():
+        if v.get("status") == "not_estimable":
+            console.print(f"[yellow]{k}: not estimable: {escape(str(v.get('reason')))}[/yellow]")
+        elif v.get("status") == "error":
+            console.print(f"[bold red]{k}: error: {escape(str(v.get('error')))}[/bold red]")

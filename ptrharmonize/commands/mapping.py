@@ -21,6 +21,39 @@ def register(app: typer.Typer) -> None:
     mapping_app = typer.Typer(help="Center mappings (mappings/<center>.yaml): check them before ingesting.", no_args_is_help=True)
     app.add_typer(mapping_app, name="mapping")
 
+    @mapping_app.command("draft")
+    def draft(
+        folder: Annotated[Path, typer.Argument(help="The center's folder of files.")],
+        center_id: Annotated[str, typer.Option("--center-id", help="The center's consortium code.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the draft mapping (.yaml).")],
+        min_count: Annotated[int, typer.Option(help="Values seen fewer times than this are not written.")] = 5,
+    ) -> None:
+        """Draft a mapping from the center's files: a CDM table per file, a CDM column per source
+        column (by its name in several languages, its values and magnitudes), value maps filled
+        with the values found (unmatched ones TODO), units and date formats, each proposal
+        commented with its evidence and confidence. An existing file is not overwritten."""
+
+        def body() -> int:
+            from ..cdm import load_catalog
+            from ..errors import UserError
+            from ..mapping.draft import draft_mapping
+            from .scan_cmd import scan_and_propose
+
+            if output.suffix.lower() not in (".yaml", ".yml"):
+                raise UserError(f"{output}: a mapping is a .yaml file")
+            if output.exists():
+                raise UserError(f"{output}: exists; the draft is not written over a mapping (choose a new name)")
+            files, tables = scan_and_propose(folder, min_count)
+            text = draft_mapping(center_id, folder, tables, files, load_catalog())
+            output.write_text(text, encoding="utf-8")
+            todo = text.count("TODO")
+            console.print(f"draft written to {output}: {len(tables)} table(s), "
+                          f"{sum(len(t.columns) for t in tables)} column(s) proposed, {todo} TODO(s) to decide; "
+                          f"check it with `ptrh mapping check {output} --data {folder}`", markup=False)
+            return 0
+
+        raise typer.Exit(run_guarded(body, err_console))
+
     @mapping_app.command("check")
     def check(
         file: Annotated[Path, typer.Argument(help="The mapping file (mappings/<center>.yaml).")],

@@ -37,10 +37,10 @@ def _check_columns(block: SourceBlock, source_cols: list[str]) -> None:
         )
 
 
-def read_block(block: SourceBlock, root: Path) -> tuple[Source, Path]:
+def read_block(block: SourceBlock, root: Path, stream: bool = True) -> tuple[Source, Path]:
     """The block's file as a `Source` (columns renamed to internal names), and its path."""
     path = resolve_in(root, block.file)
-    lf = open_source(path, root, block)
+    lf = open_source(path, root, block, stream)
     schema = lf.collect_schema()
     source_cols = [c for c in schema.names() if c not in (FILE_COL, ROW_COL)]
     _check_columns(block, source_cols)
@@ -88,7 +88,7 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
     files: list[Path] = []
     frames: dict[str, list[pl.LazyFrame]] = {}
     for block in m.blocks:
-        src, path = read_block(block, root)
+        src, path = read_block(block, root, stream=lazy)
         files.append(path)
         frames.setdefault(block.table, []).append(plan_block(src, m, catalog.tables[block.table], cdm))
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {}

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
-from ..read import ReadError
+from ..read import ReadError, read_source
 from .language import check_relative_path, load_mapping, resolve_in
 from .language import problem as _p
 from .model import SourceBlock
 from .parse import parse_mapping
-from .readers import open_source
 
 
 def _references(block: SourceBlock) -> list[tuple[str, str]]:
@@ -40,7 +39,8 @@ def _check_block_data(block: SourceBlock, root: Path) -> list[dict[str, str]]:
         path = resolve_in(root, block.file)
         if not path.exists():
             return [_p("error", f"{block.where}.file", f"file '{block.file}' is not in the submission folder")]
-        names = open_source(path, root, block).collect_schema().names()
+        # Read whole (not streamed): the lint also finds what breaks a file's rows.
+        names = read_source(path, root, block.fmt, **block.reader_options).columns
     except ReadError as exc:
         return [_p("error", f"{block.where}.file", str(exc))]
     have = set(names) - {FILE_COL, ROW_COL}
@@ -83,4 +83,22 @@ def source_columns(mapping_path: Path) -> dict[str, dict[str, str]]:
                 cols[name] = cm.column
         if b.unpivot and measurement is not None:
             cols.setdefault(measurement.value, " / ".join(cm.column for cm in b.unpivot.values() if cm.column))
+    return out
+
+
+def source_places(mapping_path: Path) -> list[dict[str, str | None]]:
+    """(table, file, sheet, format) of each block: where a nurse finds a row of that table
+    (a workbook's sheet; for SPSS, a case number rather than a row)."""
+    from ..read import format_of
+
+    catalog = load_catalog()
+    m = parse_mapping(load_mapping(Path(mapping_path)), Path(mapping_path), catalog)
+    out = []
+    for b in m.blocks:
+        try:
+            fmt = format_of(Path(b.file), b.fmt)
+        except Exception:  # noqa: BLE001 - an unknown format is the lint's to report
+            fmt = None
+        sheet = b.reader_options.get("sheet")
+        out.append({"table": b.table, "file": b.file, "sheet": None if sheet is None else str(sheet), "format": fmt})
     return out

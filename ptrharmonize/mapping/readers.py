@@ -1,16 +1,143 @@
-"""Glue between a mapping's source blocks and the readers (`ptrharmonize.read`)."""
+"""Glue between a mapping's source blocks and the readers (`ptrharmonize.read`): every source
+opens as a LazyFrame, so a block's plan streams from the file to the validation stage.
+
+CSV (transcoded to UTF-8 on disk first when it is not) and Parquet are scanned by polars.
+SPSS is read in chunks of cases (pyreadstat's row ranges), Excel one sheet when the plan runs
+(not when the mapping is applied), both through a polars IO source; the file's header is read
+up front, so a mapping that names a column the file lacks still fails before any data moves.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
-from ..read import read_source
+from ..cdm import FILE_COL, ROW_COL
+from ..read import format_of, read_source
 from .model import SourceBlock
 
+SPSS_CHUNK = 200_000  # cases per chunk: ~100 MB of a wide file at most
 
-def open_source(path: Path, root: Path, block: SourceBlock) -> pl.LazyFrame:
-    """The block's file as a LazyFrame of its columns plus `_file` and `_row`."""
-    df = read_source(path, root, block.fmt, **block.reader_options)
-    return df.lazy()
+
+def _conform(df: pl.DataFrame, schema: dict[str, pl.DataType], columns: list[str] | None) -> pl.DataFrame:
+    """A chunk with exactly the declared columns and types (the plan was built on them)."""
+    names = columns if columns is not None else list(schema)
+    return df.select([
+        (pl.col(n).cast(schema[n], strict=False) if n in df.columns else pl.lit(None, schema[n])).alias(n) for n in names
+    ])
+
+
+def _source(schema: dict[str, pl.DataType], chunks: Any, name: str) -> pl.LazyFrame:
+    """A LazyFrame over `chunks()` (a generator of DataFrames), honouring projection, filter
+    and row limit as polars asks."""
+
+    def io(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
+           batch_size: int | None) -> Iterator[pl.DataFrame]:
+        left = n_rows
+        for df in chunks():
+            df = _conform(df, schema, with_columns)
+            if predicate is not None:
+                df = df.filter(predicate)
+            if left is not None:
+                df = df.head(left)
+                left -= df.height
+            yield df
+            if left is not None and left <= 0:
+                return
+
+    return register_io_source(io, schema=schema, is_pure=True, explain_name=name)
+
+
+def _spss(path: Path, root: Path, options: dict[str, Any]) -> pl.LazyFrame:
+    from ..read.spss import read_spss
+
+    first = read_spss(path, root, row_limit=1, **options)
+    if first.height == 0:
+        return first.lazy()
+    schema = dict(first.schema)
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        offset = 0
+        while True:
+            df = read_spss(path, root, row_offset=offset, row_limit=SPSS_CHUNK, **options)
+            if df.height == 0:
+                return
+            yield df
+            offset += df.height
+            if df.height < SPSS_CHUNK:
+                return
+
+    return _source(schema, chunks, f"spss {path.name}")
+
+
+def _header_only(path: Path, root: Path, options: dict[str, Any]) -> list[str]:
+    import openpyxl
+
+    from ..read import ReadError, display_name
+    from ..read.excel import _pick_sheet, cell_text
+
+    header_row = int(options.get("header_row") or int(options.get("skip_rows") or 0) + 1)
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - not an .xlsx openpyxl streams: read the sheet now
+        return []
+    try:
+        ws = wb[_pick_sheet(list(wb.sheetnames), options.get("sheet"), display_name(path, root))]
+        row = next(ws.iter_rows(min_row=header_row, max_row=header_row, values_only=True), ())
+    except ReadError:
+        raise
+    finally:
+        wb.close()
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, v in enumerate(row):
+        n = (cell_text(v) or "").strip() or f"column_{i + 1}"
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}.{seen[n]}"
+        else:
+            seen[n] = 0
+        names.append(n)
+    while names and names[-1].startswith("column_"):
+        names.pop()
+    return names
+
+
+def _excel(path: Path, root: Path, options: dict[str, Any]) -> pl.LazyFrame:
+    from ..read.excel import read_excel
+
+    names = _header_only(path, root, options) if path.suffix.lower() in (".xlsx", ".xlsm") else []
+    if not names:
+        return read_excel(path, root, **options).lazy()
+    schema = {**dict.fromkeys(names, pl.Utf8()), FILE_COL: pl.Utf8(), ROW_COL: pl.Int64()}
+    return _source(schema, lambda: iter([read_excel(path, root, **options)]), f"excel {path.name}")
+
+
+def open_source(path: Path, root: Path, block: SourceBlock, stream: bool = True) -> pl.LazyFrame:
+    """The block's file as a LazyFrame of its columns plus `_file` and `_row`. `stream=False`
+    reads it whole first, so that every problem of the file is a ReadError here."""
+    kind = format_of(path, block.fmt)
+    options = dict(block.reader_options)
+    if not stream:
+        return read_source(path, root, block.fmt, **options).lazy()
+    if kind == "csv":
+        from ..read.csv import read_csv
+
+        lf = read_csv(path, root, lazy=True, **options)
+        assert isinstance(lf, pl.LazyFrame)
+        return lf
+    if kind == "parquet":
+        from ..read.parquet import read_parquet
+
+        lf = read_parquet(path, root, lazy=True)
+        assert isinstance(lf, pl.LazyFrame)
+        return lf
+    if kind == "spss":
+        return _spss(path, root, options)
+    if kind == "excel":
+        return _excel(path, root, options)
+    return read_source(path, root, block.fmt, **options).lazy()

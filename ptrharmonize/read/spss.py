@@ -27,14 +27,19 @@ def read_spss(
     *,
     value_labels: bool | list[str] = False,
     encoding: str | None = None,
+    row_offset: int = 0,
+    row_limit: int = 0,
 ) -> pl.DataFrame:
+    """Read a .sav file, or the `row_limit` cases from `row_offset` (a chunk: `_row` stays the
+    case number + 1, so a streamed file's chunks number their rows as the whole file does)."""
     import pyreadstat
 
     path = Path(path)
     display = display_name(path, root)
     require_file(path, display)
     try:
-        df, meta = pyreadstat.read_sav(str(path), output_format="polars", encoding=encoding)
+        df, meta = pyreadstat.read_sav(str(path), output_format="polars", encoding=encoding,
+                                       row_offset=row_offset, row_limit=row_limit)
     except Exception as exc:  # noqa: BLE001 - any pyreadstat failure is "not a readable .sav"
         raise ReadError(display, message=f"not a readable SPSS file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     clash = [c for c in ("_file", "_row") if c in df.columns]
@@ -61,5 +66,5 @@ def read_spss(
         df = df.with_columns(exprs)
     return df.with_columns(
         pl.lit(display, pl.Utf8).alias("_file"),
-        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("_row"),
+        pl.int_range(row_offset + 2, pl.len() + row_offset + 2, dtype=pl.Int64).alias("_row"),
     )

@@ -3,8 +3,9 @@
 Thin wrappers fix the variant of tests that maintained libraries have (chi-square, t, Shapiro-Wilk,
 logistic regression); the rest is implemented here because no maintained Python library has it
 in the form the study used: Fisher's exact test on 2 x k tables with R's conditional-MLE odds
-ratio, Firth's logistic regression, SPSS-style forward LR selection, and Gray's test for
-cumulative incidence. docs/statistics.md lists every variant and the R call it matches;
+ratio, SPSS-style forward LR selection, and Gray's test for cumulative incidence. Firth's
+logistic regression comes from firthmodels (it matches R logistf). docs/statistics.md lists
+every variant and the R call it matches;
 tests/test_stats_reference.py checks each against R.
 
 Every public function returns a plain JSON-serialisable dict with ``test``, ``statistic`` and

@@ -8,6 +8,13 @@ from typing import Any
 
 import numpy as np
 
+
+class NotEstimable(ValueError):
+    """The data cannot support the estimate (too few events, an empty group, separation without
+    a penalized fit, a singular design). Not a bug: the analysis reports `not_estimable` with
+    this message as its reason, and the other analyses still run."""
+
+
 # R's .Machine$double.eps
 DBL_EPSILON = float(np.finfo(float).eps)
 
@@ -24,7 +31,7 @@ def as_table(table: Any) -> np.ndarray:
     if np.any(arr != np.round(arr)):
         raise ValueError("contingency table counts must be whole numbers")
     if arr.sum() == 0:
-        raise ValueError("contingency table is empty")
+        raise NotEstimable("contingency table is empty")
     return arr.astype(np.int64)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import gammaln
 
-from ._common import DBL_EPSILON, as_table, fnum, to_list, zeroin
+from ._common import DBL_EPSILON, NotEstimable, as_table, fnum, to_list, zeroin
 
 # R fisher.test, 2 x 2: tables with probability <= p_obs * (1 + 1e-7) count as "as extreme".
 _REL_ERR_2X2 = 1e-7
@@ -38,7 +38,7 @@ def pearson_chi2(table: Any) -> dict[str, Any]:
     n = obs.sum()
     rows, cols = obs.sum(axis=1), obs.sum(axis=0)
     if np.any(rows == 0) or np.any(cols == 0):
-        raise ValueError("Pearson chi-square is undefined for a table with an empty row or column")
+        raise NotEstimable("Pearson chi-square is undefined for a table with an empty row or column")
     expected = np.outer(rows, cols) / n
     statistic = float(np.sum((obs - expected) ** 2 / expected))
     df = (obs.shape[0] - 1) * (obs.shape[1] - 1)
@@ -123,7 +123,7 @@ def _fisher_2xk(x: np.ndarray) -> float:
         keep = (new_sums <= r1) & (new_sums + remaining >= r1)
         sums, logp = new_sums[keep], new_logp[keep]
         if sums.size > MAX_FISHER_TABLES:
-            raise ValueError("table too large for exact enumeration; use the chi-square test")
+            raise NotEstimable("table too large for exact enumeration; use the chi-square test")
     last = r1 - sums
     logp = logp + log_choose(int(cols[-1]), last) - log_total
     obs_logp = float(np.sum(log_choose(cols, x[0].astype(np.int64))) - log_total)
@@ -171,7 +171,7 @@ def _fisher_rxc(x: np.ndarray) -> float:
             si, ci = np.nonzero(fits)
             total_states += si.size
             if total_states > MAX_FISHER_TABLES:
-                raise ValueError("table too large for exact enumeration; use the chi-square test")
+                raise NotEstimable("table too large for exact enumeration; use the chi-square test")
             new_rem.append(rem[si] - comps[ci])
             new_par.append(partial[start : start + chunk][si] - comp_lf[ci])
         remaining = np.vstack(new_rem)
@@ -321,7 +321,7 @@ def cmh(
     dropped = int(np.sum(totals < 2))
     arr = arr[totals >= 2]
     if arr.shape[0] == 0:
-        raise ValueError("no stratum with at least 2 subjects")
+        raise NotEstimable("no stratum with at least 2 subjects")
     a, b, c, d = arr[:, 0, 0], arr[:, 0, 1], arr[:, 1, 0], arr[:, 1, 1]
     n = a + b + c + d
     r1, r2, c1, c2 = a + b, c + d, a + c, b + d

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._common import fnum
+from ._common import NotEstimable, fnum
 
 
 def _cinc(y: np.ndarray, status: np.ndarray) -> tuple[list[float], list[float], list[float]]:
@@ -252,7 +252,7 @@ def cuminc(
     g = [g[i] for i in range(len(g)) if keep[i]]
     sv = [sv[i] for i in range(len(sv)) if keep[i]]
     if t.size == 0:
-        raise ValueError("no complete observations")
+        raise NotEstimable("no complete observations")
     if not np.all(np.isin(st, [0, 1, 2])):
         raise ValueError("status must be 0 (censored), 1 (event of interest) or 2 (competing)")
     if np.any(t < 0):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._common import as_vector, fnum
+from ._common import NotEstimable, as_vector, fnum
 
 
 def describe(x: Any) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def mann_whitney(x: Any, y: Any, exact: bool | None = None, correct: bool = True
     xv, yv = as_vector(x, "x"), as_vector(y, "y")
     nx, ny = int(xv.size), int(yv.size)
     if nx == 0 or ny == 0:
-        raise ValueError("both groups need at least one observation")
+        raise NotEstimable("both groups need at least one observation")
     r = stats.rankdata(np.concatenate([xv, yv]))
     w = float(np.sum(r[:nx]) - nx * (nx + 1) / 2)
     ties = np.unique(r).size != r.size
@@ -168,9 +168,9 @@ def shapiro(x: Any) -> dict[str, Any]:
     """
     v = as_vector(x)
     if not 3 <= v.size <= 5000:
-        raise ValueError("Shapiro-Wilk needs between 3 and 5000 non-missing values")
+        raise NotEstimable("Shapiro-Wilk needs between 3 and 5000 non-missing values")
     if np.ptp(v) == 0:
-        raise ValueError("Shapiro-Wilk is undefined when all values are identical")
+        raise NotEstimable("Shapiro-Wilk is undefined when all values are identical")
     res = stats.shapiro(v)
     return {
         "test": "shapiro",

@@ -16,7 +16,7 @@ import numpy as np
 import statsmodels.api as sm
 from scipy import stats
 
-from ._common import as_vector
+from ._common import NotEstimable, as_vector
 from ._design import design
 from .firth import firth_logistic
 
@@ -55,11 +55,31 @@ def logistic(
     Xd, yv, terms = design(X, y, names)
     if not np.all((yv == 0) | (yv == 1)):
         raise ValueError("y must be 0/1")
+    if yv.size == 0 or yv.min() == yv.max():
+        raise NotEstimable("logistic regression needs both outcomes among the complete cases")
+    if np.linalg.matrix_rank(Xd) < Xd.shape[1]:
+        raise NotEstimable(
+            "singular design: the columns of " + ", ".join(terms[1:]) + " (with the intercept) "
+            "are collinear or constant among the complete cases"
+        )
+    sep = separation(Xd, yv, terms)
     fit = _glm_fit(Xd, yv)
     z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
     coefficients = []
     for term, b, se in zip(terms, fit.params, fit.bse, strict=True):
         b, se = float(b), float(se)
+        direction = sep["directions"].get(term, 0)
+        if direction:
+            # the ML estimate does not exist: the odds ratio is infinite (or 0), and a Wald
+            # interval or p around the last iterate would be an artefact of the stopping rule
+            inf = math.inf if direction > 0 else -math.inf
+            coefficients.append(
+                {"variable": term, "estimate": inf, "se": None, "odds_ratio": _exp(inf),
+                 "ci_low": None, "ci_high": None, "statistic": None, "p_value": None,
+                 "reason": "separation: the maximum-likelihood estimate is infinite "
+                           f"({'+' if direction > 0 else '-'}Infinity on the log-odds scale)"}
+            )
+            continue
         coefficients.append(
             {
                 "variable": term,
@@ -72,7 +92,6 @@ def logistic(
                 "p_value": float(2 * stats.norm.sf(abs(b / se))),
             }
         )
-    max_abs = max(abs(c["estimate"]) for c in coefficients)
     return {
         "test": "logistic",
         "statistic": None,
@@ -83,10 +102,29 @@ def logistic(
         "aic": float(fit.aic),
         "n": int(yv.size),
         "converged": bool(fit.converged),
-        # a huge coefficient means (quasi-)separation: the ML estimate does not exist -> use Firth
-        "separation_suspected": bool(max_abs > 15),
+        # (quasi-)complete separation, detected by linear programming (not guessed from a huge
+        # estimate): the ML estimate does not exist -> the caller reports Firth instead
+        "separation": sep,
         "confidence": confidence,
         "variant": "ML logistic regression, Wald z tests and Wald CI (R glm + confint.default)",
+    }
+
+
+def separation(Xd: np.ndarray, y: np.ndarray, terms: Sequence[str]) -> dict[str, Any]:
+    """Whether the ML estimate exists: the linear-programming test of Konis (2007), as R's
+    `detectseparation` (firthmodels.detect_separation). `Xd` carries the intercept column
+    first. Returns `detected`, and `directions` {term: +1 | -1} for the infinite ones."""
+    from firthmodels import detect_separation
+
+    if Xd.shape[1] < 2:  # the intercept alone: finite whenever both outcomes occur
+        return {"detected": False, "directions": {}, "method": "intercept only"}
+    res = detect_separation(Xd[:, 1:], y, fit_intercept=True)
+    # firthmodels lists the intercept last
+    dirs = [int(res.directions[-1]), *[int(d) for d in res.directions[:-1]]]
+    return {
+        "detected": bool(res.separation),
+        "directions": {t: d for t, d in zip(terms, dirs, strict=True) if d},
+        "method": "linear programming (Konis 2007; R detectseparation)",
     }
 
 
@@ -232,7 +270,9 @@ def forward_lr(
     selected = [
         {
             k: c[k]
-            for k in ("variable", "estimate", "se", "odds_ratio", "ci_low", "ci_high", "p_value")
+            for k in ("variable", "estimate", "se", "odds_ratio", "ci_low", "ci_high", "p_value",
+                      "reason")
+            if k in c
         }
         for c in final["coefficients"]
         if c["variable"] != "(Intercept)"
@@ -266,7 +306,9 @@ def linear(x: Any, y: Any) -> dict[str, Any]:
     keep = ~np.isnan(xv) & ~np.isnan(yv)
     xv, yv = as_vector(xv[keep]), as_vector(yv[keep])
     if xv.size < 3:
-        raise ValueError("linear regression needs at least 3 complete pairs")
+        raise NotEstimable("linear regression needs at least 3 complete pairs")
+    if np.ptp(xv) == 0:
+        raise NotEstimable("linear regression is undefined when every x is the same")
     res = stats.linregress(xv, yv)
     return {
         "test": "linear",

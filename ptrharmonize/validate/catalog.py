@@ -173,8 +173,12 @@ def _models() -> dict[str, Any]:
     phi_col = create_model("PhiColumns", __base__=_Strict, id=(str, ...), severity=(Severity, ...),
                            category=(Category, ...), message=(str, ...), name_pattern=(str, ...))
     phi_val = create_model("PhiValue", __base__=_Strict, id=(str, ...), severity=(Severity, ...),
-                           category=(Category, ...), message=(str, ...), pattern=(str, ...),
-                           only_columns=(list[str] | None, None))
+                           category=(Category, ...), message=(str, ...), pattern=(str | None, None),
+                           only_columns=(list[str] | None, None),
+                           # issue 23: a detector of ptrharmonize/identifiers.py on the values that
+                           # `candidates` lets through; every text column when all_text_columns.
+                           candidates=(str | None, None), validator=(str | None, None),
+                           all_text_columns=(bool, False))
     phi = create_model("Phi", __base__=_Strict, source=(str | None, None), columns=(phi_col | None, None),
                        values=(list[phi_val], []), scan_columns=(dict[str, list[str]], {}))
     return {"column": column, "table": table, "rules": rules, "override": override, "phi": phi}
@@ -210,20 +214,62 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
         if rel.startswith("tables/"):
             problems += _check_table(doc, rel, m, tables)
         elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml",
-                         "limits.yaml"):  # limits.yaml: read by ptrharmonize/limits.py (issue 23)
+                         "limits.yaml", LEXICON):  # limits.yaml: ptrharmonize/limits.py (issue 23)
             problems.append(doc.problem((), "not a file of the catalog language (tables/<table>.yaml, rules.yaml, "
                                             "definitions.yaml, units.yaml, phi.yaml, check_types.yaml, "
-                                            "limits.yaml)", key=""))
+                                            f"limits.yaml, {LEXICON})", key=""))
     if "check_types.yaml" in docs:
         problems += _check_overrides(docs["check_types.yaml"], m)
     if "phi.yaml" in docs:
         problems += _check_phi(docs["phi.yaml"], m, tables)
+    if LEXICON in docs:
+        problems += _check_lexicon(docs[LEXICON], tables)
     problems += _check_definitions(docs["definitions.yaml"])
     if "units.yaml" in docs:
         problems += _check_units(docs["units.yaml"])
     # The rules are compiled against well-formed tables and definitions only.
     problems += _check_rules(docs["rules.yaml"], m, tables, docs["definitions.yaml"].data, compile=not problems)
     return problems
+
+
+LEXICON = "onboarding/lexicon.yaml"  # ptrh scan / mapping draft (ptrharmonize/scan/match.py)
+_LEXICON_KEYS = {"tables", "columns", "codes", "booleans", "date_formats", "timestamp_formats"}
+
+
+def _check_lexicon(doc: _Doc, tables: dict[str, Any]) -> list[Problem]:
+    """The onboarding lexicon names CDM tables, columns and codes that exist, with word lists."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return [doc.problem((), "must be a mapping (tables, columns, codes, booleans, date formats)", key="")]
+    out = [doc.problem((k,), f"unknown key {k!r} (known: {', '.join(sorted(_LEXICON_KEYS))})", at_key=True)
+           for k in data if k not in _LEXICON_KEYS]
+    cols = {c["name"]: c for _, t in tables.values() for c in t.get("columns", []) if isinstance(c, dict)}
+
+    def words(loc: tuple[Any, ...], v: Any) -> None:
+        if not isinstance(v, list) or not all(isinstance(w, str | int | float) for w in v):
+            out.append(doc.problem(loc, "must be a list of words"))
+
+    for name, v in (data.get("tables") or {}).items():
+        if name not in tables:
+            out.append(doc.problem(("tables", name), f"{name!r} is not a CDM table", at_key=True))
+        words(("tables", name), v)
+    for name, v in (data.get("columns") or {}).items():
+        if name not in cols:
+            out.append(doc.problem(("columns", name), f"{name!r} is not a column of any CDM table", at_key=True))
+        words(("columns", name), v)
+    for name, codes in (data.get("codes") or {}).items():
+        known = set(cols.get(name, {}).get("codes") or [])
+        if not known:
+            out.append(doc.problem(("codes", name), f"{name!r} is not a code column of the CDM", at_key=True))
+            continue
+        for code, v in (codes or {}).items():
+            if str(code) not in known:
+                out.append(doc.problem(("codes", name, code), f"{code!r} is not a code of {name}", at_key=True))
+            words(("codes", name, code), v)
+    for key in ("date_formats", "timestamp_formats"):
+        if key in data:
+            words((key,), data[key])
+    return out
 
 
 def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any]) -> list[Problem]:
@@ -322,7 +368,16 @@ def _check_phi(doc: _Doc, m: dict[str, Any], tables: dict[str, Any]) -> list[Pro
         return _pydantic_problems(doc, exc)
     out = []
     patterns = [(("columns", "name_pattern"), model.columns.name_pattern)] if model.columns else []
-    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values)]
+    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values) if v.pattern]
+    patterns += [(("values", i, "candidates"), v.candidates) for i, v in enumerate(model.values) if v.candidates]
+    from ..identifiers import VALIDATORS
+
+    for i, v in enumerate(model.values):
+        if v.validator is not None and v.validator not in VALIDATORS:
+            out.append(doc.problem(("values", i, "validator"), f"{v.validator!r} is not a detector of "
+                                   f"ptrharmonize/identifiers.py ({', '.join(sorted(VALIDATORS))})"))
+        if not v.pattern and not v.validator:
+            out.append(doc.problem(("values", i), "a value rule needs a pattern or a validator"))
     for loc, pattern in patterns:
         try:
             pl.Series([""]).str.contains(pattern)
