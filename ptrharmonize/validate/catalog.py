@@ -173,8 +173,12 @@ def _models() -> dict[str, Any]:
     phi_col = create_model("PhiColumns", __base__=_Strict, id=(str, ...), severity=(Severity, ...),
                            category=(Category, ...), message=(str, ...), name_pattern=(str, ...))
     phi_val = create_model("PhiValue", __base__=_Strict, id=(str, ...), severity=(Severity, ...),
-                           category=(Category, ...), message=(str, ...), pattern=(str, ...),
-                           only_columns=(list[str] | None, None))
+                           category=(Category, ...), message=(str, ...), pattern=(str | None, None),
+                           only_columns=(list[str] | None, None),
+                           # issue 23: a detector of ptrharmonize/identifiers.py on the values that
+                           # `candidates` lets through; every text column when all_text_columns.
+                           candidates=(str | None, None), validator=(str | None, None),
+                           all_text_columns=(bool, False))
     phi = create_model("Phi", __base__=_Strict, source=(str | None, None), columns=(phi_col | None, None),
                        values=(list[phi_val], []), scan_columns=(dict[str, list[str]], {}))
     return {"column": column, "table": table, "rules": rules, "override": override, "phi": phi}
@@ -366,7 +370,16 @@ def _check_phi(doc: _Doc, m: dict[str, Any], tables: dict[str, Any]) -> list[Pro
         return _pydantic_problems(doc, exc)
     out = []
     patterns = [(("columns", "name_pattern"), model.columns.name_pattern)] if model.columns else []
-    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values)]
+    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values) if v.pattern]
+    patterns += [(("values", i, "candidates"), v.candidates) for i, v in enumerate(model.values) if v.candidates]
+    from ..identifiers import VALIDATORS
+
+    for i, v in enumerate(model.values):
+        if v.validator is not None and v.validator not in VALIDATORS:
+            out.append(doc.problem(("values", i, "validator"), f"{v.validator!r} is not a detector of "
+                                   f"ptrharmonize/identifiers.py ({', '.join(sorted(VALIDATORS))})"))
+        if not v.pattern and not v.validator:
+            out.append(doc.problem(("values", i), "a value rule needs a pattern or a validator"))
     for loc, pattern in patterns:
         try:
             pl.Series([""]).str.contains(pattern)
