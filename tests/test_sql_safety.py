@@ -55,6 +55,8 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
     ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",
     ("federated/qa_store.py", "', '.join(('?' for _ in RULE_COLUMNS))"): "one ? placeholder per constant column",
+    ("ingest.py", "method"): "store.row_digest_sql: the constant expression 'duckdb-hash-' || version()",
+    ("report/history.py", "method"): "one of two constant expressions",
     ("validate/catalog.py", "cols"): "', '.join(qi(<column>) <type from cdm.DUCKDB_TYPES>)",
     ("validate/catalog.py", "condition"): "a column's applies_when from tables/*.yaml, compiled on an empty in-memory table",
     ("ingest.py", "key"): "store.row_digest_sql: md5 over qi(<catalog column>) casts",
