@@ -229,8 +229,8 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
             f"SELECT {cols}, ?, _file, _row FROM read_parquet(?)",
             [sid, literal_path(path)],
         )
-        key, digest = row_digest_sql(catalog, table)
-        db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest} FROM read_parquet(?)",
+        key, digest, method = row_digest_sql(catalog, table)
+        db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest}, {method} FROM read_parquet(?)",
                [sid, table, literal_path(path)])
 
 

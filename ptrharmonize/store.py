@@ -87,29 +87,31 @@ CREATE TABLE IF NOT EXISTS rule_results (
 # One row per stored data row of every submission, kept after the submission is superseded, so
 # that the QA report and `ptrh diff` can say which rows a new submission added, removed or
 # changed. Only digests: no value of the data is kept here. `row_key` digests the table's key
-# columns (schemas/tables/*.yaml `key`), or the whole row for a table without a key.
+# columns (schemas/tables/*.yaml `key`), or the whole row for a table without a key; `method`
+# names the digest function (DuckDB's `hash`, whose values may differ between DuckDB versions:
+# rows are compared only between submissions digested the same way).
 SUBMISSION_ROWS_DDL = """
 CREATE TABLE IF NOT EXISTS submission_rows (
   submission_id VARCHAR,
   "table" VARCHAR,
   row_key UBIGINT,
-  row_digest UBIGINT
+  row_digest UBIGINT,
+  method VARCHAR
 )
 """
 
 
-def row_digest_sql(catalog: Catalog, table: str) -> tuple[str, str]:
-    """SQL expressions (row_key, row_digest) over a CDM table's columns: MD5 of the cells' text,
-    a null written as NUL so that a blank and an empty text differ."""
+def row_digest_sql(catalog: Catalog, table: str) -> tuple[str, str, str]:
+    """SQL expressions (row_key, row_digest, method) over a CDM table's typed columns.
+
+    DuckDB's `hash` of the typed values (a null hashes unlike any value, and position counts):
+    about 25 times cheaper than an MD5 of the cells' text, which cost as much CPU as storing the
+    rows (measured on 641,390 lab rows: 0.03 against 0.66 CPU seconds; the insert 0.38)."""
     spec = catalog.tables[table]
-
-    def digest(cols: list[str]) -> str:
-        parts = ", ".join(f"coalesce(CAST({qi(c)} AS VARCHAR), chr(0))" for c in cols)
-        return f"md5_number_lower(concat_ws(chr(31), {parts}))"
-
     cols = spec.column_names
     key = [c for c in spec.key if c in cols] or cols
-    return digest(key), digest(cols)
+    return (f"hash({', '.join(qi(c) for c in key)})", f"hash({', '.join(qi(c) for c in cols)})",
+            "'duckdb-hash-' || version()")
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
@@ -122,6 +124,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None
     con.execute(RULE_RESULTS_DDL)
     con.execute(COLLECTION_DDL)
     con.execute(SUBMISSION_ROWS_DDL)
+    con.execute("ALTER TABLE submission_rows ADD COLUMN IF NOT EXISTS method VARCHAR")  # stores of before `method`
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
