@@ -301,7 +301,9 @@ class Engine:
                 staged[table], rows[table] = path, n
                 submitted[table] = sorted(cols)
                 self.progress(f"checking {table}", n)
-                self._structure(table, cols, table_rules, outcomes, issues, frame)
+                # The staged file, not the submission's frame: a lazily read source (a mapped
+                # sheet, an SPSS file) is read once, by the stage.
+                self._structure(table, cols, table_rules, outcomes, issues, pl.scan_parquet(path))
                 if n == 0:
                     for r in table_rules:
                         if r.engine != "structure":
