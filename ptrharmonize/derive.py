@@ -127,6 +127,7 @@ DEFS: tuple[Def, ...] = (
     Def("recovery_plt_trigger_below", ("recovery", "plt_trigger_below"), "number", 0),
     Def("recovery_plt_improvement_above", ("recovery", "plt_improvement_above"), "number", 0),
     Def("recovery_plt_improvement_days", ("recovery", "plt_improvement_days"), "integer", 1),
+    Def("recovery_plt_transfusion_effect_days", ("recovery", "plt_transfusion_effect_days"), "integer", 0),
     Def("recovery_plt_normal_low", ("recovery", "plt_normal_low"), "number", 0),
     Def("recovery_plt_dose_until_stays_above", ("recovery", "plt_dose_until_stays_above"), "number", 0),
     Def("recovery_plt_stays_days", ("recovery", "plt_stays_days"), "integer", 1),

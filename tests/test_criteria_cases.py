@@ -189,3 +189,73 @@ def test_ptr_case(tx_store, case):
     got = next(r for r in tx_store(case["config"])["patient_ptr"] if r["patient_id"] == case["case"])
     assert (got["ptr"], got["n_evaluable"], got["n_low_cci"]) == (
         case["expect_ptr"] == "true", int(case["expect_n_evaluable"]), int(case["expect_n_low_cci"])), case["source"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Platelet improvement and recovery start after the last transfusion that could explain the
+# count (tests/cases/recovery_cases.csv).
+
+RECOVERY_CASES = read_cases("recovery_cases.csv")
+
+
+def _daily(spec: str) -> dict[int, float]:
+    """'0-1:30 2-4:12' -> {0: 30, 1: 30, 2: 12, 3: 12, 4: 12}."""
+    out: dict[int, float] = {}
+    for part in spec.split():
+        days, value = part.split(":")
+        lo, _, hi = days.partition("-")
+        for d in range(int(lo), int(hi or lo) + 1):
+            out[d] = float(value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def recovery_rows(tmp_path_factory: pytest.TempPathFactory):
+    rows: dict[str, list[dict[str, str]]] = {t: [] for t in ("patients", "treatments", "transfusions", "labs")}
+    for r in RECOVERY_CASES:
+        for table, rec in patient_rows(r["case"]).items():
+            rows[table].append(rec)
+        for d, v in _daily(r["plt_daily"]).items():
+            rows["labs"].append(dict(center_id=CENTER, patient_id=r["case"], measured_at=on_day(d, "06:00:00"),
+                                     analyte="PLT", value=str(v), unit="10^9/L", below_lod="false"))
+        for n, d in enumerate(x for x in r["transfusion_days"].split(";") if x):
+            rows["transfusions"].append(dict(
+                center_id=CENTER, patient_id=r["case"], transfusion_id=f"{r['case']}-T{n + 1}",
+                transfused_at=on_day(d, "10:00:00"), product="apheresis", units_reported="1",
+                dose_e11="3", storage_h="24", abo_compatible="true", crossmatched="false"))
+    con = ingest_rows(tmp_path_factory.mktemp("recovery"), rows)
+    got = {r["patient_id"]: r for r in query(con, "SELECT * FROM patient_recovery")}
+    con.close()
+    return got
+
+
+@pytest.mark.parametrize("case", RECOVERY_CASES, ids=[r["case"] for r in RECOVERY_CASES])
+def test_recovery_case(recovery_rows, case):
+    got = recovery_rows[case["case"]]
+    have = (got["platelet_improvement_30d"], got["platelet_improvement_day"],
+            got["platelet_recovery_90d"], got["platelet_recovery_day"])
+    want = (case["expect_platelet_improvement_30d"] == "true", opt_int(case["expect_platelet_improvement_day"]),
+            case["expect_platelet_recovery_90d"] == "true", opt_int(case["expect_platelet_recovery_day"]))
+    assert have == want, case["source"]
+
+
+def test_fever_rule_spares_masked_days(tmp_path: Path):
+    """ASTCT 2019 footnote: after tocilizumab or steroids given for CRS, fever is no longer
+    required. The plausibility rule warns about an afebrile ASTCT grade only when no such
+    therapy masks it (the store keeps the validation's issues)."""
+    rows = {t: [] for t in ("patients", "treatments", "crs_assessments", "medications")}
+    for pid in ("MASKED", "UNMASKED"):
+        for table, rec in patient_rows(pid).items():
+            rows[table].append(rec)
+        base = dict(center_id=CENTER, patient_id=pid)
+        rows["crs_assessments"] += [
+            dict(base, assessed_on=on_day(1), max_temp_c="39.0", reported_grade="1", reported_scale="astct2019"),
+            dict(base, assessed_on=on_day(2), max_temp_c="37.0", hypotension="true", vasopressors="1",
+                 reported_grade="3", reported_scale="astct2019")]
+    rows["medications"].append(dict(center_id=CENTER, patient_id="MASKED", drug="tocilizumab",
+                                    started_on=on_day(1), n_doses="1"))
+    con = ingest_rows(tmp_path, rows)
+    issues = query(con, "SELECT file, \"row\", \"column\" FROM issues WHERE rule_id = 'crs_assessments.fever_for_crs'")
+    con.close()
+    # the UNMASKED day-2 row: 5th row of the sheet (header, MASKED d1, MASKED d2, UNMASKED d1, UNMASKED d2)
+    assert issues == [{"file": "crs_assessments.csv", "row": 5, "column": "reported_grade"}]

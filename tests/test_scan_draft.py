@@ -164,3 +164,31 @@ def test_lexicon_is_checked_like_the_rest_of_the_model(tmp_path: Path) -> None:
     assert r.returncode == 2
     out = r.stdout + r.stderr
     assert "lexicon.yaml" in out and "'Male' is not a code of sex" in out
+
+
+@pytest.fixture(scope="module")
+def defect_centers(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("defects")
+    generate_centers(out, patients_per_center=20, seed=13, centers=4, defects=True)
+    return out
+
+
+@pytest.mark.parametrize("center, sheet_expected, word", [("us_boston", True, "row"), ("it_milan", False, "case")])
+def test_issues_name_the_sheet_and_the_spss_case(defect_centers: Path, tmp_path: Path, center: str,
+                                                 sheet_expected: bool, word: str) -> None:
+    """Boston: one workbook, nine sheets: every issue of a workbook row names its sheet. Milan
+    (SPSS): a case number is the record number (the reader's row minus the header line)."""
+    out = tmp_path / "issues.csv"
+    r = ptrh("validate", str(defect_centers / "centers" / center), "--mapping",
+             str(defect_centers / "mappings" / f"{center}.yaml"), "-o", str(out), "--quiet")
+    assert r.returncode in (0, 1), r.stderr
+    df = pl.read_csv(out, infer_schema=False)
+    located = df.filter(pl.col("row").is_not_null())
+    assert located.height > 0
+    assert (located["place"] == (word + " " + (located["row"].cast(pl.Int64) - (1 if word == "case" else 0))
+                                 .cast(pl.Utf8))).all()
+    if sheet_expected:
+        assert located["sheet"].is_not_null().all()
+        assert located["sheet"].n_unique() >= 1
+    else:
+        assert located["sheet"].is_null().all()

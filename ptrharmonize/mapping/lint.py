@@ -84,3 +84,21 @@ def source_columns(mapping_path: Path) -> dict[str, dict[str, str]]:
         if b.unpivot and measurement is not None:
             cols.setdefault(measurement.value, " / ".join(cm.column for cm in b.unpivot.values() if cm.column))
     return out
+
+
+def source_places(mapping_path: Path) -> list[dict[str, str | None]]:
+    """(table, file, sheet, format) of each block: where a nurse finds a row of that table
+    (a workbook's sheet; for SPSS, a case number rather than a row)."""
+    from ..read import format_of
+
+    catalog = load_catalog()
+    m = parse_mapping(load_mapping(Path(mapping_path)), Path(mapping_path), catalog)
+    out = []
+    for b in m.blocks:
+        try:
+            fmt = format_of(Path(b.file), b.fmt)
+        except Exception:  # noqa: BLE001 - an unknown format is the lint's to report
+            fmt = None
+        sheet = b.reader_options.get("sheet")
+        out.append({"table": b.table, "file": b.file, "sheet": None if sheet is None else str(sheet), "format": fmt})
+    return out

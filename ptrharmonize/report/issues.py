@@ -12,24 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..spreadsheet import neutralize_formula
 from ..validate import ValidationResult
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def neutralize_formula(value: str | None) -> str | None:
-    """Prefix text a spreadsheet would run as a formula (`=HYPERLINK(...)`) with a quote (OWASP)."""
-    if value is None or not value.startswith(FORMULA_START) or _is_number(value):
-        return value
-    return "'" + value
 
 
 def _clean(v: Any) -> Any:
@@ -58,10 +42,14 @@ def write_json(doc: dict[str, Any] | list[dict[str, Any]], fh: Any) -> None:
 
 
 def safe_issue_frame(issues: pl.DataFrame) -> pl.DataFrame:
-    """The issue table as a center may open it in a spreadsheet: formula text neutralized."""
-    return issues.with_columns(
-        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in ("value", "file", "column")]
+    """The issue table as a center may open it in a spreadsheet: formula text neutralized in every
+    text field (center, file, column, value, message, the center's own column names...) and in the
+    header, whatever the columns are (issue 23: a center header `=SUM(..)` reached the XLSX)."""
+    texts = [c for c, t in issues.schema.items() if t == pl.Utf8 or t == pl.String]
+    safe = issues.with_columns(
+        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8, skip_nulls=True) for c in texts]
     )
+    return safe.rename({c: neutralize_formula(c) or c for c in safe.columns if neutralize_formula(c) != c})
 
 
 ISSUE_LIST_SUFFIXES = (".csv", ".xlsx", ".xlsm")
@@ -219,4 +207,24 @@ def with_source_columns(issues: pl.DataFrame, mapping_path: Path | None) -> pl.D
     out = issues.join(lookup, on=["table", "column"], how="left", maintain_order="left")
     cols = list(issues.columns)
     cols.insert(cols.index("column") + 1, "source_column")
+    return _with_places(out.select(cols), mapping_path)
+
+
+def _with_places(issues: pl.DataFrame, mapping_path: Path) -> pl.DataFrame:
+    """Add `sheet` (a workbook's sheet of the row) and `place` ("row 5", or "case 3" for SPSS,
+    whose cases are numbered from 1 without a header row), so that "row 5" of a workbook with
+    nine sheets names one cell."""
+    from ..mapping.lint import source_places
+
+    places = pl.DataFrame(source_places(mapping_path),
+                          schema={"table": pl.Utf8, "file": pl.Utf8, "sheet": pl.Utf8, "format": pl.Utf8})
+    places = places.unique(["table", "file"], keep="first", maintain_order=True)
+    out = issues.join(places, on=["table", "file"], how="left", maintain_order="left")
+    place = (pl.when(pl.col("row").is_null()).then(None)
+             .when(pl.col("format") == "spss").then(pl.format("case {}", pl.col("row") - 1))
+             .otherwise(pl.format("row {}", pl.col("row"))))
+    out = out.with_columns(place.alias("place"))
+    cols = list(issues.columns)
+    cols.insert(cols.index("file") + 1, "sheet")
+    cols.insert(cols.index("row") + 1, "place")
     return out.select(cols)

@@ -168,15 +168,3 @@ def firth_logistic(
         "variant": "Firth (Jeffreys prior) penalized ML, firthmodels, as R logistf",
     }
 
-
-def _limit(excess: Any, start: float, step: float) -> float:
-    """Where `excess` crosses 0 moving from `start` in the direction of `step` (bracket by
-    doubling, then Brent). The profile-limit search of the hand-written Firth fit, kept because
-    the federated Firth fit (federated/logistic.py) profiles its penalized likelihood with it."""
-    inner, outer = start, start + step
-    for _ in range(60):
-        if excess(outer) > 0:
-            return float(optimize.brentq(excess, inner, outer, xtol=1e-12, rtol=1e-13))
-        inner, outer = outer, outer + step
-        step *= 2
-    return math.copysign(math.inf, step)

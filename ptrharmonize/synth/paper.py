@@ -477,9 +477,12 @@ def _cart_course(h: _Hist, p: _CarT, rng: np.random.Generator) -> None:
     if p.grp != "X":  # the patient without a cytokine profile has no cytokine labs
         _cytokines(h, p, [d for d in _CYTO_DAYS if d <= h.end])
     # --- transfusions: until the day before the count stays > 20 (impr_rec), to day 30-32
-    # (late_rec), to day 22 (quick), or to the end of follow-up (none)
+    # (late_rec), to day 22 (quick), or to the end of follow-up (none). impr_rec: the last
+    # transfusion at least 10 days before the end of follow-up, so that the 7-day improvement
+    # run, which starts only on the 4th day after it (counts of days 1-3 could be the
+    # transfused platelets; issue 17), is complete while the patient is observed.
     if p.plt == "impr_rec":
-        first, last = 2, (8 if p.grp in "CD" else p.end - 9)
+        first, last = 2, (min(8, p.end - 10) if p.grp in "CD" else p.end - 10)
     elif p.plt == "late_rec":
         first, last = 2, 30 + k % 3
     elif p.plt == "quick":
@@ -1099,19 +1102,26 @@ def _patients(folder: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, A
         p["neut_impr"] = first_agran is not None and _runs_meet(
             {d: v > 0.5 and d > first_agran for d, v in anc.items()}, 4, (0, 30)) is not None
         first_low = min((d for d, v in plt.items() if 0 <= d <= 30 and v < 20), default=None)
-        qual = {d: first_low is not None and d > first_low and v > 20 and d not in p["tx_days"]
+
+        def explained(d: int, tx_days: set[int] = p["tx_days"]) -> bool:
+            """A platelet count within 3 days after a transfusion could be the transfusion's
+            (issue 17: runs and recovery start after the last transfusion that explains it)."""
+            return any(d - 3 <= t <= d for t in tx_days)
+
+        qual = {d: first_low is not None and d > first_low and v > 20 and not explained(d)
                 for d, v in plt.items()}
         qual |= {d: False for d in p["tx_days"] if d not in qual}
         p["plt_impr"] = first_low is not None and _runs_meet(qual, 7, (0, 30)) is not None
 
-        def recovered(series: dict[int, float], normal: float) -> bool:
+        def recovered(series: dict[int, float], normal: float, platelets: bool = False) -> bool:
             below = [d for d, v in series.items() if 0 <= d <= 90 and v < normal]
             first = min(below) if below else None
             return any(0 <= d <= 90 and v >= normal and (first is None or d > first)
+                       and not (platelets and explained(d))
                        for d, v in series.items())
 
         p["neut_rec"] = recovered(anc, 2.0)
-        p["plt_rec"] = recovered(plt, 100)
+        p["plt_rec"] = recovered(plt, 100, platelets=True)
         fall = min((d for d, v in plt.items() if v < 20), default=None)
         stays = _runs_meet({d: fall is not None and d > fall and v >= 20 for d, v in plt.items()},
                            7, (0, 90))

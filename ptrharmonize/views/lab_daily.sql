@@ -20,8 +20,10 @@
 --                    required: MORE than anc_improvement_days (3), i.e. 4 days
 --   plt_improvement  days 0..window_improvement_days (30); qualifies: after the first day with
 --                    PLT < plt_trigger_below (20), PLT > plt_improvement_above (20), and no
---                    platelet transfusion started that day (a transfusion day with no count
---                    also breaks the run); required: plt_improvement_days (7)
+--                    platelet transfusion started that day or in the plt_transfusion_effect_days
+--                    (3) days before it: the run starts after the last transfusion that could
+--                    explain the count (a transfusion day with no count also breaks the run);
+--                    required: plt_improvement_days (7)
 --   plt_stays        days 0..plt_dose_window_days (90); qualifies: PLT >= plt_dose_until_stays_above
 --                    (20), after the first day below plt_trigger_below when plt_stays_after_fall,
 --                    and on a day without platelet transfusion when plt_stays_without_transfusion;
@@ -74,6 +76,18 @@ plt_tx AS (
     FULL JOIN tx_days x
         ON x.center_id = p.center_id AND x.patient_id = p.patient_id AND x.day_index = p.day_index
 ),
+-- Clause (issue 17): a count within plt_transfusion_effect_days after a platelet transfusion
+-- could be the transfused platelets.
+plt_explained AS (
+    SELECT t.*,
+           EXISTS (
+               SELECT 1 FROM tx_days x
+               WHERE x.center_id = t.center_id AND x.patient_id = t.patient_id
+                 AND x.day_index BETWEEN t.day_index - def_recovery_plt_transfusion_effect_days()
+                                     AND t.day_index
+           ) AS explained
+    FROM plt_tx t
+),
 series AS (
     -- neutrophil improvement
     SELECT 'anc_improvement' AS criterion, center_id, patient_id, day_index,
@@ -87,10 +101,10 @@ series AS (
     -- platelet improvement: above the trigger without a transfusion that day
     SELECT 'plt_improvement', center_id, patient_id, day_index,
            daily_min < def_recovery_plt_trigger_below(),
-           daily_min > def_recovery_plt_improvement_above() AND NOT transfused,
+           daily_min > def_recovery_plt_improvement_above() AND NOT explained,
            true,
            def_recovery_plt_improvement_days()
-    FROM plt_tx
+    FROM plt_explained
     WHERE day_index BETWEEN 0 AND def_recovery_window_improvement_days()
     UNION ALL
     -- platelet count stays >= 20 (the end of the platelet-dose count)

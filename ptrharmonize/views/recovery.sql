@@ -9,7 +9,8 @@
 --   neutrophil_recovery_90d     ANC back to >= anc_normal_low (2.0) within days 0..90
 --   platelet_recovery_90d       PLT back to >= plt_normal_low (100) within days 0..90
 -- "Back to normal": the first day whose daily minimum is >= the lower limit of normal after the
--- first day below it; a patient whose counts never fell below normal in the window has
+-- first day below it (for platelets, on a day no platelet transfusion of that day or the
+-- recovery.plt_transfusion_effect_days (3) days before could explain: issue 17); a patient whose counts never fell below normal in the window has
 -- recovered (true). A patient never agranulocytic (or never below 20) has no improvement
 -- (false); see anc_agranulocytosis_30d / plt_below_trigger_30d to tell these apart.
 -- Every flag is NULL when the patient has no count of that analyte in the window.
@@ -51,7 +52,17 @@ window_90 AS (
 with_fall AS (
     SELECT w.*,
            min(CASE WHEN w.daily_min < w.normal_low THEN w.day_index END)
-               OVER (PARTITION BY w.analyte, w.center_id, w.patient_id) AS first_below
+               OVER (PARTITION BY w.analyte, w.center_id, w.patient_id) AS first_below,
+           -- Clause (issue 17): a platelet count the last transfusion could explain
+           w.analyte = 'PLT' AND EXISTS (
+               SELECT 1
+               FROM transfusions t
+               JOIN patient_index p ON p.center_id = t.center_id AND p.patient_id = t.patient_id
+               WHERE t.center_id = w.center_id AND t.patient_id = w.patient_id
+                 AND t.transfused_at IS NOT NULL
+                 AND date_diff('day', p.index_date, CAST(t.transfused_at AS DATE))
+                     BETWEEN w.day_index - def_recovery_plt_transfusion_effect_days() AND w.day_index
+           ) AS explained
     FROM window_90 w
 ),
 recovered AS (
@@ -60,7 +71,7 @@ recovered AS (
            count(*) FILTER (WHERE analyte = 'PLT') AS plt_days,
            min(day_index) FILTER (WHERE analyte = 'ANC' AND daily_min >= normal_low
                                   AND (first_below IS NULL OR day_index > first_below)) AS anc_day,
-           min(day_index) FILTER (WHERE analyte = 'PLT' AND daily_min >= normal_low
+           min(day_index) FILTER (WHERE analyte = 'PLT' AND daily_min >= normal_low AND NOT explained
                                   AND (first_below IS NULL OR day_index > first_below)) AS plt_day
     FROM with_fall
     GROUP BY center_id, patient_id
