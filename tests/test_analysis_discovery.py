@@ -104,3 +104,57 @@ def _pipeline_store(root: Path) -> Path:
     finally:
         res.cleanup()
     return path
+
+
+FAILING = '''
+from ptrharmonize.analysis import analysis
+from ptrharmonize.stats._common import NotEstimable
+
+
+@analysis("always_fails")
+def always_fails(ctx):
+    raise RuntimeError("a bug nobody foresaw")
+
+
+@analysis("never_estimable")
+def never_estimable(ctx):
+    raise NotEstimable("too few events for this one")
+'''
+
+
+def test_one_failing_analysis_does_not_take_the_others_down(tmp_path: Path) -> None:
+    """Issue 18: an analysis that raises ends as `error` with its message, one whose data
+    cannot support it as `not_estimable` with the reason; every other analysis still runs and
+    writes its outputs; the CLI exits 1 because one ended in error (0 without it)."""
+    from typer.testing import CliRunner
+
+    from ptrharmonize.cli import app
+
+    store = _pipeline_store(tmp_path)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "failing.py").write_text(FAILING)
+    (folder / "always_fails.sql").write_text("SELECT 1\n")
+    (folder / "never_estimable.sql").write_text("SELECT 1\n")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run-analysis", "--store", str(store), "--out", str(out),
+                                 "--analyses", str(folder), "--quiet"])
+    assert r.exit_code == 1, r.output
+    assert "always_fails: error: RuntimeError: a bug nobody foresaw" in " ".join(r.output.split())
+    assert "Traceback" not in r.output
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"]["always_fails"] == "error"
+    assert doc["analyses"]["always_fails"]["error"] == "RuntimeError: a bug nobody foresaw"
+    assert doc["status"]["never_estimable"] == "not_estimable"
+    assert doc["analyses"]["never_estimable"]["reason"] == "too few events for this one"
+    assert set(STUDY) <= set(doc["status"])
+    assert all(doc["status"][k] in ("ok", "not_estimable") for k in STUDY)
+    assert (out / "tables" / "bleeding_cuminc.csv").is_file()
+    # the same run without the failing one exits 0
+    (folder / "failing.py").write_text(FAILING.split('@analysis("always_fails")')[0]
+                                       + '@analysis("never_estimable")'
+                                       + FAILING.split('@analysis("never_estimable")')[1])
+    out2 = tmp_path / "out2"
+    r = CliRunner().invoke(app, ["run-analysis", "--store", str(store), "--out", str(out2),
+                                 "--analyses", str(folder), "--quiet"])
+    assert r.exit_code == 0, r.output

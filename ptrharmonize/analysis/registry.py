@@ -88,8 +88,9 @@ def _import_folder(folder: Path) -> None:
         if path.name.startswith("_"):
             continue
         name = f"ptrharmonize_local_analyses.{abs(hash(str(folder)))}.{path.stem}"
-        if name in sys.modules:
-            continue
+        # (re-)import: the module may have changed since an earlier run in this process
+        for k in [k for k, a in _FOUND.items() if a.source == name]:
+            del _FOUND[k]
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             continue
@@ -109,13 +110,11 @@ def discover(extra_dirs: Iterable[Path | str] = ()) -> dict[str, Analysis]:
     extra = [Path(d).resolve() for d in extra_dirs]
     for d in extra:
         _import_folder(d)
-    package_dir = Path(__file__).resolve().parent
     chosen = {
         k: a for k, a in _FOUND.items()
         if not a.source.startswith("ptrharmonize_local_analyses.")
         or any(a.sql_dir == d or a.sql_dir.parent == d for d in extra)
     }
-    del package_dir
     return dict(sorted(chosen.items(), key=lambda kv: (kv[1].order, kv[0])))
 
 
