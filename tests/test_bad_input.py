@@ -243,7 +243,7 @@ def check_formulas_neutralized(out: dict, tmp: Path) -> None:
 
 def check_formulas_xlsx(store: Path) -> None:
     """The issue list written by `ingest --output issues.xlsx`: no cell is a formula."""
-    ws = openpyxl.load_workbook(store.parent / "issues.xlsx").active
+    ws = openpyxl.load_workbook(store.parent / "issues.xlsx")["issues"]  # after the summary sheet
     values = [c for row in ws.iter_rows() for c in row]
     assert values
     for c in values:
@@ -296,7 +296,7 @@ def check_excel_formulas_kept_as_text(out: dict, tmp: Path) -> None:
 
 
 def check_control_xlsx(store: Path) -> None:
-    ws = openpyxl.load_workbook(store.parent / "issues.xlsx").active
+    ws = openpyxl.load_workbook(store.parent / "issues.xlsx")["issues"]  # after the summary sheet
     assert "12\\x1b[31m\\x07" in {c.value for row in ws.iter_rows() for c in row}
 
 
