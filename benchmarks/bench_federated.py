@@ -24,10 +24,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WIDE = """analysis:
-  candidate_p: 0.99
-  entry_p: 0.5
-  removal_p: 0.6
-  multivariable_pool: [peak_temp_c, age_years, peak_il6, male]
+  candidate_p: 0.9999
+  entry_p: 0.9999
+  removal_p: 0.99999
+  multivariable_pool: [age_years, male, infection, peak_il6]
 """
 # analysis -> the sections of the one-round summary it reads (Table 4 also has its own rounds)
 SECTIONS = {
@@ -47,7 +47,7 @@ SETTINGS = [
     # name, patients per center, centers, min count, wide Table 4 screen
     ("study settings, minimum 5", 150, 3, 5, False),
     ("wide Table 4 screen (Firth runs), minimum 1", 40, 3, 1, True),
-    ("wide Table 4 screen, 6 centers, minimum 1", 60, 6, 1, True),
+    ("wide Table 4 screen, 6 centers, minimum 1", 40, 6, 1, True),
 ]
 
 
@@ -59,14 +59,43 @@ def per_analysis(cmp: dict) -> dict[str, dict]:
         centers = cmp["centers"]
         b = {c: sum(by_sec[s][c] for s in sections) for c in centers}
         rounds = 1
-        if analysis == "ptr_multivariable" and "ptr_multivariable" in cmp["cost"]:
-            extra = cmp["cost"]["ptr_multivariable"]
-            rounds += extra["rounds"]
-            b = {c: b[c] + extra["bytes_per_node"][c] for c in centers}
+        for label in ("ptr_multivariable", "ptr_multivariable:firth"):
+            if analysis == "ptr_multivariable" and label in cmp["cost"]:
+                extra = cmp["cost"][label]
+                rounds += extra["rounds"]
+                b = {c: b[c] + extra["bytes_per_node"][c] for c in centers}
         status = cmp["analyses"].get(analysis, {}).get("status", "ok")
         out[analysis] = {"rounds": rounds, "bytes_per_node": b,
                          "bytes_max_node": max(b.values()), "status": status}
+    firth = cmp["cost"].get("ptr_multivariable:firth")
+    if firth:  # of which Firth's fit and its profile limits
+        out["  of which Firth"] = {"rounds": firth["rounds"],
+                                  "bytes_per_node": firth["bytes_per_node"],
+                                  "bytes_max_node": firth["bytes_max_node"], "status": ""}
     return out
+
+
+def federated_only(work: Path, ppc: int, k: int, mc: int, config: Path | None) -> dict:
+    """The cost figures of `run_demo` without the pooled run (when that one fails)."""
+    import contextlib
+    import io
+    import time
+
+    from ptrharmonize.analysis.runner import write_json
+    from ptrharmonize.cdm import load_definitions
+    from ptrharmonize.federated.demo import build_stores, run_mock
+
+    stores, _ = build_stores(work / "stores", ppc, k)
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        fed = run_mock(stores, load_definitions(config), node_min_count=mc)
+    write_json(fed, work / "federated" / "results.json")
+    return {"centers": sorted(stores), "cost": fed["federated"]["cost"],
+            "summary_bytes_by_section": fed["federated"]["summary_bytes_by_section"],
+            "analyses": {a: {"status": v.get("status")} for a, v in fed["analyses"].items()},
+            "exact_differences": None,
+            "seconds": {"federated_mock": time.perf_counter() - t0,
+                        "pooled_run_analysis": float("nan")}}
 
 
 def main() -> None:
@@ -83,22 +112,29 @@ def main() -> None:
         cfg.write_text(WIDE, encoding="utf-8")
         for name, ppc, k, mc, wide in settings:
             work = Path(tmp) / f"run-{k}-{ppc}-{mc}"
+            note = None
             try:
                 cmp = run_demo(work, ppc, k, mc, cfg if wide else None)
-            except Exception as exc:  # noqa: BLE001 - recorded, the other settings still run
-                print(f"\n{name}: failed: {type(exc).__name__}: {exc}")
-                results.append({"setting": name, "failed": f"{type(exc).__name__}: {exc}"})
-                continue
+            except Exception as exc:  # noqa: BLE001 - the pooled run failed: measure federated alone
+                note = f"pooled run-analysis failed ({type(exc).__name__}: {exc}); federated measured alone"
+                cmp = federated_only(work, ppc, k, mc, cfg if wide else None)
+                print(f"\n{name}: {note}")
+            fed = json.loads((work / "federated" / "results.json").read_text())
+            t4 = fed["analyses"]["ptr_multivariable"]
+            table4 = {"status": t4.get("status"),
+                      "selected": [x["variable"] for x in t4.get("selected") or []],
+                      "firth": bool(t4.get("firth") and t4["firth"].get("selected"))}
             rows = per_analysis(cmp)
             store = max(sum(f.stat().st_size for f in d.iterdir())
                         for d in (work / "stores" / "synth" / "truth").iterdir())
             results.append({"setting": name, "patients_per_center": ppc, "centers": k,
-                            "min_count": mc, "store_bytes_max": store,
+                            "min_count": mc, "store_bytes_max": store, "note": note,
+                            "table4": table4,
                             "exact_differences": cmp["exact_differences"],
                             "seconds": cmp["seconds"], "analyses": rows})
             print(f"\n{name}: {k} centers x {ppc} patients, store {store:,} bytes (baseline), "
                   f"mock {cmp['seconds']['federated_mock']:.1f} s vs pooled run-analysis "
-                  f"{cmp['seconds']['pooled_run_analysis']:.1f} s")
+                  f"{cmp['seconds']['pooled_run_analysis']:.1f} s; Table 4: {table4}")
             print(f"{'analysis':28} {'status':>14} {'rounds':>7} {'max bytes/node':>15} {'/extract':>9}")
             for a, r in rows.items():
                 print(f"{a:28} {r['status']:>14} {r['rounds']:7d} {r['bytes_max_node']:15,d} "
@@ -116,7 +152,8 @@ def main() -> None:
                   f"patients, largest center extract {r['store_bytes_max']:,} bytes", "",
                   f"mock run {r['seconds']['federated_mock']:.1f} s; pooled run-analysis "
                   f"{r['seconds']['pooled_run_analysis']:.1f} s; exact differences: "
-                  f"{r['exact_differences']}", "",
+                  f"{r['exact_differences']}; Table 4: {r['table4']}"
+                  + (f"; {r['note']}" if r["note"] else ""), "",
                   "| analysis | status | rounds | max bytes sent by a node | / extract bytes |",
                   "|---|---|---|---|---|"]
         for a, x in r["analyses"].items():

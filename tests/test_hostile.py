@@ -400,3 +400,226 @@ def test_console_formatting_error_does_not_escape_the_guard() -> None:
     buf = Broken()
     assert run_guarded(body, Console(file=buf)) == 2
     assert buf.getvalue().startswith("error: ValueError: bad")
+
+
+# --------------------------------------------------------------------------- identifiers
+# "Identifier rules for the registries' countries: names in free text, national ids of at least
+# CN, US, NL, IT, DE, FR, UK with their check digits, international phone and e-mail anywhere,
+# dates of birth in words; redaction before truncation; no output ever repeats a detected value."
+# Valid national ids are the examples of python-stdnum's documentation for each number (the
+# library implements the published check-digit algorithms); the US SSN is the one printed on the
+# Woolworth wallet card (078-05-1120), the phone numbers follow each country's numbering plan.
+
+ID_CASES = [
+    # (id, table, data index, column, planted value, rule, secret that must never be output)
+    ("name_in_free_text", "outcomes", 0, "death_cause", "Maria Rossi", "phi.value_name_in_text", "Maria Rossi"),
+    ("title_and_name", "outcomes", 1, "death_cause", "seen by Dr. Jansen", "phi.value_name_in_text", "Jansen"),
+    ("it_codice_fiscale_patient_id", "patients", 1, "patient_id", "RCCMNL83S18D969H", "phi.value_national_id",
+     "RCCMNL83S18D969H"),
+    ("nl_bsn_patient_id", "patients", 2, "patient_id", "111222333", "phi.value_national_id", "111222333"),
+    ("de_steuer_id", "outcomes", 2, "death_cause", "Steuer-ID 36 574 261 809", "phi.value_national_id",
+     "36 574 261 809"),
+    ("fr_nir", "outcomes", 3, "death_cause", "NIR 2 95 10 99 126 111 93", "phi.value_national_id", "126 111 93"),
+    ("uk_nhs_number", "treatments", 0, "regimen", "NHS 943 476 5870", "phi.value_national_id", "943 476 5870"),
+    ("cn_resident_id", "patients", 3, "patient_id", "360426199101010071", "phi.value_national_id",
+     "360426199101010071"),
+    ("us_ssn", "outcomes", 4, "death_cause", "SSN 078-05-1120", "phi.value_national_id", "078-05-1120"),
+    ("phone_nl_local", "outcomes", 0, "death_cause", "bel 06 12345678", "phi.value_phone", "12345678"),
+    ("phone_it_international", "outcomes", 1, "death_cause", "tel. +39 02 1234 5678", "phi.value_phone",
+     "1234 5678"),
+    ("phone_de_0049", "outcomes", 2, "death_cause", "Tel 0049 30 12345678", "phi.value_phone", "12345678"),
+    ("phone_fr_mobile", "treatments", 1, "regimen", "+33 6 12 34 56 78", "phi.value_phone", "12 34 56 78"),
+    ("phone_uk_landline", "outcomes", 3, "death_cause", "ring 020 7946 0958", "phi.value_phone", "7946 0958"),
+    ("email_in_code_column", "outcomes", 0, "response", "maria.rossi@ospedale.it", "phi.value_email",
+     "maria.rossi@ospedale.it"),
+    ("email_in_number_column", "labs", 3, "value", "jan@example.nl", "phi.value_email", "jan@example.nl"),
+    ("birth_date_in_words_en", "treatments", 2, "regimen", "born 7 March 1990", "phi.value_birth_date",
+     "7 March 1990"),
+    ("birth_date_in_words_it", "outcomes", 1, "death_cause", "nata il 7 marzo 1990", "phi.value_birth_date",
+     "marzo 1990"),
+    ("birth_date_in_words_de", "outcomes", 2, "death_cause", "geb. 7. März 1990", "phi.value_birth_date",
+     "März 1990"),
+    ("identifier_in_a_long_value", "outcomes", 0, "response", "Maria Rossi " + "x" * 300,
+     "phi.value_name_in_text", "Maria Rossi"),
+]
+
+
+def planted(tmp: Path, edits: list[tuple[str, int, str, str]]) -> Path:
+    rows = clean_rows()
+    for table, idx, col, value in edits:
+        rows[table][idx][col] = value
+    return write_extract(tmp / "sub", rows)
+
+
+@pytest.mark.parametrize("case", ID_CASES, ids=[c[0] for c in ID_CASES])
+def test_identifier_detected_and_never_repeated(case, tmp_path: Path) -> None:
+    _, table, idx, col, value, rule, secret = case
+    sub = planted(tmp_path, [(table, idx, col, value)])
+    out_csv = tmp_path / "issues.csv"
+    res = run("validate", sub, "--format", "json", "-o", out_csv)
+    assert res.exit_code == 1, res.output[-2000:]
+    doc = json.loads(res.stdout)
+    hits = {(i["rule_id"], i["table"], i["row"], i["column"]) for i in doc["issues"]}
+    assert (rule, table, idx + 2, col) in hits, sorted(h for h in hits if h[0].startswith("phi."))
+    for text in (res.output, out_csv.read_text(encoding="utf-8")):
+        assert secret not in text
+
+
+CLINICAL_TEXT = ["Intracranial hemorrhage", "Sepsis (Klebsiella pneumoniae)", "Ann Arbor stage IV",
+                 "Progressive disease", "CD19 CAR-T", "FLAG-Ida", "GvHD grade 3 after allo-HSCT",
+                 "died in March 2019", "relapse 2019", "CRS grade 2, IL-6 1500 pg/mL"]
+
+
+def test_clinical_text_and_codes_are_not_identifiers(tmp_path: Path) -> None:
+    edits = [("outcomes", i % 6, "death_cause", t) for i, t in enumerate(CLINICAL_TEXT[:6])]
+    edits += [("treatments", i, "regimen", t) for i, t in enumerate(CLINICAL_TEXT[6:])]
+    sub = planted(tmp_path, edits)
+    res = run("validate", sub, "--format", "json")
+    doc = json.loads(res.stdout)
+    assert [i for i in doc["issues"] if i["rule_id"].startswith("phi.")] == []
+    assert res.exit_code == 0, res.output[-2000:]
+
+
+def test_no_output_repeats_a_detected_value(tmp_path: Path) -> None:
+    """Every identifier at once, through every output: terminal, JSON, CSV, XLSX, HTML, store."""
+    import openpyxl
+
+    edits = [(t, i, c, v) for _, t, i, c, v, _, _ in ID_CASES if not (t == "patients" and c == "patient_id")]
+    # one value per cell: keep the last edit of each cell
+    cells = {(t, i, c): v for t, i, c, v in edits}
+    sub = planted(tmp_path, [(t, i, c, v) for (t, i, c), v in cells.items()])
+    secrets = [s for _, t, i, c, v, _, s in ID_CASES if cells.get((t, i, c)) == v]
+    assert len(secrets) >= 9
+    texts: dict[str, str] = {}
+    res = run("validate", sub, "--max-issues", "1000")
+    texts["terminal"] = res.output
+    res = run("validate", sub, "--format", "json", "-o", tmp_path / "i.csv")
+    texts["json"], texts["csv"] = res.stdout, (tmp_path / "i.csv").read_text(encoding="utf-8")
+    store = tmp_path / "reg.duckdb"
+    th = tmp_path / "th.csv"
+    th.write_text("rule_id,center_id,threshold\n" + "".join(f"{r},,1000\n" for r in
+                  {c[5] for c in ID_CASES}), encoding="utf-8")
+    res = run("ingest", sub, "--store", store, "--thresholds", th, "-o", tmp_path / "i.xlsx")
+    assert res.exit_code == 1  # a thresholds file cannot tolerate identifiers
+    texts["ingest terminal"] = res.output
+    wb = openpyxl.load_workbook(tmp_path / "i.xlsx")
+    texts["xlsx"] = "\n".join(str(c.value) for ws in wb for row in ws.iter_rows() for c in row)
+    res = run("qa-report", sub, "--out", tmp_path / "qa.html", "--issues-dir", tmp_path / "qi", "--quiet")
+    assert res.exit_code == 0, res.output[-2000:]
+    texts["html"] = (tmp_path / "qa.html").read_text(encoding="utf-8")
+    for f in sorted((tmp_path / "qi").iterdir()):
+        if f.suffix == ".csv":
+            texts[f.name] = f.read_text(encoding="utf-8")
+    if store.exists():
+        con = duckdb.connect(str(store), read_only=True)
+        texts["store"] = repr([con.execute(f'SELECT * FROM "{t}"').fetchall() for (t,) in
+                               con.execute("SELECT table_name FROM information_schema.tables").fetchall()])
+        con.close()
+    for where, text in texts.items():
+        for s in secrets:
+            assert s not in text, (where, s)
+    assert "[redacted]" in texts["json"] and "[redacted]" in texts["html"]
+
+
+# --------------------------------------------------------------------------- formula text
+# "Every text output neutralises formula text in every field."
+
+
+def test_formula_text_neutralised_in_every_field(tmp_path: Path) -> None:
+    import csv as pycsv
+
+    import openpyxl
+
+    rows = clean_rows()
+    rows["outcomes"][0]["response"] = "=SUM(A1:A3)"
+    sub = write_extract(tmp_path / "sub", rows)
+    f = sub / "outcomes.csv"
+    f.write_text(f.read_text(encoding="utf-8").replace("response", "=SUM(B1:B9)", 1), encoding="utf-8")
+    tables = {"outcomes": {"file": "outcomes.csv", "columns": {
+        **{c: c for c in HEADERS["outcomes"] if c not in ("center_id", "response")}, "response": "=SUM(B1:B9)"}}}
+    m = mapping_for(sub, "T01", tables=tables)
+    for out in ("i.csv", "i.xlsx"):
+        res = run("validate", sub, "--mapping", m, "-o", tmp_path / out)
+        assert res.exit_code == 1, res.output[-2000:]
+    cells = [c for r in pycsv.reader(open(tmp_path / "i.csv", encoding="utf-8")) for c in r]
+    assert "'=SUM(B1:B9)" in cells and "'=SUM(A1:A3)" in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "@")]
+    ws = openpyxl.load_workbook(tmp_path / "i.xlsx").active
+    values = [c for row in ws.iter_rows() for c in row]
+    assert not [c.value for c in values if c.data_type == "f"]
+    assert {"'=SUM(B1:B9)", "'=SUM(A1:A3)"} <= {c.value for c in values}
+
+
+# --------------------------------------------------------------------------- sheet dimensions
+# "Resource limits before work: sheet dimensions read from the workbook's own metadata and capped
+# (configurable) ... a limit hit is exit 2 naming the file." The issue's cases aborted the process
+# (exit 134, a Rust backtrace) or hung past 90 s.
+
+
+def workbook(tmp: Path, far_cell: str | None, formula: bool = False, rewrite: tuple[bytes, bytes] | None = None) -> Path:
+    import zipfile
+
+    import openpyxl
+
+    rows = clean_rows()
+    sub = write_extract(tmp / "sub", rows)
+    (sub / "outcomes.csv").unlink()
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADERS["outcomes"])
+    for r in rows["outcomes"]:
+        ws.append([r[c] or None for c in HEADERS["outcomes"]])
+    if far_cell:
+        ws[far_cell] = 1
+    if formula:
+        ws["H2"] = "=1+1"
+    path = sub / "outcomes.xlsx"
+    wb.save(path)
+    if rewrite:
+        src = path.read_bytes()
+        tmpzip = tmp / "rewritten.xlsx"
+        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmpzip, "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if info.filename.startswith("xl/worksheets/"):
+                    data = data.replace(*rewrite)
+                zout.writestr(info, data)
+        assert tmpzip.read_bytes() != src
+        tmpzip.replace(path)
+    return sub
+
+
+SHEET_CASES = [
+    # (id, far cell, formula, XML rewrite, exit, message fragment, env)
+    ("cell_at_XFD1048576", "XFD1048576", False, None, 2, "reaches cell XFD1048576", {}),
+    ("cell_at_XFD1048576_with_a_formula", "XFD1048576", True, None, 2, "reaches cell XFD1048576", {}),
+    ("cell_ref_ZZZZZZ4", "J4", False, (b'r="J4"', b'r="ZZZZZZ4"'), 2, "321,272,406 columns", {}),
+    ("dimension_element_only", None, False, (b'<dimension ref="A1:F7"', b'<dimension ref="A1:XFD1048576"'), 2,
+     "reaches cell XFD1048576", {}),
+    ("under_a_lowered_cap", "Z5000", False, None, 2, "reaches cell Z5000", {"PTRH_MAX_SHEET_CELLS": "100000"}),
+    ("within_the_cap", "Z5000", False, None, 1, "", {}),  # read; the stray cell is an unknown column
+]
+
+
+@pytest.mark.parametrize("case", SHEET_CASES, ids=[c[0] for c in SHEET_CASES])
+def test_sheet_dimensions_capped_before_reading(case, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _, far, formula, rewrite, exit_code, says, env = case
+    sub = workbook(tmp_path, far, formula, rewrite)
+    cols = {c: c for c in HEADERS["outcomes"] if c != "center_id"}
+    m = mapping_for(sub, "T01", tables={"outcomes": {"file": "outcomes.xlsx", "format": "excel", "columns": cols}})
+    assert (sub / "outcomes.xlsx").stat().st_size < 200_000
+    # Its own process: an abort (exit 134) or a hang must show as such, not take pytest down.
+    ptrh = Path(sys.executable).parent / "ptrh"
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(ptrh), "validate", str(sub), "--mapping", str(m), "--quiet"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **env, "COLUMNS": "200"})
+    took = time.perf_counter() - t0
+    both = proc.stdout + proc.stderr
+    assert "Traceback" not in both and "panicked" not in both, both[-2000:]
+    assert proc.returncode == exit_code, both[-2000:]
+    assert took < 60
+    if exit_code == 2:
+        assert "outcomes.xlsx [Sheet]" in proc.stderr and says in proc.stderr, proc.stderr

@@ -33,6 +33,7 @@ from ..analysis.baseline import CATEGORICAL as BASELINE_BINARY
 from ..analysis.baseline import CONTINUOUS as BASELINE_CONTINUOUS
 from ..analysis.cart_characteristics import VARIABLES as TABLE3_VARIABLES
 from ..analysis.platelet_dose import MEASURES as DOSE_MEASURES
+from ..analysis.runner import run_one
 
 MEDIAN_METHOD = (
     "weighted median of the center medians, weights = patients per center "
@@ -117,7 +118,7 @@ def ptr_by_group(parts: Mapping[str, Mapping[str, Any]], definitions: dict[str, 
     released = {c: p["released"] for c, p in parts.items()}
     pop = ptr_by_group_population(released)
     ctx = PseudoContext(definitions, {"ptr_by_group": pop, "ptr_by_group_stratified": pop})
-    return {k: ANALYSES[k](ctx) for k in ("ptr_by_group", "ptr_by_group_stratified")}
+    return {k: run_one(ANALYSES[k], ctx) for k in ("ptr_by_group", "ptr_by_group_stratified")}
 
 
 def _rows_table(parts: Released, variables: Sequence[str], group_key: str,
@@ -215,7 +216,7 @@ def table_rows(kind: str, parts: Mapping[str, Mapping[str, Any]], definitions: d
     if kind == "baseline":
         pop = pop.with_columns(treatment_type=pl.when(pl.col("car_t")).then(pl.lit("car_t"))
                                .otherwise(pl.lit("chemotherapy"))).drop("car_t")
-    res = ANALYSES[kind](PseudoContext(definitions, {kind: pop}))
+    res = run_one(ANALYSES[kind], PseudoContext(definitions, {kind: pop}))
     rows = []
     for row in res.data.get("rows", []):
         var = row["variable"]
@@ -313,7 +314,7 @@ def cci_vs_il6(parts: Mapping[str, Mapping[str, Any]], definitions: dict[str, An
     rel = [p["released"] for p in parts.values()]
     m = pool_comoments(rel)
     if m["n"] < 3:
-        return {"status": "not_applicable",
+        return {"status": "not_estimable",
                 "reason": "fewer than 3 transfusions with a same-day IL-6", "n": int(m["n"])}
     return {**linear_from_moments(m), "n_patients": sum(p["n_patients"] for p in rel),
             "x": "il6_same_day", "y": "cci", "sufficient_statistics": m}
@@ -338,7 +339,8 @@ def bleeding_cuminc(parts: Mapping[str, Mapping[str, Any]], definitions: dict[st
                               "event_type": status_name[code]}] * int(c)
     pop = pl.DataFrame(rows, schema={"center_id": pl.Utf8, "ptr": pl.Boolean,
                                      "event_time_days": pl.Float64, "event_type": pl.Utf8})
-    res = ANALYSES["bleeding_cuminc"](PseudoContext(definitions, {"bleeding_cuminc": pop}))
+    res = run_one(ANALYSES["bleeding_cuminc"],
+                  PseudoContext(definitions, {"bleeding_cuminc": pop}))
     res.data["times_coarsened"] = moved
     if moved:
         res.data["approximate"] = ["curves", "cif_at_horizon", "statistic", "p_value"]

@@ -17,14 +17,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
-from ..stats.firth import _limit
+from ..stats._common import NotEstimable
 from .disclosure import Refused
 from .rounds import Rounds
 
 TOL = 1e-10
 MAX_ITER = 200
+SEPARATION_METHOD = (
+    "federated: Newton-Raphson diverged (not converged, or |estimate| > 15 on the log-odds "
+    "scale); the pooled run's linear-programming test (Konis 2007) needs the rows"
+)
 
 
 class Oracle:
@@ -53,7 +57,31 @@ def add_parts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for key in ("grad", "info", "T"):
         if key in parts[0]:
             out[key] = np.sum([np.asarray(p[key], dtype=float) for p in parts], axis=0)
+    k = len(out["grad"])
+    out["info"] = unpack_info(out["info"], k)
+    if "T" in out:
+        out["T"] = unpack_sym3(out["T"], k)
     return out
+
+
+def unpack_info(upper: np.ndarray, k: int) -> np.ndarray:
+    """The symmetric k x k matrix from its upper triangle (row by row), as nodes send it."""
+    m = np.zeros((k, k))
+    m[np.triu_indices(k)] = upper
+    return m + np.triu(m, 1).T
+
+
+def unpack_sym3(unique: np.ndarray, k: int) -> np.ndarray:
+    """The fully symmetric k x k x k array from its entries j <= k <= l."""
+    import itertools
+
+    from .node import sym3_indices
+
+    T = np.zeros((k, k, k))
+    for v, (a, b, c) in zip(unique, zip(*sym3_indices(k), strict=True), strict=True):
+        for perm in set(itertools.permutations((a, b, c))):
+            T[perm] = v
+    return T
 
 
 # --------------------------------------------------------------------------- ML
@@ -66,14 +94,25 @@ def _exp(v: float) -> float:
         return math.inf
 
 
+def estimable(r: Mapping[str, Any], model: Sequence[str]) -> None:
+    """As `stats.regression.logistic`: both outcomes, and a design of full rank (the rank of
+    X'WX at the start, where every weight is 1/4, is the rank of X)."""
+    if r["n"] == 0 or r["events"] in (0, r["n"]):
+        raise NotEstimable("logistic regression needs both outcomes among the complete cases")
+    if np.linalg.matrix_rank(np.asarray(r["info"])) < len(model) + 1:
+        raise NotEstimable(
+            "singular design: the columns of " + ", ".join(model) + " (with the intercept) "
+            "are collinear or constant among the complete cases")
+
+
 def fit_ml(ev: Oracle, model: Sequence[str], cc: Sequence[str]) -> dict[str, Any]:
     """Newton-Raphson to the ML estimate: beta, its information, log-likelihood, n."""
     beta = np.zeros(len(model) + 1)
     converged = False
-    for _ in range(MAX_ITER):
+    for it in range(MAX_ITER):
         r = ev(model, cc, beta)
-        if r["n"] == 0:
-            raise Refused("no complete case at any center")
+        if it == 0:
+            estimable(r, model)
         step = np.linalg.solve(r["info"], r["grad"])
         beta = beta + step
         if np.max(np.abs(step)) < TOL:
@@ -87,11 +126,25 @@ def fit_ml(ev: Oracle, model: Sequence[str], cc: Sequence[str]) -> dict[str, Any
 def wald(fit: Mapping[str, Any], confidence: float) -> dict[str, Any]:
     """`stats.regression.logistic`'s result from a federated ML fit."""
     terms = ["(Intercept)", *fit["model"]]
-    se = np.sqrt(np.diag(np.linalg.inv(fit["info"])))
+    beta = np.asarray(fit["beta"], dtype=float)
+    diverged = not fit["converged"] or (len(terms) > 1 and np.max(np.abs(beta[1:])) > 15)
+    directions = {t: int(np.sign(b)) for t, b in zip(terms, beta, strict=True)
+                  if diverged and abs(b) > 15} if len(terms) > 1 else {}
+    sep = {"detected": bool(directions), "directions": directions,
+           "method": SEPARATION_METHOD if len(terms) > 1 else "intercept only"}
+    se = np.sqrt(np.diag(np.linalg.pinv(fit["info"])))
     z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
     coefficients = []
-    for term, b, s in zip(terms, fit["beta"], se, strict=True):
+    for term, b, s in zip(terms, beta, se, strict=True):
         b, s = float(b), float(s)
+        if directions.get(term):
+            inf = math.inf if directions[term] > 0 else -math.inf
+            coefficients.append(
+                {"variable": term, "estimate": inf, "se": None, "odds_ratio": _exp(inf),
+                 "ci_low": None, "ci_high": None, "statistic": None, "p_value": None,
+                 "reason": "separation: the maximum-likelihood estimate is infinite "
+                           f"({'+' if inf > 0 else '-'}Infinity on the log-odds scale)"})
+            continue
         coefficients.append({"variable": term, "estimate": b, "se": s, "odds_ratio": _exp(b),
                              "ci_low": _exp(b - z * s), "ci_high": _exp(b + z * s),
                              "statistic": b / s, "p_value": float(2 * stats.norm.sf(abs(b / s)))})
@@ -99,8 +152,7 @@ def wald(fit: Mapping[str, Any], confidence: float) -> dict[str, Any]:
     return {"test": "logistic", "statistic": None, "p_value": None,
             "coefficients": coefficients, "loglik": ll, "deviance": -2.0 * ll,
             "aic": -2.0 * ll + 2 * len(terms), "n": int(fit["n"]),
-            "converged": bool(fit["converged"]),
-            "separation_suspected": bool(max(abs(c["estimate"]) for c in coefficients) > 15),
+            "converged": bool(fit["converged"]), "separation": sep,
             "confidence": confidence,
             "variant": "ML logistic regression, Wald z tests and Wald CI (R glm + "
                        "confint.default); federated Newton-Raphson"}
@@ -175,7 +227,7 @@ def forward_lr(rounds: Rounds, candidates: Sequence[str], entry_p: float, remova
 
     final = wald(current if current["model"] == model else ll_of(model), confidence)
     selected = [{k: c[k] for k in ("variable", "estimate", "se", "odds_ratio", "ci_low",
-                                   "ci_high", "p_value")}
+                                   "ci_high", "p_value", "reason") if k in c}
                 for c in final["coefficients"] if c["variable"] != "(Intercept)"]
     return {"test": "forward_lr", "statistic": None, "p_value": None, "selected": selected,
             "steps": steps, "final_model": final, "n": int(current["n"]), "entry_p": entry_p,
@@ -202,6 +254,17 @@ def firth_parts(ev: Oracle, model: Sequence[str], cc: Sequence[str]
         return pen, score, info
 
     return parts
+
+
+def _limit(excess: Callable[[float], float], start: float, step: float) -> float:
+    """Where `excess` crosses 0 moving from `start` by `step` (doubling), by Brent's method."""
+    inner, outer = start, start + step
+    for _ in range(60):
+        if excess(outer) > 0:
+            return float(optimize.brentq(excess, inner, outer, xtol=1e-12, rtol=1e-13))
+        inner, outer = outer, outer + step
+        step *= 2
+    return math.copysign(math.inf, step)
 
 
 def _maximize(parts: Callable, beta0: np.ndarray, free: np.ndarray, max_iter: int,
@@ -234,14 +297,16 @@ def firth_logistic(rounds: Rounds, model: Sequence[str], cc: Sequence[str],
                    confidence: float = 0.95, max_iter: int = MAX_ITER, tol: float = TOL
                    ) -> dict[str, Any]:
     """`stats.firth.firth_logistic` (profile CI, Fisher SE) with federated parts."""
-    parts = firth_parts(Oracle(rounds), model, cc)
+    ev = Oracle(rounds)
+    estimable(ev(model, cc, np.zeros(len(model) + 1)), model)
+    parts = firth_parts(ev, model, cc)
     terms = ["(Intercept)", *model]
     k = len(terms)
     all_free = np.ones(k, dtype=bool)
     beta, pen, iterations, converged = _maximize(parts, np.zeros(k), all_free, max_iter, tol)
     _, _, info = parts(beta)
     at = Oracle(rounds)(model, cc, beta)
-    se = np.sqrt(np.diag(np.linalg.inv(info)))
+    se = np.sqrt(np.diag(np.linalg.pinv(info)))
     crit = float(stats.chi2.ppf(confidence, 1))
 
     def profile(j: int, value: float) -> float:
@@ -278,14 +343,18 @@ def firth_logistic(rounds: Rounds, model: Sequence[str], cc: Sequence[str],
     for j, term in enumerate(terms):
         b, s = float(beta[j]), float(se[j])
         lo, hi = answers[("lo", j)], answers[("hi", j)]
+        fin_lo, fin_hi = math.isfinite(lo), math.isfinite(hi)
         coefficients.append({"variable": term, "estimate": b, "se": s, "odds_ratio": math.exp(b),
-                             "ci_low": math.exp(lo), "ci_high": math.exp(hi), "log_ci_low": lo,
-                             "log_ci_high": hi,
+                             "ci_low": math.exp(lo) if fin_lo else None,
+                             "ci_high": math.exp(hi) if fin_hi else None,
+                             "log_ci_low": lo if fin_lo else None,
+                             "log_ci_high": hi if fin_hi else None,
                              "p_value": float(stats.chi2.sf(answers[("lr", j)], 1))})
     return {"test": "firth", "statistic": lr_global,
             "p_value": float(stats.chi2.sf(lr_global, k - 1)) if k > 1 else None,
             "df": k - 1, "coefficients": coefficients, "penalized_loglik": pen,
-            "loglik": float(at["loglik"]), "n": int(at["n"]), "iterations": iterations, "converged": converged,
+            "loglik": float(at["loglik"]), "n": int(at["n"]), "iterations": iterations,
+            "warnings": [], "converged": converged,
             "ci_method": "profile penalized likelihood", "se_type": "fisher",
             "p_method": "penalized likelihood ratio", "confidence": confidence,
             "variant": "Firth (Jeffreys prior) penalized ML, as R logistf; federated "

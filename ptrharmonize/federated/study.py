@@ -18,9 +18,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..analysis import ANALYSES
-from ..analysis._common import AnalysisResult, num
+from ..analysis._common import AnalysisResult, not_estimable, num
 from ..analysis.ptr_multivariable import _result, _terms
 from ..analysis.runner import software_versions
+from ..stats._common import NotEstimable
 from . import combine
 from .disclosure import Refused
 from .logistic import add_parts, firth_logistic, forward_lr, logistic
@@ -59,12 +60,17 @@ def answer_bytes(answer: Any) -> int:
 
 
 def glm_rounds(network: Network, label: str) -> Rounds:
+    """Rounds of `partial_glm`; their cost is booked under `rounds.label` (changed as the
+    analysis moves from the ML fits to Firth's)."""
+
     def evaluate(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        answers = network.round("partial_glm", {"requests": requests}, label)
+        answers = network.round("partial_glm", {"requests": requests}, rounds.label)
         centers = sorted(answers)
         return [add_parts([answers[c][i] for c in centers]) for i in range(len(requests))]
 
-    return Rounds(evaluate)
+    rounds = Rounds(evaluate)
+    rounds.label = label  # type: ignore[attr-defined]
+    return rounds
 
 
 def ptr_multivariable(network: Network, definitions: dict[str, Any],
@@ -76,8 +82,8 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
     if t3.get("status") == "refused":
         return combine.refused("Table 3 was refused, and its tests screen the candidates",
                                t3.get("centers_refused"))
-    if t3.get("status") == "not_applicable":
-        return {"status": "not_applicable",
+    if t3.get("status") in ("not_applicable", "not_estimable", "error"):
+        return {"status": t3["status"],
                 "reason": "the CAR-T subgroup has no PTR or no non-PTR patient",
                 "n": sum((t3.get("n") or {}).values())}
     n_all = t3["n"]["ptr"] + t3["n"]["non_ptr"]
@@ -93,8 +99,11 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
                     raise Refused(f"the Table 3 row {var} was refused: {row['reason']}")
                 test, p_value = row["test"], row["p_value"]
             else:
-                fit = logistic(rounds, [var], [var], p["confidence"])
-                test, p_value = "logistic", _terms(fit)[0]["p_value"]
+                try:
+                    fit = logistic(rounds, [var], [var], p["confidence"])
+                    test, p_value = "logistic", _terms(fit)[0]["p_value"]
+                except NotEstimable:  # as the pooled code: no screen p, not a candidate
+                    test, p_value = "logistic", None
             return {"variable": var, "univariate_test": test, "univariate_p": p_value,
                     "candidate": p_value is not None and p_value < p["candidate_p"]}
 
@@ -110,28 +119,59 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
         if "refused" in base:
             raise Refused(base["refused"])
         if base["events"] in (0, base["n"]):
-            return {"status": "not_applicable", "n": base["n"], "screen": screen,
-                    "candidates": candidates,
-                    "reason": "no PTR or no non-PTR patient has every candidate known"}
+            return not_estimable("no PTR or no non-PTR patient has every candidate known",
+                                 n=base["n"], screen=screen, candidates=candidates)
         model = forward_lr(rounds, candidates, p["entry_p"], p["removal_p"], p["entry_test"],
                            p["confidence"])
         selected = [s["variable"] for s in model["selected"]]
-        firth = None
+        final = model["final_model"]
+        separated = bool(selected) and final["separation"]["detected"]
+        firth, firth_error = None, None
         if selected:
+            rounds.label = "ptr_multivariable:firth"  # type: ignore[attr-defined]
             try:
                 fit = firth_logistic(rounds, selected, candidates, confidence=p["confidence"])
                 firth = {**fit, "selected": _terms(fit)}
                 del firth["coefficients"]
+            except NotEstimable as exc:
+                firth_error = str(exc)
             except np.linalg.LinAlgError:
-                firth = {"test": "firth", "status": "error", "selected": [],
-                         "reason": "the information matrix became singular in Firth's fit "
-                                   "or its profile-likelihood search"}
-        wald = _terms(model["final_model"])[0] if selected else {}
-        data = {**model, "test": "logistic", "statistic": wald.get("statistic"),
-                "statistic_name": "Wald z of the first variable selected" if selected else None,
-                "p_value": wald.get("p_value"), "selection": model["test"],
-                "n": base["n"], "events": int(base["events"]), "screen": screen,
-                "candidates": candidates, "firth": firth, **settings}
+                firth_error = ("the information matrix became singular in Firth's fit or its "
+                               "profile-likelihood search")
+        if separated and firth is None:
+            return not_estimable(
+                f"separation of {', '.join(final['separation']['directions'])} and no Firth "
+                f"fit ({firth_error})", n=base["n"], screen=screen, candidates=candidates,
+                steps=model["steps"])
+        reported = firth if separated else model
+        first = _terms(final)[0] if selected else {}
+        head = reported["selected"][0] if selected else {}
+        data = {
+            **model,
+            "test": "firth" if separated else "logistic",
+            "method": "firth" if separated else "logistic",
+            "reported_because": (
+                "separation: the maximum-likelihood estimate of "
+                + ", ".join(v for v in final["separation"]["directions"] if v != "(Intercept)")
+                + " is infinite, so the reported result is Firth's penalized estimate with its "
+                "profile penalized-likelihood CI and LR p (ML kept under `ml`)"
+            ) if separated else "no separation: ML logistic regression, Wald CI and p (the study's)",
+            "selected": reported["selected"],
+            "ml": {"test": "logistic", "selected": model["selected"],
+                   "separation": final["separation"]},
+            "statistic": None if separated else first.get("statistic"),
+            "statistic_name": None if separated or not selected else
+            "Wald z of the first variable selected",
+            "p_value": head.get("p_value"),
+            "selection": model["test"],
+            "n": base["n"],
+            "events": int(base["events"]),
+            "screen": screen,
+            "candidates": candidates,
+            "firth": firth,
+            "firth_error": firth_error,
+            **settings,
+        }
         return _result(num(data), firth)
 
     rounds = glm_rounds(network, "ptr_multivariable")
@@ -139,6 +179,8 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
         return rounds.run(study)
     except Refused as exc:
         return combine.refused(str(exc))
+    except NotEstimable as exc:
+        return not_estimable(str(exc))
 
 
 def _split(answers: Mapping[str, Mapping[str, Any]], section: str) -> dict[str, Any]:
@@ -168,7 +210,9 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
     objects: dict[str, AnalysisResult] = {}
     headlines: list[dict[str, Any]] = []
     for analysis_id in ANALYSES:
-        res = out[analysis_id]
+        # an analysis the federated study does not compute yet (e.g. bleeding_landmark) is
+        # reported as refused, not lost
+        res = out.get(analysis_id) or combine.refused("not computed by the federated study yet")
         if isinstance(res, AnalysisResult):
             objects[analysis_id] = res
             data = res.data
@@ -180,10 +224,13 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
         analyses[analysis_id] = num(data)
     refusals = {k: v.get("centers_refused") or v.get("reason") for k, v in analyses.items()
                 if v.get("status") == "refused"}
+    qa = combine.qa(parts["qa"])
     results = {
         "analyses": analyses,
         "summary": headlines,
-        "qa": combine.qa(parts["qa"]),
+        "status": {k: v.get("status") for k, v in analyses.items()},
+        "submissions": qa["submissions"],  # as run-analysis, without paths and checksums
+        "qa": qa,
         "software": software_versions(),
         "settings": definitions,
         "federated": {
@@ -194,6 +241,8 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
             "cost": network.cost.as_dict() if hasattr(network, "cost") else None,
             "summary_bytes_by_section": section_bytes,
         },
+        "filters": {"centers": sorted(summary), "since": None, "config": None},
+        "files": {},
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return num(results), objects

@@ -92,6 +92,80 @@ def sheet_has_formulas(path: Path, sheet: str) -> bool:
     return False
 
 
+# Cell references (`<c r="XFD1048576">`), row numbers (`<row r="7">`) and the sheet's own
+# `<dimension ref="A1:XFD1048576"/>`, either quote style. Letters are matched without a length
+# bound so that `ZZZZZZ4` (beyond Excel's last column) is seen, and refused, too.
+_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=[\"']\$?([A-Za-z]+)\$?([0-9]+)[\"']")
+_ROW_REF = re.compile(rb"<(?:\w+:)?row\b[^>]*?\sr=[\"']([0-9]+)[\"']")
+_DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?\sref=[\"']([^\"']*)[\"']")
+_REF = re.compile(r"\$?([A-Za-z]*)\$?([0-9]*)")
+
+
+def column_number(letters: str) -> int:
+    """`A` -> 1, `XFD` -> 16,384, `ZZZZZZ` -> 321,272,406."""
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + (ord(ch) - 64)
+    return n
+
+
+def column_letters(n: int) -> str:
+    out = ""
+    while n > 0:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def sheet_extent(path: Path, sheet: str) -> tuple[int, int]:
+    """(last row, last column) of an .xlsx sheet, from its own metadata: the `<dimension>`
+    element and every cell and row reference, read from the zip as a stream (never the grid)."""
+    max_row = max_col = 0
+    with zipfile.ZipFile(path) as zf:
+        part = _sheet_xml_paths(zf).get(sheet)
+        if part is None or part not in zf.namelist():
+            return 0, 0
+        with zf.open(part) as fh:
+            tail = b""
+            while chunk := fh.read(4 * 1024 * 1024):
+                buf = tail + chunk
+                for m in _DIMENSION.finditer(buf):
+                    for ref in m.group(1).decode("ascii", "replace").split(":"):
+                        rm = _REF.fullmatch(ref.strip())
+                        if rm:
+                            max_col = max(max_col, column_number(rm.group(1)) if rm.group(1) else 0)
+                            max_row = max(max_row, int(rm.group(2)) if rm.group(2) else 0)
+                for m in _CELL_REF.finditer(buf):
+                    max_col = max(max_col, column_number(m.group(1).decode("ascii")))
+                    max_row = max(max_row, int(m.group(2)))
+                for m in _ROW_REF.finditer(buf):
+                    max_row = max(max_row, int(m.group(1)))
+                # A reference cut by the chunk boundary is seen whole in the next buffer.
+                cut = buf.rfind(b"<")
+                tail = buf[cut:] if cut >= 0 and len(buf) - cut < 4096 else b""
+    return max_row, max_col
+
+
+def check_sheet_size(path: Path, sheet: str, where: str) -> None:
+    """Refuse a sheet whose extent exceeds schemas/limits.yaml, before any reader sizes a grid
+    for it (python-calamine aborts the process on `XFD1048576` or `ZZZZZZ4`)."""
+    from ..limits import limit
+
+    rows, cols = sheet_extent(path, sheet)
+    max_rows, max_cols, max_cells = (int(limit("max_sheet_rows")), int(limit("max_sheet_columns")),
+                                     int(limit("max_sheet_cells")))
+    if rows <= max_rows and cols <= max_cols and rows * cols <= max_cells:
+        return
+    last = f"{column_letters(cols)}{rows}"
+    raise ReadError(
+        where,
+        message=f"the sheet's used range reaches cell {last} ({rows:,} rows x {cols:,} columns = {rows * cols:,} "
+        f"cells), more than this registry reads (at most {max_rows:,} rows, {max_cols:,} columns and "
+        f"{max_cells:,} cells: max_sheet_rows/columns/cells in schemas/limits.yaml or PTRH_MAX_SHEET_CELLS); "
+        "delete the stray cells after the data (Ctrl+End shows the last one) and save again",
+    )
+
+
 def _pick_sheet(names: list[str], sheet: str | int | None, display: str) -> str:
     if sheet is None:
         if not names:
@@ -157,6 +231,7 @@ def read_excel(
                 with zipfile.ZipFile(path) as zf:
                     names = list(_sheet_xml_paths(zf))
                 target = _pick_sheet(names, sheet, display)
+                check_sheet_size(path, target, f"{display} [{target}]")
                 if sheet_has_formulas(path, target):
                     engine = "openpyxl"
             except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):

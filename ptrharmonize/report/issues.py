@@ -12,25 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..spreadsheet import neutralize_formula
 from ..validate import ValidationResult
 from . import missing
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def neutralize_formula(value: str | None) -> str | None:
-    """Prefix text a spreadsheet would run as a formula (`=HYPERLINK(...)`) with a quote (OWASP)."""
-    if value is None or not value.startswith(FORMULA_START) or _is_number(value):
-        return value
-    return "'" + value
 
 
 def _clean(v: Any) -> Any:
@@ -61,10 +45,14 @@ def write_json(doc: dict[str, Any] | list[dict[str, Any]], fh: Any) -> None:
 
 
 def safe_issue_frame(issues: pl.DataFrame) -> pl.DataFrame:
-    """The issue table as a center may open it in a spreadsheet: formula text neutralized."""
-    return issues.with_columns(
-        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8) for c in ("value", "file", "column")]
+    """The issue table as a center may open it in a spreadsheet: formula text neutralized in every
+    text field (center, file, column, value, message, the center's own column names...) and in the
+    header, whatever the columns are (issue 23: a center header `=SUM(..)` reached the XLSX)."""
+    texts = [c for c, t in issues.schema.items() if t == pl.Utf8 or t == pl.String]
+    safe = issues.with_columns(
+        [pl.col(c).map_elements(neutralize_formula, return_dtype=pl.Utf8, skip_nulls=True) for c in texts]
     )
+    return safe.rename({c: neutralize_formula(c) or c for c in safe.columns if neutralize_formula(c) != c})
 
 
 ISSUE_LIST_SUFFIXES = (".csv", ".xlsx", ".xlsm")

@@ -173,8 +173,12 @@ def _models() -> dict[str, Any]:
     phi_col = create_model("PhiColumns", __base__=_Strict, id=(str, ...), severity=(Severity, ...),
                            category=(Category, ...), message=(str, ...), name_pattern=(str, ...))
     phi_val = create_model("PhiValue", __base__=_Strict, id=(str, ...), severity=(Severity, ...),
-                           category=(Category, ...), message=(str, ...), pattern=(str, ...),
-                           only_columns=(list[str] | None, None))
+                           category=(Category, ...), message=(str, ...), pattern=(str | None, None),
+                           only_columns=(list[str] | None, None),
+                           # issue 23: a detector of ptrharmonize/identifiers.py on the values that
+                           # `candidates` lets through; every text column when all_text_columns.
+                           candidates=(str | None, None), validator=(str | None, None),
+                           all_text_columns=(bool, False))
     phi = create_model("Phi", __base__=_Strict, source=(str | None, None), columns=(phi_col | None, None),
                        values=(list[phi_val], []), scan_columns=(dict[str, list[str]], {}))
     return {"column": column, "table": table, "rules": rules, "override": override, "phi": phi}
@@ -224,6 +228,8 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     problems += _check_definitions(docs["definitions.yaml"])
     if "units.yaml" in docs:
         problems += _check_units(docs["units.yaml"])
+    if "limits.yaml" in docs:
+        problems += _check_limits(docs["limits.yaml"])
     # The rules are compiled against well-formed tables and definitions only.
     problems += _check_rules(docs["rules.yaml"], m, tables, docs["definitions.yaml"].data, compile=not problems)
     return problems
@@ -316,7 +322,7 @@ def _compile_condition(columns: list[Any], condition: str) -> str | None:
 
     con = duckdb.connect()
     try:
-        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in columns)
+        cols = ", ".join(f"{qi(c.name)} {DUCKDB_TYPES[c.type]}" for c in columns)
         con.execute(f"CREATE TABLE t ({cols})")
         con.execute(f"SELECT count(*) FILTER (WHERE {condition}) FROM t").fetchall()
     except duckdb.Error as exc:
@@ -365,7 +371,16 @@ def _check_phi(doc: _Doc, m: dict[str, Any], tables: dict[str, Any]) -> list[Pro
         return _pydantic_problems(doc, exc)
     out = []
     patterns = [(("columns", "name_pattern"), model.columns.name_pattern)] if model.columns else []
-    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values)]
+    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values) if v.pattern]
+    patterns += [(("values", i, "candidates"), v.candidates) for i, v in enumerate(model.values) if v.candidates]
+    from ..identifiers import VALIDATORS
+
+    for i, v in enumerate(model.values):
+        if v.validator is not None and v.validator not in VALIDATORS:
+            out.append(doc.problem(("values", i, "validator"), f"{v.validator!r} is not a detector of "
+                                   f"ptrharmonize/identifiers.py ({', '.join(sorted(VALIDATORS))})"))
+        if not v.pattern and not v.validator:
+            out.append(doc.problem(("values", i), "a value rule needs a pattern or a validator"))
     for loc, pattern in patterns:
         try:
             pl.Series([""]).str.contains(pattern)
@@ -410,6 +425,34 @@ def _check_units(doc: _Doc) -> list[Problem]:
     except (UnitError, KeyError, TypeError, ValueError) as exc:
         return [doc.problem((), f"the unit registry cannot be loaded: {exc}", key="")]
     return []
+
+
+def _check_limits(doc: _Doc) -> list[Problem]:
+    """limits.yaml (read by ptrharmonize/limits.py): known names, values of the default's kind."""
+    from ..limits import DEFAULTS
+
+    if doc.data is None:
+        return []
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "must map limit names to values", key="")]
+    out = []
+    for name, value in doc.data.items():
+        if name == "source":
+            continue
+        if name not in DEFAULTS:
+            out.append(doc.problem((name,), f"unknown limit (known: {', '.join(DEFAULTS)})", at_key=True))
+            continue
+        kind = type(DEFAULTS[name])
+        ok = isinstance(value, str) if kind is str else (
+            isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
+        if not ok:
+            out.append(doc.problem((name,), f"{value!r}: must be {'text' if kind is str else 'a number >= 0'}"))
+        elif name.endswith("_pattern"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                out.append(doc.problem((name,), f"not a valid regular expression: {exc}"))
+    return out
 
 
 def _typed_frame(spec: Any) -> pl.LazyFrame:

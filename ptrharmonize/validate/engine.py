@@ -23,9 +23,8 @@ import polars as pl
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
-from ..db import qi
+from ..db import literal_path, qi
 from ..errors import library_message
-from ..store import literal_path
 from ..submission import Submission
 from . import columns as colchecks
 from .catalog import checked_catalog, ensure_checked
@@ -301,7 +300,9 @@ class Engine:
                 staged[table], rows[table] = path, n
                 submitted[table] = sorted(cols)
                 self.progress(f"checking {table}", n)
-                self._structure(table, cols, table_rules, outcomes, issues, frame)
+                # The staged file, not the submission's frame: a lazily read source (a mapped
+                # sheet, an SPSS file) is read once, by the stage.
+                self._structure(table, cols, table_rules, outcomes, issues, pl.scan_parquet(path))
                 if n == 0:
                     for r in table_rules:
                         if r.engine != "structure":
@@ -320,15 +321,19 @@ class Engine:
         issue_df = (
             pl.concat(issues) if issues else pl.DataFrame(schema=ISSUE_SCHEMA)
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
-        if phi_values:
-            # An identifier is never repeated, whichever rule happened to quote it.
-            issue_df = issue_df.with_columns(
-                pl.when(pl.col("value").is_in(list(phi_values))).then(pl.lit(REDACTED))
-                .otherwise(pl.col("value")).alias("value")
-            )
+        # An identifier is never repeated, whichever rule happened to quote it, however cut.
+        from ..phi_scan import redact_issue_values
+
+        issue_df = redact_issue_values(issue_df, phi_values, [r for r in self.rules if r.check == "phi_value"],
+                                       MAX_VALUE_CHARS)
+        rule_results = self._rule_results(outcomes, center)
+        from ..limits import limit
+        from .collapse import collapse_whole_columns
+
+        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")))
         return ValidationResult(
             issues=issue_df,
-            rules=self._rule_results(outcomes, center),
+            rules=rule_results,
             rows=rows,
             staged=staged,
             center_id=center,
@@ -538,44 +543,18 @@ class Engine:
 
     def _phi_values(self, table: str, path: Path, cols: set[str], outcomes: dict[str, _Outcome],
                     issues: list[pl.DataFrame], phi_values: set[str]) -> None:
-        """Scan free-text columns for identifiers; report where, never what."""
-        scan = [c for c in (self.catalog.phi or {}).get("scan_columns", {}).get(table, []) if c in cols]
-        rules = [r for r in self.rules if r.check == "phi_value"]
-        pairs = [(r, c) for r in rules for c in scan
-                 if not r.spec.get("only_columns") or c in r.spec["only_columns"]]
-        if not pairs:
-            return
-        lf = pl.scan_parquet(path, glob=False)
-        flags = [pl.col(c).str.contains(r.spec["pattern"]).fill_null(False).alias(f"{r.id}|{c}") for r, c in pairs]
-        filled = lf.select([pl.col(c).is_not_null().sum().alias(c) for c in scan]).collect().row(0, named=True)
-        for r, c in pairs:
-            outcomes[r.id].checked += int(filled[c])
-        # Identifiers repeat (a patient code on 200 lab rows): match the patterns against each
-        # column's distinct values, and go back to the rows only for the values that matched.
-        distinct = pl.collect_all([lf.select(pl.col(c).drop_nulls().unique()) for c in scan])
-        hit_values: dict[str, pl.Series] = {}
-        for c, values in zip(scan, distinct, strict=True):
-            pats = [r.spec["pattern"] for r, c2 in pairs if c2 == c]
-            hits = values.filter(pl.any_horizontal([pl.col(c).str.contains(p) for p in pats]))
-            if hits.height:
-                hit_values[c] = hits[c]
-        if not hit_values:
-            return
-        bad = (
-            lf.filter(pl.any_horizontal([pl.col(c).is_in(v.implode()) for c, v in hit_values.items()]))
-            .with_columns(flags)
-            .filter(pl.any_horizontal([pl.col(f"{r.id}|{c}") for r, c in pairs]))
-            .select(FILE_COL, ROW_COL, *scan, *[f"{r.id}|{c}" for r, c in pairs])
-            .collect()
-        )
-        for r, c in pairs:
-            sub = bad.filter(pl.col(f"{r.id}|{c}"))
-            if not sub.height:
-                continue
-            outcomes[r.id].failed += sub.height
-            phi_values.update(v for v in sub[c].to_list() if v is not None)
-            fail = sub.select(FILE_COL, ROW_COL, pl.lit(REDACTED).alias("value"))
-            issues.append(_issue_frame(r, fail, column=c, table=table))
+        """Scan for identifiers (ptrharmonize/phi_scan.py); report where, never what."""
+        from ..phi_scan import scan_table
+
+        def count(rule: Rule, checked: int, failed: int) -> None:
+            outcomes[rule.id].checked += checked
+            outcomes[rule.id].failed += failed
+
+        def report(rule: Rule, fail: pl.DataFrame, column: str) -> None:
+            issues.append(_issue_frame(rule, fail, column=column, table=table))
+
+        scan_table(self.catalog, [r for r in self.rules if r.check == "phi_value"], table, path, count, report,
+                   phi_values)
 
     @staticmethod
     def _value_expr(rule: Rule, frame: pl.DataFrame) -> pl.Expr:

@@ -1,0 +1,117 @@
+"""Detectors for direct identifiers that a pattern alone cannot tell (schemas/phi.yaml `validator:`).
+
+A national id with a check digit is recognised by its check digit, not by its length: nine digits
+are a Dutch BSN only when they pass the 11-proof, sixteen characters an Italian codice fiscale only
+when the last letter is the check character of the fifteen before it. The check-digit algorithms
+are python-stdnum's (maintained, one module per country); telephone numbers are recognised by
+Google's libphonenumber data (the `phonenumbers` package) for the registries' countries; person
+names by a given-name list shipped with the schemas (schemas/phi_first_names.txt) followed by a
+capitalised word, or a title followed by one. No model and no download: a Presidio or scrubadub
+name recogniser needs a spaCy model, which a plain pip install does not bring.
+
+Each detector takes a cell's text and says whether it holds such an identifier. They run on the
+distinct values that a cheap regular expression (`candidates:`) lets through, so a registry of
+millions of rows costs one Python call per distinct suspicious value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from .paths import schemas_dir
+
+# Regions whose local (non +international) phone formats are recognised.
+PHONE_REGIONS = ("NL", "IT", "DE", "FR", "GB", "US", "CN", "ES", "BE", "CH", "AT")
+
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ .\-/]?[0-9]){7,16}(?:[ .\-]?[0-9Xx])?(?![0-9A-Za-z])")
+_NIR = re.compile(r"(?<![0-9])[12][ .]?[0-9]{2}[ .]?[0-9]{2}[ .]?(?:[0-9]{2}|2[ABab])[ .]?[0-9]{3}[ .]?[0-9]{3}"
+                  r"[ .]?[0-9]{2}(?![0-9])")
+_CODICE_FISCALE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{6}[0-9LMNP-Vlmnp-v]{2}[A-Za-z][0-9LMNP-Vlmnp-v]{2}"
+                             r"[A-Za-z][0-9LMNP-Vlmnp-v]{3}[A-Za-z](?![A-Za-z0-9])")
+
+
+def national_id(text: str) -> bool:
+    """A check-digit-valid national id of NL (BSN), IT (codice fiscale), DE (Steuer-ID), FR (NIR),
+    UK (NHS number) or CN (resident id) anywhere in `text`."""
+    from stdnum.cn import ric
+    from stdnum.de import idnr
+    from stdnum.fr import nir
+    from stdnum.gb import nhs
+    from stdnum.it import codicefiscale
+    from stdnum.nl import bsn
+
+    for m in _CODICE_FISCALE.finditer(text):
+        if codicefiscale.is_valid(m.group().upper()):
+            return True
+    for m in _NIR.finditer(text):
+        if nir.is_valid(re.sub(r"[ .]", "", m.group()).upper()):
+            return True
+    for m in _DIGIT_RUN.finditer(text):
+        raw = m.group()
+        digits = re.sub(r"[ .\-/]", "", raw)
+        n = len(digits)
+        checks: list[Callable[[str], bool]] = []
+        if n == 9:
+            checks = [bsn.is_valid]
+        elif n == 10:
+            checks = [nhs.is_valid]
+        elif n == 11:
+            checks = [idnr.is_valid]
+        elif n == 18:
+            checks = [ric.is_valid]
+        if any(check(digits.upper()) for check in checks):
+            return True
+    return False
+
+
+def phone(text: str) -> bool:
+    """A telephone number valid in one of PHONE_REGIONS (or in international form) in `text`."""
+    import phonenumbers
+    from phonenumbers import Leniency
+
+    for region in PHONE_REGIONS:
+        for _ in phonenumbers.PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
+            return True
+    return False
+
+
+@lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    path = schemas_dir() / "phi_first_names.txt"
+    if not path.is_file():
+        return frozenset()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(ln.strip().casefold() for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "sig", "sig.ra", "signor", "signora", "herr", "frau",
+           "m", "mme", "mlle", "monsieur", "madame", "dhr", "mevr", "sr", "sra", "don", "dott", "dott.ssa"}
+# Capitalised word pairs that are clinical terms, not people.
+_NOT_NAMES = {("ann", "arbor")}
+
+
+def person_name(text: str) -> bool:
+    """A given name of schemas/phi_first_names.txt followed by a capitalised word ('Maria Rossi'),
+    or a title followed by a capitalised word ('Dr. Smith', 'Sig.ra Bianchi')."""
+    names = first_names()
+    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    for (w, _, end), (nxt, start2, _) in zip(words, words[1:], strict=False):
+        gap = text[end:start2]
+        if len(gap) > 3 or not nxt[:1].isupper() or len(nxt) < 2:
+            continue
+        low = w.casefold()
+        if w[:1].isupper() and low in names and (low, nxt.casefold()) not in _NOT_NAMES and gap.strip() == "":
+            return True
+        if low in _TITLES and gap.strip() in ("", ".") and w[:1].isupper():
+            return True
+    return False
+
+
+VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "national_id": national_id,
+    "phone": phone,
+    "person_name": person_name,
+}
