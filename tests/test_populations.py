@@ -312,3 +312,11 @@ def test_qa_html_shows_the_missing_data_section(cohort, tmp_path):
             in html)
     assert 'data-outcome="outcome.crs_grade_known" data-status="failed"' in html
     assert 'data-outcome="outcome.ptr_assessable" data-status="passed"' in html
+
+
+def test_every_analysis_states_its_population(cohort):
+    for name in ("complete", "some_blank", "no_tables"):
+        for aid, entry in cohort[name]["analyses"].items():
+            pop = entry.get("population")
+            assert pop is not None, (name, aid)
+            assert isinstance(pop["included"], int) and isinstance(pop["excluded"], dict), (name, aid)

@@ -131,6 +131,24 @@ def flows(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return out
 
 
+def _undeclared(con: duckdb.DuckDBPyConnection, analysis_id: str) -> dict[str, Any] | None:
+    """An analysis without a flow in flows.yaml (a registry's own): who its population SQL
+    selects, and how many patients of the registry it leaves out, without the reasons."""
+    from ._common import population_sql
+
+    try:
+        rows = frame(con, population_sql(analysis_id))
+    except Exception:  # noqa: BLE001 - no population SQL, or one not over patients
+        return None
+    if not {"center_id", "patient_id"} <= set(rows.columns):
+        return None
+    n = rows.select("center_id", "patient_id").unique().height
+    total = int(frame(con, "SELECT count(*) AS n FROM patient_summary")["n"][0])
+    return {"set": None, "unit": "patient", "included": n,
+            "excluded": {"not selected by its population SQL (no flow in analysis/flows.yaml)": total - n}
+            if total > n else {}, "scope": []}
+
+
 def _group_key(column: str, value: Any) -> str:
     if column in BOOLEAN_GROUPS and isinstance(value, bool):
         return BOOLEAN_GROUPS[column][0 if value else 1]
@@ -146,7 +164,7 @@ def population(con: duckdb.DuckDBPyConnection, analysis_id: str) -> dict[str, An
     """The `population` entry of an analysis (None for an analysis flows.yaml does not know)."""
     spec = flows_spec()["analyses"].get(analysis_id)
     if spec is None:
-        return None
+        return _undeclared(con, analysis_id)
     summary, missing = _summary(con), _missing(con)
     df, steps, gone = _run_steps(con, spec["set"], summary, missing)
     out: dict[str, Any] = {
@@ -184,13 +202,18 @@ def population(con: duckdb.DuckDBPyConnection, analysis_id: str) -> dict[str, An
 
 def _variable(df: pl.DataFrame, column: str, group_col: str | None, missing: pl.DataFrame,
               name: str) -> dict[str, Any]:
-    """A variable tested row by row: who has it known, who does not and why (per group)."""
-    null = df.filter(pl.col(column).is_null())
+    """A variable tested row by row: who has it known, who does not and why (per group).
+    Unknown: NULL, or listed by patient_missing (sex 'U' is a code that means unknown)."""
+    listed = missing.filter(pl.col("variable") == column).select("center_id", "patient_id").with_columns(
+        _listed=pl.lit(True))
+    df = df.join(listed, on=["center_id", "patient_id"], how="left", maintain_order="left").with_columns(
+        _unknown=pl.col(column).is_null() | pl.col("_listed").fill_null(False))
+    null = df.filter(pl.col("_unknown"))
     reasons = _reasons(null, column, missing, name) if null.height else pl.Series([], dtype=pl.Utf8)
     tagged = null.select("center_id", "patient_id", *([group_col] if group_col else [])).with_columns(
         reason=reasons)
     out: dict[str, Any] = {
-        "included": int(df[column].is_not_null().sum()),
+        "included": int((~df["_unknown"]).sum()),
         "excluded": dict(Counter(tagged["reason"].to_list())),
     }
     if group_col:
@@ -198,7 +221,7 @@ def _variable(df: pl.DataFrame, column: str, group_col: str | None, missing: pl.
         for value in sorted(df[group_col].drop_nulls().unique().to_list(), key=str):
             sub = df.filter(pl.col(group_col) == value)
             out["groups"][_group_key(group_col, value)] = {
-                "included": int(sub[column].is_not_null().sum()),
+                "included": int((~sub["_unknown"]).sum()),
                 "excluded": dict(Counter(tagged.filter(pl.col(group_col) == value)["reason"].to_list())),
             }
     return out
