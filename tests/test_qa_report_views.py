@@ -355,7 +355,7 @@ def test_ptrh_diff_prints_the_same(reg: dict) -> None:
     res = runner.invoke(app, ["diff", "--store", str(reg["store"]), "--center", "B02"], terminal_width=160)
     assert res.exit_code == 0, res.output
     out = res.output
-    assert "+1 / -1 / ~3" in out
+    assert "+1 -1 ~3" in out
     assert "transfusions +0 / -1 / ~2" in out and "labs +1 / -0 / ~0" in out and "patients +0 / -0 / ~1" in out
     assert "rules newly failing: transfusions.dose_or_units" in out
     assert "rules fixed: transfusions.storage_over_7_days" in out
@@ -367,3 +367,116 @@ def test_ptrh_diff_prints_the_same(reg: dict) -> None:
     assert bad.exit_code == 2 and "A01, B02" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(app, ["diff", "--store", str(reg["base"] / "none.duckdb"), "--center", "A01"])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def test_not_collected_absent_and_declared(reg: dict, tmp_path: Path) -> None:
+    import shutil
+
+    import duckdb
+
+    # What a mapping with `not_collected: [medications]` records for A01 (collection.py)
+    store = tmp_path / "declared.duckdb"
+    shutil.copy(reg["store"], store)
+    con = duckdb.connect(str(store))
+    con.execute("""UPDATE collection SET collected = false, how = 'declared'
+                   WHERE center_id = 'A01' AND "table" = 'medications'""").fetchall()
+    con.close()
+    out = tmp_path / "qa.html"
+    res = runner.invoke(app, ["qa-report", "--store", str(store), "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    html = out.read_text(encoding="utf-8")
+    comp = qa_data(html)["completeness"]
+    assert comp["medications"]["state"]["drug"] == {"A01": "not_collected", "B02": "complete"}
+    assert comp["medications"]["not_collected_how"]["drug"] == {"A01": "declared"}
+    assert comp["infections"]["not_collected_how"]["kind"] == {"B02": "absent"}
+    cell = re.search(r'<td class="nc" data-center="A01" data-table="medications" data-column="drug"[^>]*>(.*?)</td>', html)
+    assert cell and "not collected" in cell.group(1) and "declared" in cell.group(1)
+    assert 'title="medications.drug, A01: not collected (declared in the mapping)"' in html
+
+
+def test_a_column_missing_from_the_files_is_not_collected_in_the_submission_report(tmp_path: Path) -> None:
+    import csv
+
+    folder = write_extract(tmp_path / "nc", center_rows("N01"))
+    f = folder / "transfusions.csv"
+    with f.open(encoding="utf-8") as fh:
+        recs = list(csv.DictReader(fh))
+    with f.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=[c for c in recs[0] if c != "storage_h"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(recs)
+    out = tmp_path / "qa.html"
+    res = runner.invoke(app, ["qa-report", str(folder), "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    comp = qa_data(out.read_text(encoding="utf-8"))["completeness"]
+    assert comp["transfusions"]["state"]["storage_h"] == {"N01": "not_collected"}
+    assert comp["transfusions"]["columns"]["storage_h"] == {"N01": None}  # never a red 0%
+    assert comp["transfusions"]["state"]["dose_e11"] == {"N01": "complete"}
+
+
+def test_the_catalog_checks_applies_when(tmp_path: Path) -> None:
+    import shutil
+
+    from ptrharmonize.validate.catalog import check_catalog
+
+    root = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, root)
+    p = root / "tables" / "treatments.yaml"
+    p.write_text(p.read_text().replace("applies_when: \"treatment_type = 'car_t'\"",
+                                       "applies_when: \"treatment_kind = 'car_t'\""))
+    problems = [str(x) for x in check_catalog(root)]
+    assert any("applies_when" in x and "treatments.yaml" in x for x in problems), problems
+    assert check_catalog(SCHEMAS) == []
+
+
+def test_history_without_comparable_row_digests(reg: dict, tmp_path: Path) -> None:
+    """Submissions stored before the store kept row digests, or digested by another DuckDB
+    version, are compared by their row counts only, and the report and `ptrh diff` say so."""
+    import shutil
+
+    import duckdb
+
+    first = reg["data"]["history"]["B02"][0]["submission_id"]
+
+    def history_of(store: Path) -> tuple[dict, str]:
+        out = tmp_path / f"{store.stem}.html"
+        res = runner.invoke(app, ["qa-report", "--store", str(store), "--out", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        diff = runner.invoke(app, ["diff", "--store", str(store), "--center", "B02"], terminal_width=160)
+        assert diff.exit_code == 0, diff.output
+        return qa_data(out.read_text(encoding="utf-8"))["history"]["B02"][1]["changes"], diff.output
+
+    for name, sql, why in (
+            ("nodigests", "DELETE FROM submission_rows WHERE submission_id = ?", "stored before the store kept row digests"),
+            ("otherduckdb", "UPDATE submission_rows SET method = 'duckdb-hash-v0.9' WHERE submission_id = ?",
+             "digested differently")):
+        store = tmp_path / f"{name}.duckdb"
+        shutil.copy(reg["store"], store)
+        con = duckdb.connect(str(store))
+        con.execute(sql, [first]).fetchall()
+        con.close()
+        ch, out = history_of(store)
+        assert ch["rows_known"] is False and ch["rows_net"] == 0 and why in ch["rows_note"]
+        assert [r["rule_id"] for r in ch["fixed"]] == ["transfusions.storage_over_7_days"]  # from rule_results
+        assert "net +0 *" in out and why in re.sub(r"\s+", " ", out)
+
+
+def test_a_store_from_before_the_digest_method_takes_new_submissions(reg: dict, tmp_path: Path) -> None:
+    import shutil
+
+    import duckdb
+
+    store = tmp_path / "old.duckdb"
+    shutil.copy(reg["store"], store)
+    con = duckdb.connect(str(store))
+    con.execute("ALTER TABLE submission_rows DROP COLUMN method").fetchall()
+    con.close()
+    # the first version of the table, without `method`: still read
+    diff = runner.invoke(app, ["diff", "--store", str(store), "--center", "B02"])
+    assert diff.exit_code == 0 and "+1 -1 ~3" in diff.output, diff.output
+    # a new submission adds the column and digests its rows; the older rows are not compared with them
+    res = runner.invoke(app, ["ingest", str(reg["base"] / "B02-1"), "--store", str(store), "--quiet"])
+    assert res.exit_code == 0, res.output
+    diff = runner.invoke(app, ["diff", "--store", str(store), "--center", "B02"])
+    assert diff.exit_code == 0, diff.output
+    assert "net +0 *" in diff.output and "digested differently" in re.sub(r"\s+", " ", diff.output)

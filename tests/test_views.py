@@ -940,3 +940,58 @@ def test_no_threshold_literals_in_views(name):
     code = re.sub(r"\bTHEN\s+\d(?:\.0)?\b", "THEN result", code)
     numbers = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", code))
     assert numbers <= ALLOWED_NUMBERS, numbers - ALLOWED_NUMBERS
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 17: the choices made explicit in definitions.yaml reach the views, and bad ones are refused
+
+
+def test_lee_high_dose_table_bounds_come_from_the_table(reg):
+    """With dopamine's threshold at 40 ug/kg/min (NE-equivalent 20) the lowest monotherapy
+    NE-equivalent is epinephrine's 10: 5 ug/min is then low dose for every agent."""
+    reg.patient("P1")
+    reg.crs("P1", **FEVER, hypotension=True, vasopressors=1, ne_equiv_ug_min=5.0)
+    got = reg.one("crs_graded", patient_id="P1")
+    assert (got["lee2014_grade"], got["lee2014_high_dose_undetermined"]) == (2, True)
+    reg.reinstall({"crs": {"lee2014": {"high_dose_monotherapy": {"dopamine": {"threshold": 40}}}}})
+    got = reg.one("crs_graded", patient_id="P1")
+    assert (got["lee2014_grade"], got["lee2014_high_dose_undetermined"]) == (2, False)
+
+
+def test_vasopressin_counted_as_multiple_when_configured(reg):
+    reg.patient("P1")
+    reg.crs("P1", **FEVER, hypotension=True, vasopressors=2, vasopressin=True, ne_equiv_ug_min=4.0)
+    assert reg.one("crs_graded", patient_id="P1")["lee2014_grade"] == 2
+    reg.reinstall({"crs": {"lee2014": {"multiple_excludes_vasopressin": False}}})
+    assert reg.one("crs_graded", patient_id="P1")["lee2014_grade"] == 3
+
+
+def test_o2_table_and_event_gap_come_from_definitions(reg):
+    reg.patient("P1")
+    reg.crs("P1", **FEVER, o2_device="facemask")
+    assert reg.one("crs_graded", patient_id="P1")["lee2014_grade"] == 3
+    reg.reinstall({"crs": {"o2_fio2_equivalence": {"facemask_pct": 35}}})
+    got = reg.one("crs_graded", patient_id="P1")
+    assert (got["lee2014_grade"], got["fio2_for_grading"], got["fio2_source"]) == (2, 35.0, "o2_device_table")
+    reg.tx("P1", "T1", at(1, 10), post_after_h=5)
+    reg.tx("P1", "T2", at(1, 11), post_after_h=4)  # same pre count value, taken 1 h later
+    events = reg.rows("SELECT event_id FROM transfusion_events")
+    assert len(events) == 2  # the pre counts differ in time: two events
+    reg.reinstall({"cci": {"event_same_pre_count": False}})
+    assert [r["event_id"] for r in reg.rows("SELECT event_id FROM transfusion_events")] == ["T1"]
+    reg.reinstall({"cci": {"event_same_pre_count": False, "event_gap_h": 0.5}})
+    assert len(reg.rows("SELECT event_id FROM transfusion_events")) == 2
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"cci": {"post_window": "two_hours"}}, "cci.post_window"),
+    ({"cci": {"post_windows": {"study_12h": {"after_end_min_minutes": 720, "after_end_max_hours": 12}}}},
+     "cci.post_windows.study_12h"),
+    ({"crs": {"lee2014": {"high_dose_monotherapy": {"milrinone": {"threshold": 1}}}}},
+     "milrinone.ne_equivalent_factor"),
+    ({"ptr": {"window_days": "thirty"}}, "ptr.window_days"),
+    ({"recovery": {"plt_transfusion_effect_days": -1}}, "recovery.plt_transfusion_effect_days"),
+])
+def test_bad_issue17_definitions_are_refused(override, key):
+    with pytest.raises(derive.DefinitionError, match=re.escape(key)):
+        derive.definition_macros(override)

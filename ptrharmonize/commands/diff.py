@@ -28,19 +28,20 @@ def register(app: typer.Typer) -> None:
 
 def _rows_cell(ch: dict[str, Any] | None) -> str:
     if ch is None:
-        return "first submission"
+        return "first"
     if ch["rows_known"]:
-        return f"+{ch['rows_added']:,} / -{ch['rows_removed']:,} / ~{ch['rows_changed']:,}"
-    return f"net {ch['rows_net']:+,} (row-level changes unknown)"
+        return f"+{ch['rows_added']:,} -{ch['rows_removed']:,} ~{ch['rows_changed']:,}"
+    return f"net {ch['rows_net']:+,} *"
 
 
 def print_history(center: str, subs: list[dict[str, Any]], out: Console) -> None:
-    t = Table(title=f"Submissions of {escape(center)}, oldest first", show_edge=False)
+    t = Table(title=f"Submissions of {escape(center)}, oldest first", show_edge=False,
+              caption="rows: +added -removed ~changed since the submission before (* row counts only: see below)")
     for col, right in (("#", True), ("stored", False), ("status", False), ("rows", True), ("errors", True),
-                       ("warnings", True), ("rows +added / -removed / ~changed", True)):
-        t.add_column(col, justify="right" if right else "left")
+                       ("warnings", True), ("rows +-~", True)):
+        t.add_column(col, justify="right" if right else "left", no_wrap=True)
     for i, s in enumerate(subs, 1):
-        t.add_row(str(i), s["submitted_at"], s["status"] or "", f"{s['rows']:,}", f"{s['errors']:,}",
+        t.add_row(str(i), s["submitted_at"][:16], s["status"] or "", f"{s['rows']:,}", f"{s['errors']:,}",
                   f"{s['warnings']:,}", _rows_cell(s["changes"]))
     out.print(t)
     for i, s in enumerate(subs, 1):

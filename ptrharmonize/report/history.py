@@ -73,10 +73,25 @@ def _row_changes(con: duckdb.DuckDBPyConnection, old: str, new: str) -> dict[str
     return out
 
 
-def _has_digests(con: duckdb.DuckDBPyConnection, sid: str, counts: dict[str, int]) -> bool:
-    """Digests were kept for this submission (every table with rows has them)."""
-    got = dict(db.rows(con, 'SELECT "table", count(*) FROM submission_rows WHERE submission_id = ? GROUP BY 1', [sid]))
-    return all(got.get(t, 0) == n for t, n in counts.items() if n)
+def _digests(con: duckdb.DuckDBPyConnection, sid: str, counts: dict[str, int]) -> str | None:
+    """How this submission's rows were digested, when every table with rows has its digests,
+    made one way ("" for a submission without rows); None otherwise (stored before the store
+    kept digests). Rows digested before `method` existed were MD5s of the cells' text."""
+    cols = {r[0] for r in db.rows(con, "SELECT column_name FROM (DESCRIBE submission_rows)")}
+    method = "coalesce(method, 'md5-text')" if "method" in cols else "'md5-text'"
+    got = {t: (n, k, m) for t, n, k, m in db.rows(
+        con, f"SELECT \"table\", count(*), count(DISTINCT {method}), min({method}) "
+             "FROM submission_rows WHERE submission_id = ? GROUP BY 1", [sid])}
+    methods = set()
+    for t, n in counts.items():
+        if not n:
+            continue
+        if t not in got or got[t][0] != n or got[t][1] != 1:
+            return None
+        methods.add(got[t][2])
+    if len(methods) > 1:
+        return None
+    return methods.pop() if methods else ""
 
 
 def center_history(con: duckdb.DuckDBPyConnection, center: str) -> list[dict[str, Any]]:
@@ -118,7 +133,9 @@ def center_history(con: duckdb.DuckDBPyConnection, center: str) -> list[dict[str
                 "fixed": [{"rule_id": k, "severity": before[k]["severity"]} for k in sorted(over_before - over_now)],
                 "rows_net": entry["rows"] - prev["rows"],
             }
-            if digests and _has_digests(con, sid, counts) and _has_digests(con, prev["submission_id"], prev["rows_by_table"]):
+            now_m = _digests(con, sid, counts) if digests else None
+            before_m = _digests(con, prev["submission_id"], prev["rows_by_table"]) if digests else None
+            if now_m is not None and now_m == before_m:
                 by_table = _row_changes(con, prev["submission_id"], sid)
                 ch.update(rows_known=True, by_table=by_table,
                           rows_added=sum(x["added"] for x in by_table.values()),
@@ -126,8 +143,11 @@ def center_history(con: duckdb.DuckDBPyConnection, center: str) -> list[dict[str
                           rows_changed=sum(x["changed"] for x in by_table.values()))
             else:
                 ch.update(rows_known=False, by_table={}, rows_added=None, rows_removed=None, rows_changed=None,
-                          rows_note="row-level changes unknown: a submission was stored before the store kept "
-                                    "row digests; only the row counts are compared")
+                          rows_note=("row-level changes unknown: a submission was stored before the store kept "
+                                     "row digests; only the row counts are compared")
+                          if now_m is None or before_m is None else
+                          ("row-level changes unknown: the two submissions' rows were digested differently "
+                           "(another DuckDB version, or an earlier ptrh); only the row counts are compared"))
             entry["changes"] = ch
         out.append(entry)
         prev = entry
