@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import unicodedata
 from pathlib import Path
@@ -281,20 +282,28 @@ def test_output_over_the_store_or_an_input_is_refused(stored: tuple[Path, Path],
     sub = tmp_path / "t01"
     before = snapshot(store)
     raw_store = store.read_bytes()
+    th = tmp_path / "th.csv"
+    th.write_text("rule_id,center_id,threshold\n", encoding="utf-8")
+    csv_store = tmp_path / "reg.csv"  # DuckDB opens a store of any name
+    shutil.copy(store, csv_store)
     cases = [
-        (["ingest", sub, "--mapping", m, "--store", store, "-o", store], "is the store"),
-        (["ingest", sub, "--mapping", m, "--store", store, "-o", m], "is a mapping file"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", store], "not '.duckdb'"),
+        (["ingest", sub, "--mapping", m, "--store", csv_store, "-o", csv_store], "is the store"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", th, "--thresholds", th], "is the thresholds file"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", m], "not '.yaml'"),
         (["ingest", sub, "--mapping", m, "--store", store, "-o", sub / "labs.csv"], "inside a submission folder"),
-        (["validate", sub, "--mapping", m, "-o", m], "is a mapping file"),
+        (["validate", sub, "--mapping", m, "-o", m], "not '.yaml'"),
         (["validate", sub, "-o", sub / "issues.csv"], "inside a submission folder"),
         (["qa-report", "--store", store, "--out", store], "is the store"),
         (["qa-report", sub, "--mapping", m, "--out", m], "is the mapping file"),
+        (["qa-report", "--store", csv_store, "--out", csv_store], "is the store"),
     ]
     for args, says in cases:
         res = run(*args)
         assert res.exit_code == 2, (args, res.output)
         assert says in res.output, (args, res.output)
     assert store.read_bytes() == raw_store and snapshot(store) == before
+    assert csv_store.read_bytes() == raw_store and th.read_text(encoding="utf-8") == "rule_id,center_id,threshold\n"
     assert not (sub / "issues.csv").exists()
     assert yaml.safe_load(m.read_text(encoding="utf-8"))["center_id"] == "T01"
 
@@ -544,8 +553,8 @@ def test_formula_text_neutralised_in_every_field(tmp_path: Path) -> None:
     cells = [c for r in pycsv.reader(open(tmp_path / "i.csv", encoding="utf-8")) for c in r]
     assert "'=SUM(B1:B9)" in cells and "'=SUM(A1:A3)" in cells
     assert not [c for c in cells if c[:1] in ("=", "+", "@")]
-    ws = openpyxl.load_workbook(tmp_path / "i.xlsx").active
-    values = [c for row in ws.iter_rows() for c in row]
+    wb = openpyxl.load_workbook(tmp_path / "i.xlsx")
+    values = [c for ws in wb for row in ws.iter_rows() for c in row]
     assert not [c.value for c in values if c.data_type == "f"]
     assert {"'=SUM(B1:B9)", "'=SUM(A1:A3)"} <= {c.value for c in values}
 
