@@ -41,3 +41,21 @@ def test_bench_scale_tiny(tmp_path: Path) -> None:
     assert res["ingest_used_kept_validation"] == 1 and res["stage_mb"] > 0
     assert (out / "scale.png").stat().st_size > 0
     assert "validate + ingest (kept validation)" in proc.stdout
+
+
+def test_bench_mapped_tiny(tmp_path: Path) -> None:
+    """The mapped-path benchmark (issue 22) runs on a tiny center and records its ratios."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_mapped.py"), "--sizes", "tiny", "--shapes", "eu_leiden",
+         "--no-profile", "--work", str(tmp_path / "work"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    doc = json.loads((out / "mapped.json").read_text())
+    [res] = doc["results"]
+    assert res["shape"] == "eu_leiden" and res["baseline_used"] == "baseline"  # DuckDB reads Latin-1 itself
+    for step in ("baseline", "baseline-truth", "validate", "ingest", "truth-validate"):
+        assert res["steps"][step]["seconds"] > 0 and res["steps"][step]["rss_mb"] > 0
+    assert res["ratio"] > 0 and res["peak_rss_mb"] > 0
+    assert "| eu_leiden | tiny |" in (out / "mapped.md").read_text()

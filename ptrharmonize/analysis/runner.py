@@ -31,7 +31,7 @@ from ..db import frame, run, scalar
 from ..derive import install_views
 from ..errors import UserError, one_line
 from ..stats._common import NotEstimable
-from ..store import qi, table_ddl
+from ..store import attach_read_only, qi, table_ddl
 from . import ANALYSES, _plots
 from ._common import AnalysisResult, Context, not_estimable, num
 
@@ -192,16 +192,11 @@ def open_store(
         # holding them (measured at 50,000 patients: 2.1 GB peak unbounded, 1.3 GB with 1 GB).
         run(con, f"SET memory_limit = {_literal(_memory_limit())}")
         run(con, f"SET temp_directory = {_literal(os.path.join(tempfile.gettempdir(), 'ptrh-analysis-spill'))}")
-        run(con, f"ATTACH {_literal(str(store_path))} AS {STORE} (READ_ONLY)")
     except duckdb.Error as exc:
         con.close()
-        raise UserError(f"cannot open the store {store_path} read-only: {exc}") from exc
+        raise UserError(f"cannot prepare the analysis connection: {exc}") from exc
     try:
-        present = {
-            r[0] for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [STORE]
-            ).fetchall()
-        }
+        present = attach_read_only(con, store_path, STORE)
         if "patients" not in present or not scalar(con, f"SELECT count(*) FROM {STORE}.patients"):
             raise UserError(
                 f"the store {store_path} holds no patients: ingest a submission first "
@@ -292,7 +287,7 @@ def write_outputs(
 ) -> list[Path]:
     written = [out / "tables" / f"{analysis_id}.csv", out / "tables" / f"{analysis_id}.md"]
     # Center codes and labels come from the data: never let a spreadsheet run them as formulas.
-    from ..report.issues import neutralize_formula
+    from ..spreadsheet import neutralize_formula
 
     texts = [c for c, t in res.table.schema.items() if t == pl.Utf8]
     res.table.with_columns(

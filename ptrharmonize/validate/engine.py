@@ -23,9 +23,8 @@ import polars as pl
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
-from ..db import qi
+from ..db import literal_path, qi
 from ..errors import library_message
-from ..store import literal_path
 from ..submission import Submission
 from . import columns as colchecks
 from .catalog import checked_catalog, ensure_checked
@@ -301,7 +300,9 @@ class Engine:
                 staged[table], rows[table] = path, n
                 submitted[table] = sorted(cols)
                 self.progress(f"checking {table}", n)
-                self._structure(table, cols, table_rules, outcomes, issues, frame)
+                # The staged file, not the submission's frame: a lazily read source (a mapped
+                # sheet, an SPSS file) is read once, by the stage.
+                self._structure(table, cols, table_rules, outcomes, issues, pl.scan_parquet(path))
                 if n == 0:
                     for r in table_rules:
                         if r.engine != "structure":
