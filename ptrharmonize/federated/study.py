@@ -210,7 +210,9 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
     objects: dict[str, AnalysisResult] = {}
     headlines: list[dict[str, Any]] = []
     for analysis_id in ANALYSES:
-        res = out[analysis_id]
+        # an analysis the federated study does not compute yet (e.g. bleeding_landmark) is
+        # reported as refused, not lost
+        res = out.get(analysis_id) or combine.refused("not computed by the federated study yet")
         if isinstance(res, AnalysisResult):
             objects[analysis_id] = res
             data = res.data
