@@ -6,7 +6,8 @@ A kept validation is the engine's typed Parquet stage, its issue table and its r
 `schemas/` and of the ptrh version: the ingest recomputes it from the files as they are now, so a
 file edited after `validate`, another mapping or other rules find no kept validation and are
 validated afresh. The staged files' own checksums are verified before use (a damaged stage is
-never stored). Tolerances are not part of the key: the ingest re-applies its own thresholds to
+never stored), and the manifest that lists them is sealed with a key kept outside the stage
+(ptrharmonize/stage_seal.py), so an edit that rewrote a checksum too is caught. Tolerances are not part of the key: the ingest re-applies its own thresholds to
 the kept counts, exactly as the engine would.
 
 A submission in which an identifier was found is not kept: identifiers are never copied.
