@@ -326,9 +326,14 @@ class Engine:
 
         issue_df = redact_issue_values(issue_df, phi_values, [r for r in self.rules if r.check == "phi_value"],
                                        MAX_VALUE_CHARS)
+        rule_results = self._rule_results(outcomes, center)
+        from ..limits import limit
+        from .collapse import collapse_whole_columns
+
+        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")))
         return ValidationResult(
             issues=issue_df,
-            rules=self._rule_results(outcomes, center),
+            rules=rule_results,
             rows=rows,
             staged=staged,
             center_id=center,
