@@ -59,13 +59,19 @@ def per_analysis(cmp: dict) -> dict[str, dict]:
         centers = cmp["centers"]
         b = {c: sum(by_sec[s][c] for s in sections) for c in centers}
         rounds = 1
-        if analysis == "ptr_multivariable" and "ptr_multivariable" in cmp["cost"]:
-            extra = cmp["cost"]["ptr_multivariable"]
-            rounds += extra["rounds"]
-            b = {c: b[c] + extra["bytes_per_node"][c] for c in centers}
+        for label in ("ptr_multivariable", "ptr_multivariable:firth"):
+            if analysis == "ptr_multivariable" and label in cmp["cost"]:
+                extra = cmp["cost"][label]
+                rounds += extra["rounds"]
+                b = {c: b[c] + extra["bytes_per_node"][c] for c in centers}
         status = cmp["analyses"].get(analysis, {}).get("status", "ok")
         out[analysis] = {"rounds": rounds, "bytes_per_node": b,
                          "bytes_max_node": max(b.values()), "status": status}
+    firth = cmp["cost"].get("ptr_multivariable:firth")
+    if firth:  # of which Firth's fit and its profile limits
+        out["  of which Firth"] = {"rounds": firth["rounds"],
+                                  "bytes_per_node": firth["bytes_per_node"],
+                                  "bytes_max_node": firth["bytes_max_node"], "status": ""}
     return out
 
 

@@ -8,13 +8,13 @@ own issue list, its own transaction in the store, its own exit code (the call re
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from .errors import UserError
+from .outputs import output_for
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -30,15 +30,6 @@ def pair_mappings(paths: list[Path], mappings: list[Path] | None) -> list[tuple[
             "--mapping per folder, in the same order (or none, for canonical extracts)"
         )
     return list(zip(paths, mappings, strict=True))
-
-
-def output_for(output: Path | None, path: Path, several: bool) -> Path | None:
-    """Where one submission's issue list goes: `--output` itself for a single submission;
-    `<stem>-<folder name><suffix>` beside it for each of several."""
-    if output is None or not several:
-        return output
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).resolve().name) or "submission"
-    return output.with_name(f"{output.stem}-{name}{output.suffix}")
 
 
 def check_outputs(output: Path | None, paths: list[Path]) -> None:

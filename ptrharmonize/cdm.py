@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from .errors import UserError
 from .paths import schemas_dir
 
 # CDM type -> polars dtype and DuckDB type. The only place these correspondences live.
@@ -124,7 +125,7 @@ TABLE_ORDER = [
 ]
 
 
-class CatalogError(Exception):
+class CatalogError(UserError):
     """A file of the model that cannot be read: names the file and line (shown as one line, exit 2)."""
 
 

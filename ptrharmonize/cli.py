@@ -18,6 +18,7 @@ from rich.console import Console
 
 from . import commands as _commands
 from .cli_help import TidyGroup
+from .commands.common import ProgressDisplay, load_submission
 from .errors import UserError, fail, run_guarded
 
 if TYPE_CHECKING:
@@ -82,27 +83,6 @@ def root(
         raise typer.Exit(code)
 
 
-def load_submission(path: Path, mapping: Path | None):
-    """Read a canonical extract, or a center's own files through its mapping."""
-    if mapping is not None:
-        from .mapping import apply_mapping
-
-        # Lazily: each table streams from the center's files through the mapping into the stage.
-        return apply_mapping(mapping, path, lazy=True)
-    from .read.canonical import read_canonical
-
-    # Lazily: the engine streams each file into its typed Parquet stage, so a registry-size
-    # extract is never held in memory whole (a malformed row is still reported by file and row).
-    sub = read_canonical(path, lazy=True)
-    if sub.center_id is not None:
-        from .center_id import check_center_id
-
-        if check_center_id(sub.center_id, f"{path}: patients.csv, column 'center_id'") != sub.center_id:
-            raise UserError(f"{path}: patients.csv, column 'center_id': the center id is not in Unicode NFC "
-                            "form (a letter and a combining accent instead of the accented letter); save as NFC")
-    return sub
-
-
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Submission folder(s): canonical extracts, or each center's files with its --mapping.", show_default=False)],
@@ -157,7 +137,7 @@ def validate(
 
         def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[ValidationResult, Path | None]:
             sub = load_submission(*pair)
-            with _progress(quiet or format == "json" or not inline) as progress:
+            with ProgressDisplay(quiet or format == "json" or not inline, err_console) as progress:
                 eng = Engine(cat, column_engine=engine, thresholds=th, progress=progress)
                 if stage is not None:
                     return validate_and_keep(eng, sub, stage)
@@ -195,55 +175,6 @@ def validate(
         return code
 
     raise typer.Exit(run_guarded(body, err_console))
-
-
-class _progress:
-    """A rich progress bar over the submission's tables, with rows per second; silent when quiet.
-
-    The engine reports `reading <table>` before it streams a table into its typed stage (the
-    long part), `checking <table>` with the table's row count when it is staged, and
-    `skipping <table> ...` for a table that was not submitted; each of the last two completes one
-    of the CDM's tables on the bar."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self._p = None
-
-    def __enter__(self):
-        if self.quiet:
-            return lambda step, rows: None
-        import time
-
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        from .cdm import load_catalog
-
-        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console, transient=True)
-        self._p.start()
-        task = self._p.add_task("reading", total=len(load_catalog().table_names), rate="")
-        t0 = time.perf_counter()
-        total = {"rows": 0}
-
-        def update(step: str, rows: int) -> None:
-            total["rows"] += rows
-            rate = total["rows"] / max(time.perf_counter() - t0, 1e-6)
-            done = step.startswith(("checking", "skipping"))
-            self._p.update(task, description=f"{step} ({rows:,} rows)" if rows else step,
-                           advance=1 if done else 0, rate=f"{total['rows']:,} rows, {rate:,.0f} rows/s")
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        if self._p is not None:
-            self._p.stop()
 
 
 def _register_commands() -> None:

@@ -7,6 +7,7 @@ gone. Every module goes through these helpers so the next API change is fixed on
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,6 +17,12 @@ import polars as pl
 def qi(name: str) -> str:
     """Quote an identifier for DuckDB. Every identifier that reaches SQL text goes through here."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal_path(path: Path | str) -> str:
+    """A file path for DuckDB's readers, which expand `*`, `?` and `[...]` as a pattern: each is
+    escaped as a one-character class, so a folder `G[1]` never reads the files of `G1`."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in str(path))
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:

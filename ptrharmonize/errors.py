@@ -60,15 +60,13 @@ def fail(console: Console, message: str) -> None:
 def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool = True) -> int:
     """Run a command body; turn every expected failure into a message and exit code 2.
 
-    The message is one line. Our own errors (UserError, ReadError) name the file, row and
-    column and never quote a cell; an unexpected error from a library is shown without the
+    The message is one line. Our own errors (UserError, and read.ReadError which is one) name
+    the file, row and column and never quote a cell; an unexpected error from a library is shown without the
     values it quotes (they may come from the data). PTRH_DEBUG=1 re-raises, for a developer."""
     import os
     import sys
 
-    from .cdm import CatalogError
     from .paths import RegistryError
-    from .read import ReadError
 
     try:
         code = body()
@@ -78,7 +76,7 @@ def run_guarded(body: Callable[[], int], console: Console, catch_interrupt: bool
         # `ptrh ... | head`: the reader has gone; that is the reader's choice, not an error.
         _quiet_broken_pipe()
         return 0
-    except (UserError, ReadError, CatalogError, RegistryError) as exc:
+    except (UserError, RegistryError) as exc:  # read.ReadError, cdm.CatalogError are UserErrors
         fail(console, str(exc))
         return 2
     except (OSError, UnicodeError, ValueError) as exc:

@@ -23,7 +23,7 @@ from .errors import UserError
 from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
-from .store import create_schema, literal_path, qi, row_digest_sql
+from .store import create_schema, literal_path, qi, row_digest_sql, write_findings
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -236,14 +236,7 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
 
 def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:
     db.run(con, "DELETE FROM issues WHERE center_id = ?", [center])
-    con.register("_new_issues", result.issues.to_arrow())
-    db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", value, message "
-           "FROM _new_issues", [sid, center])
-    con.unregister("_new_issues")
-    con.register("_new_rules", result.rules.to_arrow())
-    db.run(con, "INSERT INTO rule_results SELECT ?, ?, rule_id, \"table\", category, severity, checked, failed, "
-           "threshold, status, reason FROM _new_rules", [sid, center])
-    con.unregister("_new_rules")
+    write_findings(con, result.issues, result.rules, center, sid)
 
 
 def store_status(store: Path) -> dict[str, object]:

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "max_yaml_expanded_nodes": 200_000,
     "max_shrink_share": 0.5,
     "center_id_pattern": r"^[^\W_][\w.-]{0,39}$",
+    "column_issue_min_rows": 20,
 }
 
 

@@ -9,6 +9,7 @@ memory (`:memory:`), which would report "stored" and keep nothing.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -63,12 +64,19 @@ def check_store_path(store: Path) -> None:
                         "once ptrh ends")
 
 
+def output_for(output: Path | None, path: Path, several: bool) -> Path | None:
+    """Where one submission's issue list goes: `--output` itself for a single submission;
+    `<stem>-<folder name><suffix>` beside it for each of several."""
+    if output is None or not several:
+        return output
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).resolve().name) or "submission"
+    return output.with_name(f"{output.stem}-{name}{output.suffix}")
+
+
 def check_ingest_paths(store: Path | None, output: Path | None, pairs: list[tuple[Path, Path | None]],
                        thresholds: Path | None, several: bool) -> None:
     """Before an ingest or a validation: the store is a file, and no issue list lands on the
     store, a submission's files, its mapping or the thresholds."""
-    from .batch import output_for
-
     if store is not None:
         check_store_path(store)
     protected: list[tuple[Path | None, str]] = [(store, "the store"), (thresholds, "the thresholds file")]

@@ -8,24 +8,21 @@ replaced in one transaction, so a reader never sees a mix of two submissions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from . import db
 from .cdm import Catalog, load_catalog
 from .collection import COLLECTION_DDL
-from .db import qi
+from .db import literal_path, qi  # noqa: F401 - literal_path: its old home, still imported from here
+from .errors import UserError
 
 PROVENANCE_COLUMNS = [
     ("submission_id", "VARCHAR"),
     ("source_file", "VARCHAR"),
     ("source_row", "BIGINT"),
 ]
-
-
-def literal_path(path: Path | str) -> str:
-    """A file path for DuckDB's readers, which expand `*`, `?` and `[...]` as a pattern: each is
-    escaped as a one-character class, so a folder `G[1]` never reads the files of `G1`."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in str(path))
 
 
 def table_ddl(catalog: Catalog, table: str) -> str:
@@ -129,3 +126,38 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=read_only)
+
+
+def attach_read_only(con: duckdb.DuckDBPyConnection, store: Path | str, alias: str) -> set[str]:
+    """ATTACH the store READ_ONLY as `alias` in a private connection (an analysis or a report
+    never writes it, and may run while another process reads it); the names of its tables.
+    Every reader of the store opens it here."""
+    store = Path(store)
+    try:
+        db.run(con, f"ATTACH {_literal(str(store))} AS {qi(alias)} (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise UserError(f"{store}: cannot open the store read-only ({str(exc).splitlines()[0]}); "
+                        "is it a ptrh store, and is an ingest still writing it?") from None
+    return {r[0] for r in db.rows(con, "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias])}
+
+
+def write_findings(con: duckdb.DuckDBPyConnection, issues: Any, rules: Any, center: str, sid: str) -> None:
+    """Append a validation's issue table and rule results (polars frames of the engine's
+    ISSUE_SCHEMA and RULE_RESULT_SCHEMA) to `issues` and `rule_results` under one submission:
+    the store's ingest and the QA report of a submission write them the same way."""
+    con.register("_new_issues", issues.to_arrow())
+    try:
+        db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", value, "
+               "message FROM _new_issues", [sid, center])
+    finally:
+        con.unregister("_new_issues")
+    con.register("_new_rules", rules.to_arrow())
+    try:
+        db.run(con, "INSERT INTO rule_results SELECT ?, ?, rule_id, \"table\", category, severity, checked, failed, "
+               "threshold, status, reason FROM _new_rules", [sid, center])
+    finally:
+        con.unregister("_new_rules")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

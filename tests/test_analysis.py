@@ -28,6 +28,7 @@ R reference values (R 4.x, cmprsk 2.2) were computed on the hand-made data writt
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import sys
@@ -89,6 +90,11 @@ def _cart_rows() -> list[dict]:
                 "tocilizumab_doses": TOCI_DOSES[0 if is_ptr else 1][i],
             }
             r["tocilizumab"] = r["tocilizumab_doses"] > 0
+            # day 0 = infusion; PTR patient i became refractory on day 5 + i (the transfusion
+            # completing the rule), so of the three PTR bleeds (days 3, 7, 11) the first came
+            # before its patient's PTR onset (day 5) and the others after (days 6, 7)
+            r["index_date"] = dt.date(2020, 1, 1)
+            r["ptr_onset_at"] = dt.datetime(2020, 1, 6 + i, 10, 30) if is_ptr else None
             for var, (ptr_idx, non_idx) in TRUE_IN.items():
                 r[var] = i in (ptr_idx if is_ptr else non_idx)
             r["crs_grade"] = 3 if r["crs_grade_3plus"] else 1
@@ -302,15 +308,29 @@ def test_cytokines_equal_mann_whitney_on_the_population(results: dict) -> None:
 
 
 def test_platelet_dose_units_and_e11(results: dict) -> None:
+    """Two centers: the dose (x10^11) is the pooled comparison; units are compared only within
+    each center (a unit is not the same amount of platelets everywhere)."""
     sub = _subgroup()
     a = results["analyses"]["platelet_dose_by_ptr"]
+    assert a["primary"] == "dose_e11" and a["center_ids"] == ["A", "B"]
     for key, col in (("units", "plt_units_until_recovery"), ("dose_e11", "plt_dose_e11_until_recovery")):
         ptr, non = sub.filter(pl.col("ptr"))[col], sub.filter(~pl.col("ptr"))[col]
-        ref = mann_whitney(ptr.to_numpy(), non.to_numpy())
-        assert a[key]["test"] == "mann_whitney"
-        assert _close(a[key]["statistic"], ref["statistic"]) and _close(a[key]["p_value"], ref["p_value"])
         assert a[key]["total"] == {"ptr": ptr.sum(), "non_ptr": non.sum()}
         assert a[key]["median"] == {"ptr": ptr.median(), "non_ptr": non.median()}
+    col = "plt_dose_e11_until_recovery"
+    ref = mann_whitney(sub.filter(pl.col("ptr"))[col].to_numpy(), sub.filter(~pl.col("ptr"))[col].to_numpy())
+    assert a["dose_e11"]["test"] == "mann_whitney"
+    assert _close(a["dose_e11"]["statistic"], ref["statistic"]) and _close(a["dose_e11"]["p_value"], ref["p_value"])
+    assert a["dose_e11"]["heterogeneity"]["status"] == "ok"
+    assert a["units"]["test"] is None and "within each center" in a["units"]["reason"]
+    col = "plt_units_until_recovery"
+    for c in ("A", "B"):
+        s = sub.filter(pl.col("center_id") == c)
+        ref = mann_whitney(s.filter(pl.col("ptr"))[col].to_numpy(), s.filter(~pl.col("ptr"))[col].to_numpy())
+        w = a["units"]["within_center"][c]
+        assert _close(w["statistic"], ref["statistic"]) and _close(w["p_value"], ref["p_value"])
+    table = pl.read_csv(results["_out"] / "tables" / "platelet_dose_by_ptr.csv")
+    assert table["median"].dtype == pl.Float64 and table["p_value"].dtype == pl.Float64
 
 
 def test_cci_vs_il6_linear(results: dict) -> None:
@@ -338,6 +358,44 @@ def test_bleeding_cuminc_gray(results: dict) -> None:
     assert a["events"]["ptr"] == {"censored": 10, "bleeding": 3, "death": 1}
     assert _close(a["statistic"], R["gray_stat"]) and _close(a["p_value"], R["gray_p"])
     assert _close(a["cif_at_horizon"]["ptr"], R["cif_ptr"])
+
+
+def test_bleeds_before_ptr_onset_and_gray_by_center(results: dict) -> None:
+    a = results["analyses"]["bleeding_cuminc"]
+    b = a["bleeds_before_ptr_onset"]
+    # PTR bleeds on days 3, 7, 11 of patients whose PTR began on days 5, 6, 7 (see _cart_rows)
+    assert (b["n_bleeds"], b["before"], b["same_day"], b["after"]) == (3, 1, 0, 2)
+    assert [(x["patient_id"], x["bleeding_day"], x["ptr_onset_day"]) for x in b["bleeds"]
+            if x["bleeding_vs_onset"] == "before"] == [("p0", 3.0, 5)]
+    st = a["stratified_by_center"]
+    sub = _subgroup()
+    status = sub["event_type"].replace_strict({"censored": 0, "bleeding": 1, "death": 2}).to_numpy()
+    ref = cuminc(sub["event_time_days"].to_numpy(), status,
+                 ["ptr" if p else "non_ptr" for p in sub["ptr"]], 30,
+                 strata=sub["center_id"].to_list())  # = R cuminc(strata =), test_stats_reference
+    assert st["status"] == "ok" and _close(st["statistic"], ref["statistic"])
+    assert _close(st["p_value"], ref["p_value"]) and st["statistic"] != a["statistic"]
+    # the number at risk under the curve: everyone at day 0, the 3 bleeders gone by day 15
+    assert a["at_risk"]["ptr"]["n"][0] == 14 and a["at_risk"]["ptr"]["time"][:2] == [0.0, 5.0]
+    assert a["at_risk"]["ptr"]["n"][3] == 14 - 3  # day 15: bleeds 3, 7, 11 happened
+
+
+def test_bleeding_landmark(results: dict) -> None:
+    """Landmark day 7 (definitions.yaml analysis.landmark_days): events on or before day 7
+    leave (p0 bleed day 3, p1 bleed day 7); PTR at the landmark = onset on or before day 7:
+    only p2 (onset 7, bleed day 11) among those left; p3..p13 (onset days 8-18) count as
+    non-PTR at the landmark. Time restarts at day 7, so the horizon is 30 - 7 = 23 days."""
+    a = results["analyses"]["bleeding_landmark"]
+    assert a["status"] == "ok" and a["landmark_days"] == 7 and a["horizon_days"] == 23
+    assert a["excluded_event_before_landmark"] == 2
+    assert a["ptr_after_landmark_counted_non_ptr"] == 11
+    assert a["n"] == {"ptr": 1, "non_ptr": 22}
+    assert a["events"]["ptr"] == {"censored": 0, "bleeding": 1, "death": 0}
+    assert a["events"]["non_ptr"] == {"censored": 20, "bleeding": 0, "death": 2}
+    # the one PTR patient's follow-up ends with the bleed at day 4 after the landmark: the
+    # curve reaches 1 there, and at day 23 it is NA (R timepoints: beyond the last follow-up)
+    assert a["cif_at_horizon"] == {"ptr": None, "non_ptr": 0.0}
+    assert a["curves"]["ptr"]["time"][1] == 4.0 and a["curves"]["ptr"]["cif"][1] == 1.0
 
 
 def test_cmh_by_center(results: dict) -> None:
@@ -548,3 +606,50 @@ def test_table4_under_separation_reports_firth_and_infinity(tmp_path: Path) -> N
     assert "separation" in table["note"][0]
     assert table["odds_ratio"].dtype == pl.Float64  # numbers stay numbers
     assert res["status"] == {"ptr_multivariable": "ok"}
+
+
+def test_center_aware_results_beside_the_pooled_ones(results: dict) -> None:
+    """Every pooled comparison carries its center-aware counterpart (issue 18); the statistics
+    themselves are checked against R in tests/test_multicenter.py."""
+    a = results["analyses"]
+    strat = a["ptr_by_group_stratified"]
+    # Table 2's by-center entry is the stratified analysis's CMH, with Breslow-Day
+    assert a["ptr_by_group"]["by_center"]["status"] == "ok"
+    assert _close(a["ptr_by_group"]["by_center"]["statistic"], strat["statistic"])
+    assert _close(strat["heterogeneity"]["p_value"], strat["breslow_day_p_value"])
+    assert strat["logistic_center_fixed"]["status"] == "ok"
+    fe = {c["variable"]: c for c in strat["logistic_center_fixed"]["coefficients"]}
+    assert set(fe) == {"(Intercept)", "car_t", "center[B]"}
+    assert strat["gee_center"]["status"] == "ok" and strat["gee_center"]["n_clusters"] == 2
+    # Table 3: each yes/no row, CMH by center
+    rows = {r["variable"]: r for r in a["cart_characteristics"]["rows"]}
+    assert rows["crs_grade_3plus"]["by_center"]["status"] == "ok"
+    assert set(rows["crs_grade_3plus"]["by_center"]["centers"]) == {"A", "B"}
+    assert "by_center" not in rows["peak_temp_c"]
+    # Table 4: the selected model with center as a fixed effect and as a cluster
+    mv = a["ptr_multivariable"]["by_center"]
+    assert mv["logistic_center_fixed"]["status"] == "ok"
+    assert "heterogeneity" in mv["logistic_center_fixed"]
+    # Figure 2B: the transfusions of a patient as a cluster (25 patients, 50 transfusions)
+    g = a["cci_vs_il6"]["gee_patient"]
+    assert g["status"] == "ok" and g["n_clusters"] == 25 and g["n"] == 50
+
+
+def test_figures_an_editor_accepts(results: dict) -> None:
+    """n per group, the test's name and p on the plot, a number-at-risk table under the
+    cumulative incidence, PNG at 300 dpi and SVG (issue 18)."""
+    import struct
+
+    out = results["_out"] / "figures"
+    svg = (out / "bleeding_cuminc.svg").read_text()
+    assert "Number at risk" in svg and "Gray" in svg and "n = 14" in svg and "n = 11" in svg
+    svg = (out / "cytokines_by_ptr.svg").read_text()
+    assert "Mann-Whitney U" in svg and "n = 14" in svg
+    png = (out / "bleeding_cuminc.png").read_bytes()
+    i = png.index(b"pHYs")
+    ppx, ppy, unit = struct.unpack(">IIB", png[i + 4:i + 13])
+    assert unit == 1 and round(ppx * 0.0254) == 300 and round(ppy * 0.0254) == 300
+    md = (results["_out"] / "tables" / "ptr_by_group.md").read_text()
+    csv = pl.read_csv(results["_out"] / "tables" / "ptr_by_group.csv")
+    assert csv["p_value"].dtype == pl.Float64  # numbers in the CSV, formatted in Markdown
+    assert "| 0.007 |" in md  # p = 0.00650 printed to 3 decimals

@@ -296,3 +296,25 @@ def test_reason_with_brackets_is_printed_as_text(tmp_path: Path, monkeypatch: py
     # a warning rule that cannot run is reported, and does not block
     assert res.exit_code == 1 or res.exit_code == 0
     assert re.search(r"\d+ could not run", out)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "needle", "key"),
+    [
+        # a misspelt limit was ignored silently (limits.py keeps only the names it knows)
+        ("limits.yaml", "max_sheet_rows: 1048576", "max_sheet_row: 1048576", "max_sheet_row:", "max_sheet_row"),
+        # a column named by a table's mapping section
+        ("tables/crs_assessments.yaml", "fills: reported_scale", "fills: reported_scal", "reported_scal,", "fills"),
+        # an identifier scan of a column that does not exist
+        ("phi.yaml", "  labs: [patient_id]", "  labs: [patient_idd]", "patient_idd", "labs"),
+    ],
+)
+def test_other_catalog_files_are_checked(tmp_path: Path, file: str, old: str, new: str, needle: str, key: str) -> None:
+    root = copy_schemas(tmp_path)
+    f = root / file
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new, 1))
+    res = runner.invoke(app, ["schema", "check", str(root)])
+    assert res.exit_code == 2
+    assert f"{f}, line {line_of(f, needle)}, key '{key}':" in " ".join(res.output.split())

@@ -237,3 +237,25 @@ def test_recovery_case(recovery_rows, case):
     want = (case["expect_platelet_improvement_30d"] == "true", opt_int(case["expect_platelet_improvement_day"]),
             case["expect_platelet_recovery_90d"] == "true", opt_int(case["expect_platelet_recovery_day"]))
     assert have == want, case["source"]
+
+
+def test_fever_rule_spares_masked_days(tmp_path: Path):
+    """ASTCT 2019 footnote: after tocilizumab or steroids given for CRS, fever is no longer
+    required. The plausibility rule warns about an afebrile ASTCT grade only when no such
+    therapy masks it (the store keeps the validation's issues)."""
+    rows = {t: [] for t in ("patients", "treatments", "crs_assessments", "medications")}
+    for pid in ("MASKED", "UNMASKED"):
+        for table, rec in patient_rows(pid).items():
+            rows[table].append(rec)
+        base = dict(center_id=CENTER, patient_id=pid)
+        rows["crs_assessments"] += [
+            dict(base, assessed_on=on_day(1), max_temp_c="39.0", reported_grade="1", reported_scale="astct2019"),
+            dict(base, assessed_on=on_day(2), max_temp_c="37.0", hypotension="true", vasopressors="1",
+                 reported_grade="3", reported_scale="astct2019")]
+    rows["medications"].append(dict(center_id=CENTER, patient_id="MASKED", drug="tocilizumab",
+                                    started_on=on_day(1), n_doses="1"))
+    con = ingest_rows(tmp_path, rows)
+    issues = query(con, "SELECT file, \"row\", \"column\" FROM issues WHERE rule_id = 'crs_assessments.fever_for_crs'")
+    con.close()
+    # the UNMASKED day-2 row: 5th row of the sheet (header, MASKED d1, MASKED d2, UNMASKED d1, UNMASKED d2)
+    assert issues == [{"file": "crs_assessments.csv", "row": 5, "column": "reported_grade"}]

@@ -26,7 +26,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     planted = json.loads((out / "submissions-with-defects" / "defects.json").read_text())
     assert planted
     for d in planted:
-        with lists[d["center"]].open(encoding="utf-8") as fh:
+        with lists[d["center"]].open(encoding="utf-8-sig") as fh:  # a BOM, for Excel on Windows
             found = {(r["rule_id"], r["file"], r["row"]) for r in csv.DictReader(fh)}
         assert (d["rule_id"], d["file"], str(d["row"])) in found, d
     assert "source_column" in next(iter(lists.values())).read_text().splitlines()[0]

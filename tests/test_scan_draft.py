@@ -192,3 +192,26 @@ def test_issues_name_the_sheet_and_the_spss_case(defect_centers: Path, tmp_path:
         assert located["sheet"].n_unique() >= 1
     else:
         assert located["sheet"].is_null().all()
+
+
+def test_a_column_wrong_throughout_is_one_issue_with_a_count(tmp_path: Path) -> None:
+    """Every lab result written "pos." (text in a number column, all 84 rows): one column-level
+    issue naming the count and the first rows, while the rule result still counts 84 failures;
+    a column wrong in one row keeps its row issue."""
+    from extract_factory import clean_rows
+
+    rows = clean_rows()
+    for r in rows["labs"]:
+        r["value"] = "pos."
+    rows["transfusions"][3]["storage_h"] = "abc"
+    sub = write_extract(tmp_path / "sub", rows)
+    r = ptrh("validate", str(sub), "--format", "json", "--quiet")
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    lab = [i for i in doc["issues"] if i["table"] == "labs" and i["column"] == "value"]
+    assert len(lab) == 1
+    assert lab[0]["row"] is None and "in all 84 rows" in lab[0]["message"] and "rows 2, 3, 4" in lab[0]["message"]
+    rule = next(x for x in doc["rules"] if x["rule_id"] == lab[0]["rule_id"])
+    assert rule["failed"] == rule["checked"] == 84
+    storage = [i for i in doc["issues"] if i["table"] == "transfusions" and i["column"] == "storage_h"]
+    assert [i["row"] for i in storage] == [5]

@@ -114,7 +114,8 @@ def test_issues_csv_for_the_center(dirty_extract: Path, tmp_path: Path) -> None:
     out = tmp_path / "issues.csv"
     res = runner.invoke(app, ["validate", str(dirty_extract), "--output", str(out)])
     assert res.exit_code == 1
-    with out.open(encoding="utf-8") as fh:
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM, so Excel reads it as UTF-8
+    with out.open(encoding="utf-8-sig") as fh:
         recs = list(csv.DictReader(fh))
     assert list(recs[0]) == ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
     assert any(r["rule_id"] == "patients.age_years.type" and r["row"] == "4" and r["value"] == "<5" for r in recs)

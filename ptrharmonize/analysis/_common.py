@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from importlib.resources import files
 from typing import Any
 
@@ -44,9 +43,13 @@ CYTOKINES = {
 }
 
 
-@cache
 def population_sql(analysis_id: str) -> str:
-    """The text of `analysis/sql/<analysis_id>.sql`."""
+    """The text of the analysis's population SQL (`sql/<analysis_id>.sql` beside its module)."""
+    from .registry import _FOUND
+
+    found = _FOUND.get(analysis_id)
+    if found is not None and found.population_sql.is_file():
+        return found.population_sql.read_text(encoding="utf-8")
     return (files("ptrharmonize.analysis") / "sql" / f"{analysis_id}.sql").read_text(
         encoding="utf-8"
     )
@@ -56,6 +59,16 @@ def population_sql(analysis_id: str) -> str:
 class Context:
     con: duckdb.DuckDBPyConnection
     definitions: dict[str, Any]
+
+    @property
+    def mann_whitney(self) -> str:
+        """The Mann-Whitney variant in force (`analysis.mann_whitney`, `--mann-whitney`)."""
+        return str(self.params.get("mann_whitney", "r"))
+
+    @property
+    def gee_corstr(self) -> str:
+        """Working correlation of the GEE variants (`analysis.gee_corstr`)."""
+        return str(self.params.get("gee_corstr", "exchangeable"))
 
     @property
     def params(self) -> dict[str, Any]:
@@ -134,6 +147,12 @@ def median_range(x: np.ndarray) -> tuple[float | None, list[float | None]]:
     return float(np.median(x)), [float(np.min(x)), float(np.max(x))]
 
 
+def as_float(x: Any) -> float | None:
+    """A number of results.json as a table cell: a float (an infinite one from "Infinity"),
+    None when unknown. Tables keep numbers as numbers; only Markdown formats them."""
+    return None if x is None else float(x)
+
+
 def fmt(x: Any, digits: int = 3) -> str:
     """A number for a table cell: empty when missing, `digits` significant figures otherwise."""
     if x in ("Infinity", "-Infinity"):
@@ -175,13 +194,104 @@ def binary_test(a: dict[str, int], b: dict[str, int], min_expected: float) -> di
     return dict(chi2_or_fisher(table, min_expected=min_expected))
 
 
-def compare_medians(x: dict[str, np.ndarray], order: Sequence[str]) -> dict[str, Any]:
+def compare_medians(
+    x: dict[str, np.ndarray], order: Sequence[str], variant: str = "r"
+) -> dict[str, Any]:
     """Median (range) and n per group, and the Mann-Whitney U test of `order[0]` vs `order[1]`
     (`statistic` is U of `order[0]`, R's W). No test when a group has no value."""
     out: dict[str, Any] = {"test": None, "statistic": None, "p_value": None}
     if testable(x[order[0]], x[order[1]], 1):
-        out = dict(mann_whitney(x[order[0]], x[order[1]]))
+        out = dict(mann_whitney(x[order[0]], x[order[1]], variant=variant))
     out |= {"n": {g: len(x[g]) for g in order}, "median": {}, "range": {}, "first_group": order[0]}
     for g in order:
         out["median"][g], out["range"][g] = median_range(x[g])
     return num(out)
+
+
+# --------------------------------------------------------------------------- center-aware
+
+
+def center_ids(df: pl.DataFrame) -> list[str]:
+    return sorted({str(c) for c in df["center_id"].drop_nulls().to_list()}) if "center_id" in df.columns else []
+
+
+def estimable(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one center-aware test beside a pooled one: its result, or `{status: not_estimable,
+    reason}` when the data cannot support it (the pooled result stands either way)."""
+    from ..stats._common import NotEstimable
+
+    try:
+        return {"status": "ok", **fn()}
+    except NotEstimable as exc:
+        return {"status": "not_estimable", "reason": str(exc)}
+
+
+def cmh_by_center(
+    df: pl.DataFrame, row: str, column: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The 2x2 of two boolean columns (rows: `row` true, false; columns: `column` true, false)
+    stratified by center: Cochran-Mantel-Haenszel without continuity correction, the MH common
+    odds ratio and Breslow-Day (Tarone) for heterogeneity between centers. A center where a
+    row or column is empty adds nothing and is listed under `centers_dropped`."""
+    from ..stats._common import NotEstimable
+    from ..stats.categorical import cmh
+
+    sub = df.filter(pl.col(row).is_not_null() & pl.col(column).is_not_null())
+    tables, kept, dropped = [], [], []
+    for c in center_ids(sub):
+        s = sub.filter(pl.col("center_id") == c)
+        r, k = s[row], s[column]
+        t = [[int((r & k).sum()), int((r & ~k).sum())], [int((~r & k).sum()), int((~r & ~k).sum())]]
+        if min(sum(t[0]), sum(t[1])) == 0:
+            dropped.append(c)
+        else:
+            tables.append(t)
+            kept.append(c)
+
+    def run() -> dict[str, Any]:
+        if len(kept) < 2:
+            raise NotEstimable(
+                f"{len(kept)} center(s) with patients in both rows: a test stratified by center "
+                "needs at least two (the pooled test is the only one)")
+        res = cmh(tables, correct=params["cmh_correct"], confidence=params["confidence"])
+        return {**res, "centers": dict(zip(kept, tables, strict=True)), "centers_dropped": dropped,
+                "heterogeneity": {"test": "breslow_day_tarone",
+                                  "statistic": res.get("breslow_day_statistic"),
+                                  "p_value": res.get("breslow_day_p_value")}}
+
+    return estimable(run)
+
+
+def characteristics_table(rows: list[dict[str, Any]], groups: Sequence[str]) -> pl.DataFrame:
+    """Tables 1 and 3 as numbers: per group `n` (with the characteristic, or with a value),
+    `N` (known), `pct`, and for continuous rows `mean`, `sd`, `median`, `min`, `max`; the test,
+    statistic and p; where present the by-center CMH p and Breslow-Day p."""
+    stats_cols = ("mean", "sd", "median", "min", "max")
+    out = []
+    for r in rows:
+        row: dict[str, Any] = {"variable": r["variable"],
+                               "characteristic": r["label"] + (f" ({r['unit']})" if r.get("unit") else ""),
+                               "kind": r.get("kind", "categorical")}
+        for g in groups:
+            v = r.get(g) or {}
+            if row["kind"] == "continuous":
+                row |= {f"{g}_n": v.get("n"), f"{g}_N": v.get("n"), f"{g}_pct": None}
+                row |= {f"{g}_{k}": as_float(v.get(k)) for k in stats_cols}
+            else:
+                n_, big_n = v.get("n"), v.get("N")
+                row |= {f"{g}_n": n_, f"{g}_N": big_n,
+                        f"{g}_pct": round(100 * n_ / big_n, 1) if big_n else None}
+                row |= {f"{g}_{k}": None for k in stats_cols}
+        bc = r.get("by_center") or {}
+        row |= {"test": r.get("test"), "statistic": as_float(r.get("statistic")),
+                "p_value": as_float(r.get("p_value")),
+                "by_center_cmh_p_value": as_float(bc.get("p_value")),
+                "breslow_day_p_value": as_float((bc.get("heterogeneity") or {}).get("p_value"))}
+        out.append(row)
+    schema: dict[str, Any] = {"variable": pl.Utf8, "characteristic": pl.Utf8, "kind": pl.Utf8}
+    for g in groups:
+        schema |= {f"{g}_n": pl.Int64, f"{g}_N": pl.Int64, f"{g}_pct": pl.Float64}
+        schema |= {f"{g}_{k}": pl.Float64 for k in stats_cols}
+    schema |= {"test": pl.Utf8, "statistic": pl.Float64, "p_value": pl.Float64,
+               "by_center_cmh_p_value": pl.Float64, "breslow_day_p_value": pl.Float64}
+    return pl.DataFrame(out, schema=schema)

@@ -14,6 +14,7 @@ COLORS = ("#c0392b", "#2e86c1", "#27ae60", "#8e44ad")
 # Above this many points a scatter layer is embedded in the SVG as an image (axes, text and
 # boxes stay vector): a registry-sized SVG with every point as a path is slow and huge.
 RASTERIZE_ABOVE = 1000
+DPI = 300  # journal-size raster (most journals ask for 300 dpi at print size)
 
 
 def p_label(p: float | None) -> str:
@@ -23,12 +24,14 @@ def p_label(p: float | None) -> str:
 
 
 def box_panels(
-    panels: Sequence[tuple[str, Mapping[str, np.ndarray], float | None]],
+    panels: Sequence[tuple[str, Mapping[str, np.ndarray], float | str | None]],
     title: str,
     log: bool = False,
+    test: str = "Mann-Whitney U",
 ) -> Figure:
     """One panel per (y label with unit, {group: values}, p value): a box per group (median,
-    quartiles, whiskers at 1.5 IQR) with each value as a jittered point over it."""
+    quartiles, whiskers at 1.5 IQR) with each value as a jittered point over it; each group's
+    n under its name and the test's name with its p above the panel (what an editor asks)."""
     fig = Figure(figsize=(4.0 * len(panels), 4.5), layout="constrained")
     rng = np.random.default_rng(0)  # the same jitter on every run
     for i, (ylabel, groups, p) in enumerate(panels):
@@ -51,14 +54,16 @@ def box_panels(
             whiskerprops={"zorder": 4},
             capprops={"zorder": 4},
         )
-        ax.set_xticks(range(1, len(labels) + 1), labels)
+        ax.set_xticks(range(1, len(labels) + 1),
+                      [f"{g}\n(n = {d.size})" for g, d in zip(labels, data, strict=True)])
         for j, d in enumerate(data):
             big = d.size > RASTERIZE_ABOVE
             x = j + 1 + rng.uniform(-0.12, 0.12, size=d.size)
             ax.scatter(x, d, s=4 if big else 18, alpha=0.3 if big else 0.75,
                        color=COLORS[j % len(COLORS)], zorder=3, rasterized=big)
         ax.set_ylabel(ylabel)
-        ax.set_title(p_label(p), fontsize=10)
+        # a text instead of a p says why no pooled test is shown
+        ax.set_title(p if isinstance(p, str) else f"{test}, {p_label(p)}", fontsize=10)
     fig.suptitle(title)
     return fig
 
@@ -70,10 +75,19 @@ def cuminc_curves(
     p: float | None,
     title: str,
     ylabel: str,
+    at_risk: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    xlabel: str = "Days since CAR-T infusion",
 ) -> Figure:
-    """Step curves of cumulative incidence per group, from `{group: {time, cif}}`."""
-    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
+    """Step curves of cumulative incidence per group, from `{group: {time, cif}}`, with Gray's
+    test and its p on the plot and, under it, the number at risk per group at the ticks of
+    `at_risk` (`{group: {time, n}}`)."""
+    fig = Figure(figsize=(6.0, 5.2 if at_risk else 4.5), layout="constrained")
+    if at_risk:
+        grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.35 + 0.25 * len(at_risk)])
+        ax = fig.add_subplot(grid[0])
+        table_ax = fig.add_subplot(grid[1], sharex=ax)
+    else:
+        ax = fig.add_subplot(1, 1, 1)
     for j, (g, c) in enumerate(curves.items()):
         t = np.concatenate([[0.0], np.asarray(c["time"], dtype=float)])
         y = np.concatenate([[0.0], np.asarray(c["cif"], dtype=float)])
@@ -83,10 +97,31 @@ def cuminc_curves(
         ax.step(t, y, where="post", color=COLORS[j % len(COLORS)], label=labels.get(g, g), lw=2)
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("Days since CAR-T infusion")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\nGray's test {p_label(p)}", fontsize=11)
+    ax.set_title(title, fontsize=11)
+    ax.text(0.98, 0.95, f"Gray's test, {p_label(p)}", transform=ax.transAxes, ha="right",
+            va="top", fontsize=10)
     ax.legend(loc="upper left")
+    if at_risk:
+        groups = list(at_risk)
+        for j, g in enumerate(groups):
+            row = at_risk[g]
+            yj = len(groups) - j
+            for t, n in zip(row["time"], row["n"], strict=True):
+                table_ax.text(t, yj, str(n), ha="center", va="center", fontsize=8,
+                              color=COLORS[j % len(COLORS)])
+        table_ax.set_ylim(0.4, len(groups) + 0.6)
+        table_ax.set_yticks(range(len(groups), 0, -1), [labels.get(g, g) for g in groups],
+                            fontsize=8)
+        table_ax.set_title("Number at risk", fontsize=9, loc="left")
+        table_ax.tick_params(axis="x", labelsize=8)
+        table_ax.tick_params(axis="y", length=0, pad=12)
+        for side in ("top", "right", "left"):
+            table_ax.spines[side].set_visible(False)
+        ax.tick_params(axis="x", labelbottom=False)
+        table_ax.set_xlabel(xlabel)
+    else:
+        ax.set_xlabel(xlabel)
     return fig
 
 
@@ -117,7 +152,8 @@ def scatter_fit(
 def save(fig: Figure, stem: Path) -> list[Path]:
     """Write `<stem>.png` and `<stem>.svg`; SVG without a date so reruns are identical."""
     png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    with matplotlib.rc_context({"svg.hashsalt": "ptrharmonize"}):
-        fig.savefig(png, dpi=150, metadata={"Software": None})
+    # SVG text stays text (editable by a journal's editor, searchable), not glyph paths
+    with matplotlib.rc_context({"svg.hashsalt": "ptrharmonize", "svg.fonttype": "none"}):
+        fig.savefig(png, dpi=DPI, metadata={"Software": None})
         fig.savefig(svg, metadata={"Date": None})
     return [png, svg]

@@ -16,15 +16,15 @@ from ._common import (
     AnalysisResult,
     Context,
     binary_test,
+    characteristics_table,
     count_true,
-    fmt,
-    fmt_p,
     headline,
     not_estimable,
     num,
     split,
     testable,
 )
+from .registry import analysis
 
 # variable -> (label, unit)
 CONTINUOUS = {
@@ -42,6 +42,7 @@ CATEGORICAL = {
 }
 
 
+@analysis("baseline", order=10)
 def baseline(ctx: Context) -> AnalysisResult:
     df = ctx.population("baseline").with_columns(car_t=pl.col("treatment_type") == "car_t")
     groups = split(df, "car_t", TREATMENT_GROUPS)
@@ -55,7 +56,8 @@ def baseline(ctx: Context) -> AnalysisResult:
         row = {"variable": var, "label": label, "unit": unit, "kind": "continuous"}
         row |= {g: dict(describe(v)) for g, v in zip(TREATMENT_GROUPS, (x, y), strict=True)}
         if testable(x, y, 2):
-            row |= dict(compare_continuous(x, y, alpha=ctx.params["shapiro_alpha"]))
+            row |= dict(compare_continuous(x, y, alpha=ctx.params["shapiro_alpha"],
+                                          mann_whitney_variant=ctx.mann_whitney))
         else:
             row |= {"test": None, "statistic": None, "p_value": None}
         rows.append(row)
@@ -68,34 +70,6 @@ def baseline(ctx: Context) -> AnalysisResult:
     data = {"n": sizes, "groups_order": list(TREATMENT_GROUPS), "rows": num(rows)}
     return AnalysisResult(
         data=data,
-        table=_table(data["rows"]),
+        table=characteristics_table(data["rows"], TREATMENT_GROUPS),
         summary=[headline(f"Table 1: {r['label']}", r, sizes) for r in data["rows"][:1]],
-    )
-
-
-def _cell(row: dict, group: str) -> str:
-    g = row[group]
-    if row["kind"] == "categorical":
-        return f"{g['n']}/{g['N']} ({100 * g['n'] / g['N']:.1f}%)" if g["N"] else ""
-    if not g.get("n"):
-        return ""
-    return (
-        f"{fmt(g.get('mean'))} \u00b1 {fmt(g.get('sd'))}; "
-        f"{fmt(g.get('median'))} ({fmt(g.get('min'))}-{fmt(g.get('max'))})"
-    )
-
-
-def _table(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "variable": [r["variable"] for r in rows],
-            "characteristic": [
-                r["label"] + (f" ({r['unit']})" if r.get("unit") else "") for r in rows
-            ],
-            "car_t": [_cell(r, "car_t") for r in rows],
-            "chemotherapy": [_cell(r, "chemotherapy") for r in rows],
-            "test": [r.get("test") or "" for r in rows],
-            "statistic": [fmt(r.get("statistic"), 4) for r in rows],
-            "p_value": [fmt_p(r.get("p_value")) for r in rows],
-        }
     )

@@ -29,15 +29,16 @@ from ._common import (
     AnalysisResult,
     Context,
     binary_test,
+    characteristics_table,
+    cmh_by_center,
     count_true,
-    fmt,
-    fmt_p,
     headline,
     not_estimable,
     num,
     split,
     testable,
 )
+from .registry import analysis
 
 LABELS = {
     "cr": "Complete remission (CR/CRi)",
@@ -68,6 +69,9 @@ def characteristic_rows(df: pl.DataFrame, params: dict[str, Any]) -> list[dict[s
         else:
             counts = {g: count_true(groups[g][var]) for g in PTR_GROUPS}
             row |= counts | binary_test(*counts.values(), min_expected=params["min_expected"])
+        if var != "peak_temp_c" and "center_id" in df.columns:
+            # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
+            row["by_center"] = cmh_by_center(df, "ptr", var, params)
         rows.append(num(row))
     return rows
 
@@ -104,6 +108,7 @@ def _tocilizumab(groups: dict[str, pl.DataFrame], params: dict[str, Any]) -> dic
     return out
 
 
+@analysis("cart_characteristics", order=40)
 def cart_characteristics(ctx: Context) -> AnalysisResult:
     df = ctx.population("cart_characteristics")
     n = {"ptr": int(df["ptr"].sum()), "non_ptr": int((~df["ptr"]).sum())}
@@ -119,28 +124,5 @@ def cart_characteristics(ctx: Context) -> AnalysisResult:
     )
 
 
-def _cell(row: dict[str, Any], g: str) -> str:
-    v = row[g]
-    if row.get("kind") == "continuous":
-        if not v.get("n"):
-            return ""
-        return f"{fmt(v.get('mean'), 4)} \u00b1 {fmt(v.get('sd'), 3)}; median {fmt(v.get('median'), 4)}"
-    pct = f" ({100 * v['n'] / v['N']:.1f}%)" if v["N"] else ""
-    cell = f"{v['n']}/{v['N']}{pct}"
-    if row.get("kind") == "doses":
-        cell += " [" + " / ".join(str(c) for c in v["doses"].values()) + "]"
-    return cell
-
-
 def table(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "variable": [r["variable"] for r in rows],
-            "characteristic": [r["label"] for r in rows],
-            "ptr": [_cell(r, "ptr") for r in rows],
-            "non_ptr": [_cell(r, "non_ptr") for r in rows],
-            "test": [r.get("test") or "" for r in rows],
-            "statistic": [fmt(r.get("statistic"), 4) for r in rows],
-            "p_value": [fmt_p(r.get("p_value")) for r in rows],
-        }
-    )
+    return characteristics_table(rows, PTR_GROUPS)

@@ -3,7 +3,8 @@
 Ordinary least squares of CCI on IL-6 (`stats.regression.linear`: slope, intercept, R^2, and
 the slope's t-test p; R `lm(cci ~ il6)`). The unit of analysis is the transfusion, as in the
 study (about 79 transfusions, p = 0.0065, R^2 = 0.09); transfusions of one patient are not
-independent, which the study did not model and this reproduction does not either.
+independent, which the study did not model: `gee_patient` gives the same regression with the
+patient as the cluster (GEE, sandwich SE, as R geepack::geeglm).
 Population: `sql/cci_vs_il6.sql`.
 """
 
@@ -11,14 +12,27 @@ from __future__ import annotations
 
 import polars as pl
 
+from ..stats.multicenter import gee
 from ..stats.regression import linear
 from . import _plots
-from ._common import AnalysisResult, Context, fmt, fmt_p, headline, not_estimable, num, values
+from ._common import (
+    AnalysisResult,
+    Context,
+    as_float,
+    estimable,
+    fmt,
+    headline,
+    not_estimable,
+    num,
+    values,
+)
+from .registry import analysis
 
 X_LABEL = "IL-6 on the day of transfusion (pg/mL)"
 Y_LABEL = "12-h CCI (/\u00b5L \u00d7 m\u00b2 / 10\u00b9\u00b9)"
 
 
+@analysis("cci_vs_il6", order=80)
 def cci_vs_il6(ctx: Context) -> AnalysisResult:
     df = ctx.population("cci_vs_il6")
     x, y = values(df, "il6_same_day"), values(df, "cci")
@@ -26,25 +40,41 @@ def cci_vs_il6(ctx: Context) -> AnalysisResult:
     if len(x) < 3:
         return not_estimable("fewer than 3 transfusions with a same-day IL-6", n=len(x))
     res = dict(linear(x, y))
+    both = df.filter(pl.col("il6_same_day").is_not_null() & pl.col("cci").is_not_null())
+    patient = [f"{c}\x1f{p}" for c, p in zip(both["center_id"].to_list(),
+                                              both["patient_id"].to_list(), strict=True)]
+    # beside the study's OLS (every transfusion independent): the same line with the
+    # transfusions of one patient as a cluster (GEE, sandwich SE, R geepack::geeglm)
+    clustered = estimable(lambda: gee(
+        {"il6_same_day": values(both, "il6_same_day")}, values(both, "cci"), patient,
+        family="gaussian", corstr=ctx.gee_corstr, confidence=ctx.params["confidence"]))
     data = num({"test": "linear", **res, "n": len(x), "n_patients": n_patients,
-                "x": "il6_same_day", "y": "cci"})
+                "x": "il6_same_day", "y": "cci", "gee_patient": clustered})
+    gee_slope = next((c for c in (clustered.get("coefficients") or [])
+                      if c["variable"] == "il6_same_day"), {})
     table = pl.DataFrame(
         {
-            "n_transfusions": [data["n"]],
-            "n_patients": [n_patients],
-            "slope": [fmt(data.get("slope"), 5)],
-            "intercept": [fmt(data.get("intercept"), 6)],
-            "r2": [fmt(data.get("r2"), 4)],
-            "t": [fmt(data.get("statistic"), 4)],
-            "p_value": [fmt_p(data.get("p_value"))],
-        }
+            "model": ["OLS (transfusions independent; the study's)",
+                      "GEE, patient as the cluster"],
+            "n_transfusions": [data["n"], clustered.get("n")],
+            "n_patients": [n_patients, clustered.get("n_clusters")],
+            "slope": [as_float(data.get("slope")), as_float(gee_slope.get("estimate"))],
+            "slope_se": [as_float(data.get("slope_se")), as_float(gee_slope.get("se"))],
+            "intercept": [as_float(data.get("intercept")), None],
+            "r2": [as_float(data.get("r2")), None],
+            "statistic": [as_float(data.get("statistic")), as_float(gee_slope.get("statistic"))],
+            "p_value": [as_float(data.get("p_value")), as_float(gee_slope.get("p_value"))],
+        },
+        schema_overrides={c: pl.Float64 for c in ("slope", "slope_se", "intercept", "r2",
+                                                  "statistic", "p_value")}
+        | {"n_transfusions": pl.Int64, "n_patients": pl.Int64},
     )
 
     def figure():
         return _plots.scatter_fit(
             x, y, data.get("slope"), data.get("intercept"), X_LABEL, Y_LABEL,
             f"CCI vs same-day IL-6 (n = {data['n']}, R\u00b2 = {fmt(data.get('r2'), 2)}, "
-            f"{_plots.p_label(data.get('p_value'))})",
+            f"t test of the slope, {_plots.p_label(data.get('p_value'))})",
         )
 
     return AnalysisResult(data, table, figure, [headline("Fig 2B: CCI vs IL-6 slope", data, data["n"])])

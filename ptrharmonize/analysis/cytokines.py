@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from ..stats.multicenter import kruskal
 from . import _plots
 from ._common import (
     CRS_GROUPS,
@@ -21,28 +22,37 @@ from ._common import (
     PTR_GROUPS,
     AnalysisResult,
     Context,
+    as_float,
     compare_medians,
-    fmt,
-    fmt_p,
+    estimable,
     headline,
     not_estimable,
     split,
     values,
 )
+from .registry import analysis
 
 
 def _table(res: dict[str, dict], order: Sequence[str]) -> pl.DataFrame:
     rows = []
     for key, (_column, label) in CYTOKINES.items():
         e = res[key]
-        row = {"cytokine": label, "unit": "pg/mL"}
+        row: dict = {"cytokine": label, "unit": "pg/mL"}
         for g in order:
             lo, hi = e["range"][g]
-            row[g] = f"{fmt(e['median'][g], 6)} ({fmt(lo, 5)}-{fmt(hi, 5)}), n={e['n'][g]}"
-        row |= {"test": e.get("test") or "", "U": fmt(e.get("statistic"), 6),
-                "p_value": fmt_p(e.get("p_value"))}
+            row |= {f"{g}_n": e["n"][g], f"{g}_median": as_float(e["median"][g]),
+                    f"{g}_min": as_float(lo), f"{g}_max": as_float(hi)}
+        row |= {"test": e.get("test"), "U": as_float(e.get("statistic")),
+                "p_value": as_float(e.get("p_value")),
+                "center_heterogeneity_p_value": as_float(e["heterogeneity"].get("p_value"))}
         rows.append(row)
-    return pl.DataFrame(rows)
+    schema = {"cytokine": pl.Utf8, "unit": pl.Utf8}
+    for g in order:
+        schema |= {f"{g}_n": pl.Int64, f"{g}_median": pl.Float64, f"{g}_min": pl.Float64,
+                   f"{g}_max": pl.Float64}
+    schema |= {"test": pl.Utf8, "U": pl.Float64, "p_value": pl.Float64,
+               "center_heterogeneity_p_value": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _figure(x: dict[str, dict], order: Sequence[str], res: dict, title: str):
@@ -57,14 +67,21 @@ def _figure(x: dict[str, dict], order: Sequence[str], res: dict, title: str):
     return lambda: _plots.box_panels(panels, title=title, log=True)
 
 
-def _run(df: pl.DataFrame, by: str, order: Sequence[str], title: str, fig: str) -> AnalysisResult:
+def _run(
+    df: pl.DataFrame, by: str, order: Sequence[str], title: str, fig: str, variant: str = "r"
+) -> AnalysisResult:
     groups = split(df, by, order)
     n = {g: groups[g].height for g in order}
     if min(n.values()) == 0:
         return not_estimable(f"group {min(n, key=n.get)} has no patient", n=n)
     x = {key: {g: values(groups[g], column) for g in order}
          for key, (column, _label) in CYTOKINES.items()}
-    res = {key: compare_medians(x[key], order) for key in CYTOKINES}
+    res = {key: compare_medians(x[key], order, variant) for key in CYTOKINES}
+    for key, (column, _label) in CYTOKINES.items():
+        # pooled over centers whose assays may differ: does the level differ between centers?
+        known = df.filter(pl.col(column).is_not_null() & pl.col(by).is_not_null())
+        res[key]["heterogeneity"] = estimable(lambda known=known, column=column: kruskal(
+            known[column].cast(pl.Float64).to_numpy(), known["center_id"].to_list()))
     data = {"n": n, "groups_order": list(order), **res}
     return AnalysisResult(
         data,
@@ -74,11 +91,15 @@ def _run(df: pl.DataFrame, by: str, order: Sequence[str], title: str, fig: str) 
     )
 
 
+@analysis("cytokines_by_crs", order=60)
 def cytokines_by_crs(ctx: Context) -> AnalysisResult:
     df = ctx.population("cytokines_by_crs").with_columns(crs_le2=~pl.col("crs_grade_3plus"))
-    return _run(df, "crs_le2", CRS_GROUPS, "Peak cytokines by CRS grade after CAR-T", "Fig 1")
+    return _run(df, "crs_le2", CRS_GROUPS, "Peak cytokines by CRS grade after CAR-T", "Fig 1",
+                ctx.mann_whitney)
 
 
+@analysis("cytokines_by_ptr", order=70)
 def cytokines_by_ptr(ctx: Context) -> AnalysisResult:
     df = ctx.population("cytokines_by_ptr")
-    return _run(df, "ptr", PTR_GROUPS, "Peak cytokines, PTR vs non-PTR after CAR-T", "Fig 2A")
+    return _run(df, "ptr", PTR_GROUPS, "Peak cytokines, PTR vs non-PTR after CAR-T", "Fig 2A",
+                ctx.mann_whitney)

@@ -25,11 +25,14 @@ import numpy as np
 import polars as pl
 
 from ..stats._common import NotEstimable
+from ..stats.multicenter import gee, logistic_center_fixed
 from ..stats.regression import firth_logistic, forward_lr, logistic
-from ._common import AnalysisResult, Context, fmt, headline, not_estimable, num
+from ._common import AnalysisResult, Context, estimable, fmt, headline, not_estimable, num
 from .cart_characteristics import characteristic_rows
+from .registry import analysis
 
 
+@analysis("ptr_multivariable", order=50)
 def ptr_multivariable(ctx: Context) -> AnalysisResult:
     p = ctx.params
     df = ctx.population("ptr_multivariable")
@@ -63,9 +66,11 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
                 "events": events, "selected": [], "screen": screen, "candidates": [], **settings}
         return _result(num(data), None)
 
-    cc = df.select(*candidates, "ptr").drop_nulls()  # complete cases (SPSS listwise deletion)
+    # complete cases (SPSS listwise deletion)
+    cc = df.select("center_id", *candidates, "ptr").drop_nulls([*candidates, "ptr"])
     X = {v: _x(cc[v]) for v in candidates}
     y = _x(cc["ptr"])
+    centers = cc["center_id"].to_list()
     if y.sum() in (0, len(y)):
         return not_estimable("no PTR or no non-PTR patient has every candidate known",
                               n=cc.height, screen=screen, candidates=candidates)
@@ -120,6 +125,16 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
         "candidates": candidates,
         "firth": firth,
         "firth_error": firth_error,
+        # beside the pooled model: the selected variables with center as a fixed effect (and
+        # the LR test of their interaction with center: heterogeneity), and a GEE with center
+        # as the cluster
+        "by_center": {
+            "logistic_center_fixed": estimable(lambda: logistic_center_fixed(
+                {v: X[v] for v in selected}, y, centers, confidence=p["confidence"])),
+            "gee_center": estimable(lambda: gee(
+                {v: X[v] for v in selected}, y, centers, family="binomial",
+                corstr=ctx.gee_corstr, confidence=p["confidence"])),
+        } if selected else None,
         **settings,
     }
     return _result(num(data), firth)

@@ -31,15 +31,18 @@ from ..db import frame, run, scalar
 from ..derive import install_views
 from ..errors import UserError, one_line
 from ..stats._common import NotEstimable
-from ..store import qi, table_ddl
-from . import ANALYSES, _plots
+from ..store import attach_read_only, qi, table_ddl
+from . import _plots
 from ._common import AnalysisResult, Context, not_estimable, num
+from .registry import Analysis, discover, registry_analyses_dir
 
 STORE = "store"  # the alias of the attached store inside the analysis connection
 # Derived relations the analyses read, materialised once per run.
 MATERIALISED = ("patient_summary", "transfusion_il6")
+VARIANT_KEYS = ("mann_whitney", "cmh_correct", "entry_test", "gee_corstr", "landmark_days",
+                "confidence", "min_expected", "shapiro_alpha")
 SOFTWARE = (
-    "duckdb", "polars", "pyarrow", "numpy", "scipy", "statsmodels", "matplotlib",
+    "duckdb", "polars", "pyarrow", "numpy", "scipy", "statsmodels", "firthmodels", "matplotlib",
 )
 
 
@@ -50,8 +53,11 @@ def run_analysis(
     since: dt.date | str | None = None,
     config: Path | str | None = None,
     progress: bool = True,
+    analyses_dirs: Sequence[Path | str] = (),
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run every analysis in `ANALYSES` on the store and write `out_dir/results.json`,
+    """Run every analysis found (`registry.discover`: the package's, the entry points', the
+    registry folder's `analyses/` and `analyses_dirs`) on the store and write `out_dir/results.json`,
     `out_dir/tables/<id>.csv|.md` and `out_dir/figures/<id>.png|.svg`. Returns the results.
 
     `centers`: only these centers; `since`: only patients whose index date is on or after it;
@@ -63,7 +69,21 @@ def run_analysis(
     if config is not None and not Path(config).is_file():
         raise UserError(f"--config: no such file: {config}")
     definitions = load_definitions(Path(config) if config is not None else None)
-    with _Progress(progress, total=len(ANALYSES) + 2) as bar:
+    extra = [Path(d) for d in analyses_dirs]
+    reg_dir = registry_analyses_dir()
+    if reg_dir is not None and reg_dir not in extra:
+        extra.append(reg_dir)
+    for d in extra:
+        if not d.is_dir():
+            raise UserError(f"--analyses: no such folder: {d}")
+    try:
+        found = discover(extra)
+    except Exception as exc:  # noqa: BLE001 - a registry's own module that does not import
+        raise UserError(f"an analysis module could not be loaded ({', '.join(map(str, extra))}): "
+                        f"{type(exc).__name__}: {exc}") from exc
+    if options:
+        definitions = {**definitions, "analysis": {**definitions["analysis"], **options}}
+    with _Progress(progress, total=len(found) + 2) as bar:
         bar.step("reading the store and deriving the views")
         con = open_store(store_path, definitions, centers, since_date)
         try:
@@ -81,6 +101,7 @@ def run_analysis(
                     },
                 },
                 bar=bar,
+                found=found,
             )
         finally:
             con.close()
@@ -95,6 +116,7 @@ def run_analyses(
     analyses: Iterable[str] | None = None,
     bar: _Progress | None = None,
     figures: bool = True,
+    found: dict[str, Analysis] | None = None,
 ) -> dict[str, Any]:
     """Run the analyses on a connection where `patient_summary` and `transfusion_il6` can be
     read; write their tables and figures under `out_dir`, then results.json (which also
@@ -107,10 +129,11 @@ def run_analyses(
     analyses_out: dict[str, Any] = {}
     summary: list[dict[str, Any]] = []
     files: dict[str, list[str]] = {}
-    for analysis_id in analyses or ANALYSES:
+    found = found if found is not None else discover()
+    for analysis_id in analyses or found:
         bar.step(analysis_id)
-        res = run_one(ANALYSES[analysis_id], ctx)
-        res.data["population_sql"] = f"ptrharmonize/analysis/sql/{analysis_id}.sql"
+        res = run_one(found[analysis_id].func, ctx)
+        res.data["population_sql"] = _sql_name(found[analysis_id])
         try:
             files[analysis_id] = [
                 str(p.relative_to(out)) for p in write_outputs(res, out, analysis_id, figures)
@@ -122,8 +145,11 @@ def run_analyses(
         summary += [{"analysis": analysis_id, **num(s)} for s in res.summary]
     bar.step("writing results.json")
     status = {k: v["status"] for k, v in analyses_out.items()}
+    params = definitions.get("analysis", {})
     results = {
         "status": status,
+        # the test variants in force (study defaults; --config / --mann-whitney / --landmark-day)
+        "variants": {k: params.get(k) for k in VARIANT_KEYS if k in params},
         "analyses": analyses_out,
         "summary": summary,
         "software": software_versions(),
@@ -156,6 +182,15 @@ def run_one(analysis: Any, ctx: Context) -> AnalysisResult:
         )
     res.data.setdefault("status", "ok")
     return res
+
+
+def _sql_name(a: Analysis) -> str:
+    """The population SQL as the user finds it: package-relative for the package's own."""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path("ptrharmonize") / a.population_sql.relative_to(package))
+    except ValueError:
+        return str(a.population_sql)
 
 
 def _message(exc: BaseException) -> str:
@@ -192,16 +227,11 @@ def open_store(
         # holding them (measured at 50,000 patients: 2.1 GB peak unbounded, 1.3 GB with 1 GB).
         run(con, f"SET memory_limit = {_literal(_memory_limit())}")
         run(con, f"SET temp_directory = {_literal(os.path.join(tempfile.gettempdir(), 'ptrh-analysis-spill'))}")
-        run(con, f"ATTACH {_literal(str(store_path))} AS {STORE} (READ_ONLY)")
     except duckdb.Error as exc:
         con.close()
-        raise UserError(f"cannot open the store {store_path} read-only: {exc}") from exc
+        raise UserError(f"cannot prepare the analysis connection: {exc}") from exc
     try:
-        present = {
-            r[0] for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [STORE]
-            ).fetchall()
-        }
+        present = attach_read_only(con, store_path, STORE)
         if "patients" not in present or not scalar(con, f"SELECT count(*) FROM {STORE}.patients"):
             raise UserError(
                 f"the store {store_path} holds no patients: ingest a submission first "
@@ -292,7 +322,7 @@ def write_outputs(
 ) -> list[Path]:
     written = [out / "tables" / f"{analysis_id}.csv", out / "tables" / f"{analysis_id}.md"]
     # Center codes and labels come from the data: never let a spreadsheet run them as formulas.
-    from ..report.issues import neutralize_formula
+    from ..spreadsheet import neutralize_formula
 
     texts = [c for c, t in res.table.schema.items() if t == pl.Utf8]
     res.table.with_columns(
@@ -305,14 +335,26 @@ def write_outputs(
 
 
 def markdown_table(df: pl.DataFrame) -> str:
-    def cell(v: Any) -> str:
+    """The table for reading: numbers formatted here only (the CSV keeps them as numbers);
+    p-values to 3 decimals (4 below 0.01, "<0.001" below 0.001), other reals to 4 significant
+    digits, an infinite value as "Infinity"."""
+    from ._common import fmt, fmt_p
+
+    p_columns = {c for c in df.columns if c == "p_value" or c.endswith("_p_value") or c.endswith("_p")}
+
+    def cell(v: Any, column: str) -> str:
+        if isinstance(v, float):
+            v = fmt_p(v) if column in p_columns else fmt(v, 4)
+        elif isinstance(v, bool):
+            v = "yes" if v else "no"
         return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
 
     lines = [
         "| " + " | ".join(df.columns) + " |",
         "|" + "|".join("---" for _ in df.columns) + "|",
     ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.iter_rows()]
+    lines += ["| " + " | ".join(cell(v, c) for v, c in zip(row, df.columns, strict=True)) + " |"
+              for row in df.iter_rows()]
     return "\n".join(lines) + "\n"
 
 

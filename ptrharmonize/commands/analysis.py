@@ -24,6 +24,9 @@ def run_analysis_command(
     center: Annotated[list[str] | None, typer.Option(metavar="CENTER", help="Only this center (repeat for several).")] = None,
     since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Only patients whose index date is on or after this date (YYYY-MM-DD).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of definitions merged over schemas/definitions.yaml (e.g. analysis.candidate_p, ptr.rule).")] = None,
+    analyses: Annotated[list[Path] | None, typer.Option("--analyses", metavar="DIR", help="A folder of your own analyses (module + sql/<id>.sql each; docs/analyses.md), run after the study's. A registry folder's `analyses` (ptrh.toml) is used without this.")] = None,
+    mann_whitney: Annotated[str | None, typer.Option("--mann-whitney", metavar="r|spss", help="Mann-Whitney variant: r (R wilcox.test: exact without ties, else continuity-corrected; reproduces the paper's p-values; default) or spss (SPSS asymptotic, tie-corrected, no continuity correction).")] = None,
+    landmark_day: Annotated[int | None, typer.Option("--landmark-day", metavar="DAYS", help="Day after infusion of the bleeding landmark analysis (PTR status known by then; events after it). Default analysis.landmark_days (7).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run the study's analyses (Tables 1-4, Figures 1-3, CMH by center) on the store.
@@ -34,9 +37,20 @@ def run_analysis_command(
 
     def body() -> int:
         from ..analysis.runner import run_analysis
+        from ..errors import UserError
+        from ..stats.continuous import MANN_WHITNEY_VARIANTS
 
+        options: dict[str, Any] = {}
+        if mann_whitney is not None:
+            if mann_whitney not in MANN_WHITNEY_VARIANTS:
+                raise UserError(f"--mann-whitney must be one of {', '.join(MANN_WHITNEY_VARIANTS)}")
+            options["mann_whitney"] = mann_whitney
+        if landmark_day is not None:
+            if landmark_day < 0:
+                raise UserError("--landmark-day must be 0 or more")
+            options["landmark_days"] = landmark_day
         results = run_analysis(store, out, centers=center, since=since, config=config,
-                               progress=not quiet)
+                               progress=not quiet, analyses_dirs=analyses or (), options=options)
         render_summary(results, console)
         console.print(
             f"\nresults: {out / 'results.json'}\ntables:  {out / 'tables'} (CSV, Markdown)\n"

@@ -86,8 +86,8 @@ def qa_report_command(
         if store is not None:
             src = open_store_source(store, definitions, cat)
         else:
-            from ..cli import _progress, load_submission
             from ..validate import Engine
+            from .common import ProgressDisplay, load_submission
 
             if stage is not None and config is None:
                 # A kept validation was graded with the definitions of schemas/ (part of its key),
@@ -100,7 +100,7 @@ def qa_report_command(
                                   else f"{path}: validating ({kept.reason})")
             if result is None:
                 sub = load_submission(path, mapping)
-                with _progress(quiet) as progress:
+                with ProgressDisplay(quiet, err_console) as progress:
                     result = Engine(cat, thresholds=th, definitions=definitions, progress=progress).validate(sub)
             try:
                 src = open_submission_source(result, str(path), definitions, cat, mapping)

@@ -46,7 +46,6 @@ def register(app: typer.Typer) -> None:
             from contextlib import closing
 
             from ..batch import check_outputs, in_order, is_small, output_for, pair_mappings
-            from ..cli import _progress, load_submission
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
             from ..outputs import check_ingest_paths
@@ -56,6 +55,7 @@ def register(app: typer.Typer) -> None:
             from ..validate.rules import all_rules
             from ..validate.stage import find_kept
             from ..validate.thresholds import load_thresholds
+            from .common import ProgressDisplay, load_submission
 
             if jobs < 1:
                 raise UserError("--jobs must be at least 1")
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                                 f"{path}: storing the validation kept at {kept.created_at} (the files are unchanged since)")
                     note = f"{path}: validating ({kept.reason})"
                 sub = load_submission(path, mp)
-                with _progress(quiet or not inline) as progress:
+                with ProgressDisplay(quiet or not inline, err_console) as progress:
                     result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
                 return result, sub, None, note
 

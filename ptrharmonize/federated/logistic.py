@@ -57,7 +57,31 @@ def add_parts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for key in ("grad", "info", "T"):
         if key in parts[0]:
             out[key] = np.sum([np.asarray(p[key], dtype=float) for p in parts], axis=0)
+    k = len(out["grad"])
+    out["info"] = unpack_info(out["info"], k)
+    if "T" in out:
+        out["T"] = unpack_sym3(out["T"], k)
     return out
+
+
+def unpack_info(upper: np.ndarray, k: int) -> np.ndarray:
+    """The symmetric k x k matrix from its upper triangle (row by row), as nodes send it."""
+    m = np.zeros((k, k))
+    m[np.triu_indices(k)] = upper
+    return m + np.triu(m, 1).T
+
+
+def unpack_sym3(unique: np.ndarray, k: int) -> np.ndarray:
+    """The fully symmetric k x k x k array from its entries j <= k <= l."""
+    import itertools
+
+    from .node import sym3_indices
+
+    T = np.zeros((k, k, k))
+    for v, (a, b, c) in zip(unique, zip(*sym3_indices(k), strict=True), strict=True):
+        for perm in set(itertools.permutations((a, b, c))):
+            T[perm] = v
+    return T
 
 
 # --------------------------------------------------------------------------- ML

@@ -301,6 +301,12 @@ def _glm_check(X: np.ndarray, y: np.ndarray, model: Sequence[str], policy: Polic
             policy.counts(f"logistic regression: {var} x outcome", cells)
 
 
+def sym3_indices(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays of the entries j <= k <= l of a symmetric k x k x k array."""
+    idx = [(a, b, c) for a in range(k) for b in range(a, k) for c in range(b, k)]
+    return tuple(np.array(i, dtype=int) for i in zip(*idx, strict=True))  # type: ignore[return-value]
+
+
 def glm_parts(ctx: Context, policy: Policy, requests: Sequence[Mapping[str, Any]]
               ) -> list[dict[str, Any]]:
     """For each request `{model, complete_cases, beta, firth}`: over the center's patients of
@@ -336,11 +342,14 @@ def glm_parts(ctx: Context, policy: Policy, requests: Sequence[Mapping[str, Any]
         eta = X @ beta
         p = 1.0 / (1.0 + np.exp(-eta))
         w = p * (1.0 - p)
+        k = X.shape[1]
         part = {"n": int(y.size), "events": int(y.sum()),
                 "loglik": float(np.sum(y * eta - np.logaddexp(0.0, eta))),
                 "grad": (X.T @ (y - p)).tolist(),
-                "info": (X.T @ (X * w[:, None])).tolist()}
+                # symmetric: the upper triangle only (unpacked by logistic.unpack_info)
+                "info": (X.T @ (X * w[:, None]))[np.triu_indices(k)].tolist()}
         if req.get("firth"):
-            part["T"] = np.einsum("i,ij,ik,il->jkl", w * (0.5 - p), X, X, X).tolist()
+            T = np.einsum("i,ij,ik,il->jkl", w * (0.5 - p), X, X, X)
+            part["T"] = T[sym3_indices(k)].tolist()  # fully symmetric: j <= k <= l only
         out.append(part)
     return out

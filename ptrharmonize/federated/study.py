@@ -60,12 +60,17 @@ def answer_bytes(answer: Any) -> int:
 
 
 def glm_rounds(network: Network, label: str) -> Rounds:
+    """Rounds of `partial_glm`; their cost is booked under `rounds.label` (changed as the
+    analysis moves from the ML fits to Firth's)."""
+
     def evaluate(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        answers = network.round("partial_glm", {"requests": requests}, label)
+        answers = network.round("partial_glm", {"requests": requests}, rounds.label)
         centers = sorted(answers)
         return [add_parts([answers[c][i] for c in centers]) for i in range(len(requests))]
 
-    return Rounds(evaluate)
+    rounds = Rounds(evaluate)
+    rounds.label = label  # type: ignore[attr-defined]
+    return rounds
 
 
 def ptr_multivariable(network: Network, definitions: dict[str, Any],
@@ -123,6 +128,7 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
         separated = bool(selected) and final["separation"]["detected"]
         firth, firth_error = None, None
         if selected:
+            rounds.label = "ptr_multivariable:firth"  # type: ignore[attr-defined]
             try:
                 fit = firth_logistic(rounds, selected, candidates, confidence=p["confidence"])
                 firth = {**fit, "selected": _terms(fit)}
@@ -204,7 +210,9 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
     objects: dict[str, AnalysisResult] = {}
     headlines: list[dict[str, Any]] = []
     for analysis_id in ANALYSES:
-        res = out[analysis_id]
+        # an analysis the federated study does not compute yet (e.g. bleeding_landmark) is
+        # reported as refused, not lost
+        res = out.get(analysis_id) or combine.refused("not computed by the federated study yet")
         if isinstance(res, AnalysisResult):
             objects[analysis_id] = res
             data = res.data

@@ -18,9 +18,12 @@ from typing import Any
 
 import polars as pl
 
+from ..errors import UserError
 
-class ReadError(Exception):
-    """A source file could not be read. `file`, `row` and `column` say where, when known."""
+
+class ReadError(UserError):
+    """A source file could not be read. `file`, `row` and `column` say where, when known.
+    A `UserError`: the CLI prints it as one line and exits 2."""
 
     def __init__(
         self,

@@ -12,24 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..spreadsheet import neutralize_formula
 from ..validate import ValidationResult
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def neutralize_formula(value: str | None) -> str | None:
-    """Prefix text a spreadsheet would run as a formula (`=HYPERLINK(...)`) with a quote (OWASP)."""
-    if value is None or not value.startswith(FORMULA_START) or _is_number(value):
-        return value
-    return "'" + value
 
 
 def _clean(v: Any) -> Any:

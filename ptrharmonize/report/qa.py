@@ -36,13 +36,14 @@ from ..store import (
     RULE_RESULTS_DDL,
     SUBMISSION_ROWS_DDL,
     SUBMISSIONS_DDL,
+    attach_read_only,
     literal_path,
     qi,
     table_ddl,
+    write_findings,
 )
 
 REDACTED = "[redacted]"
-PHI_PREFIX = "phi."
 ISSUE_COLUMNS = ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
 STORE_ALIAS = "qa_store"
 NO_CENTER = "(no single center)"
@@ -123,11 +124,7 @@ def open_store_source(store: Path, definitions: dict[str, Any] | None = None,
         raise UserError(f"{store}: store not found (create it with `ptrh ingest EXTRACT --store {store}`)")
     con = duckdb.connect()
     try:
-        try:
-            db.run(con, f"ATTACH {_literal(str(store))} AS {STORE_ALIAS} (READ_ONLY)")
-        except duckdb.Error as exc:
-            raise UserError(f"{store}: cannot open the store read-only ({exc}); "
-                            "is it a ptrh store, and is an ingest still writing it?") from exc
+        attach_read_only(con, store, STORE_ALIAS)
         present = _relations(con, STORE_ALIAS)
         if "submissions" not in present or "patients" not in present:
             raise UserError(f"{store}: not a ptrh registry store (no submissions or patients table); "
@@ -180,14 +177,7 @@ def open_submission_source(result: Any, label: str, definitions: dict[str, Any] 
                [sid, center, dt.datetime.now().replace(microsecond=0), label,
                 str(mapping) if mapping else None, json.dumps(result.rows), "checked, not stored",
                 result.n_errors, result.n_warnings])
-        con.register("_qa_issues", result.issues.select(ISSUE_COLUMNS).to_arrow())
-        db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", "
-                    "value, message FROM _qa_issues", [sid, center])
-        con.unregister("_qa_issues")
-        con.register("_qa_rules", result.rules.to_arrow())
-        db.run(con, "INSERT INTO rule_results SELECT ?, ?, rule_id, \"table\", category, severity, checked, "
-                    "failed, threshold, status, reason FROM _qa_rules", [sid, center])
-        con.unregister("_qa_rules")
+        write_findings(con, result.issues.select(ISSUE_COLUMNS), result.rules, center, sid)
         src = QASource(con, "submission", label)
         if result.center_id is None:
             src.notes.append("The submission does not come from exactly one center (check center_id in "
@@ -233,12 +223,18 @@ def install_views_safely(con: duckdb.DuckDBPyConnection, definitions: dict[str, 
 # --------------------------------------------------------------------------- helpers
 
 
+def _identifier_rules() -> frozenset[str]:
+    from ..validate.rules import identifier_rule_ids
+
+    return identifier_rule_ids(load_catalog())
+
+
 def mask_phi(issues: pl.DataFrame) -> pl.DataFrame:
     """Values a `phi.` rule flagged are never shown: the flagged issues' own values, and every
     value in a (file, column) that a `phi.` rule flagged, become '[redacted]'."""
     if issues.height == 0:
         return issues
-    is_phi = pl.col("rule_id").str.starts_with(PHI_PREFIX)
+    is_phi = pl.col("rule_id").is_in(list(_identifier_rules()))
     flagged = (issues.filter(is_phi & pl.col("column").is_not_null())
                .select("file", "column").unique().with_columns(pl.lit(True).alias("_phi_col")))
     out = issues.with_row_index("_i").join(flagged, on=["file", "column"], how="left").sort("_i")
@@ -263,7 +259,7 @@ def reapply_thresholds(rules: pl.DataFrame,
         r = dict(r)
         r["stored_threshold"], r["stored_status"] = r["threshold"], r["status"]
         th = r["threshold"]
-        if not str(r["rule_id"]).startswith(PHI_PREFIX):
+        if r["rule_id"] not in _identifier_rules():
             th = lookup_threshold(thresholds, r["rule_id"], r["center_id"], th)
         r["threshold"] = th
         if r["status"] in ("passed", "failed"):

@@ -64,8 +64,14 @@ def _pwilcox(q: float, m: int, n: int, lower_tail: bool = True) -> float:
     return (lower if lower_tail else total - lower) / total
 
 
-def mann_whitney(x: Any, y: Any, exact: bool | None = None, correct: bool = True) -> dict[str, Any]:
-    """Wilcoxon rank-sum / Mann-Whitney U test, two-sided, exactly as R ``wilcox.test(x, y)``.
+MANN_WHITNEY_VARIANTS = ("r", "spss")
+
+
+def mann_whitney(
+    x: Any, y: Any, exact: bool | None = None, correct: bool = True, variant: str = "r"
+) -> dict[str, Any]:
+    """Wilcoxon rank-sum / Mann-Whitney U test, two-sided; ``variant="r"`` (default) exactly as
+    R ``wilcox.test(x, y)``, ``variant="spss"`` as SPSS's asymptotic significance.
 
     ``statistic`` is R's W = U of the first sample (pairs with x > y, ties counting 1/2).
     R's defaults are kept: the exact null distribution when both samples have fewer than 50
@@ -73,7 +79,18 @@ def mann_whitney(x: Any, y: Any, exact: bool | None = None, correct: bool = True
     correction of the variance and a continuity correction of 0.5. WHY R's rule and not scipy's
     ``method='auto'``: scipy switches to the normal approximation from n = 8 and so would not
     reproduce the R p-values the study (and its readers) used.
+
+    ``variant="spss"``: SPSS NPAR TESTS /M-W "Asymp. Sig. (2-tailed)": always the normal
+    approximation, Z = (U - n1 n2 / 2) / sqrt(n1 n2 / (N (N - 1)) ((N^3 - N) / 12 - sum(t^3 - t)
+    / 12)) with the tie correction and **no** continuity correction (IBM SPSS Algorithms,
+    NPAR TESTS, Mann-Whitney U). The study ran its group tests in SPSS/Prism; its printed
+    p-values (0.024, 0.090, 0.0426) are reproduced by R's rule (exact or continuity-corrected),
+    which is why "r" stays the default. The result carries ``z`` either way when approximate.
     """
+    if variant not in MANN_WHITNEY_VARIANTS:
+        raise ValueError(f"Mann-Whitney variant must be one of {MANN_WHITNEY_VARIANTS}, not {variant!r}")
+    if variant == "spss":
+        exact, correct = False, False
     xv, yv = as_vector(x, "x"), as_vector(y, "y")
     nx, ny = int(xv.size), int(yv.size)
     if nx == 0 or ny == 0:
@@ -89,7 +106,7 @@ def mann_whitney(x: Any, y: Any, exact: bool | None = None, correct: bool = True
             p = _pwilcox(w, nx, ny)
         p_value = min(2 * p, 1.0)
         is_exact = True
-        variant = "exact null distribution (no ties, both n < 50)"
+        text = "exact null distribution (no ties, both n < 50)"
     else:
         _, tie_counts = np.unique(r, return_counts=True)
         z = w - nx * ny / 2
@@ -100,20 +117,29 @@ def mann_whitney(x: Any, y: Any, exact: bool | None = None, correct: bool = True
                 - float(np.sum(tie_counts**3 - tie_counts)) / ((nx + ny) * (nx + ny - 1))
             )
         )
+        if sigma == 0:
+            raise NotEstimable("Mann-Whitney U is undefined when every value is the same")
         correction = math.copysign(0.5, z) if (correct and z != 0) else 0.0
         zz = (z - correction) / sigma
         p_value = float(2 * min(stats.norm.cdf(zz), stats.norm.sf(zz)))
         is_exact = False
-        variant = "normal approximation, tie-corrected variance" + (
-            ", continuity correction 0.5" if correct else ""
+        z_value = zz
+        text = "normal approximation, tie-corrected variance" + (
+            ", continuity correction 0.5" if correct else ", no continuity correction"
         )
+    if variant == "spss":
+        text += " (SPSS NPAR TESTS asymptotic)"
+    else:
+        text += " (R wilcox.test)"
     return {
         "test": "mann_whitney",
         "statistic": w,
         "p_value": p_value,
         "exact": bool(is_exact),
+        "z": None if is_exact else float(z_value),
         "n": [nx, ny],
-        "variant": variant + " (R wilcox.test)",
+        "mann_whitney": variant,
+        "variant": text,
     }
 
 
@@ -180,7 +206,9 @@ def shapiro(x: Any) -> dict[str, Any]:
     }
 
 
-def compare_continuous(x: Any, y: Any, alpha: float = 0.05) -> dict[str, Any]:
+def compare_continuous(
+    x: Any, y: Any, alpha: float = 0.05, mann_whitney_variant: str = "r"
+) -> dict[str, Any]:
     """The study's rule: Shapiro-Wilk on each group; Student's t-test when neither rejects
     normality at ``alpha`` (definitions.yaml ``shapiro_alpha``), else the Mann-Whitney U test.
 
@@ -195,7 +223,7 @@ def compare_continuous(x: Any, y: Any, alpha: float = 0.05) -> dict[str, Any]:
         except ValueError:
             normality.append(None)
     both_normal = all(s is not None and s["p_value"] >= alpha for s in normality)
-    out = student_t(x, y) if both_normal else mann_whitney(x, y)
+    out = student_t(x, y) if both_normal else mann_whitney(x, y, variant=mann_whitney_variant)
     out["normality"] = normality
     out["rule"] = f"Student t if Shapiro-Wilk p >= {alpha:g} in both groups, else Mann-Whitney U"
     out["alpha"] = fnum(alpha)

@@ -167,3 +167,4 @@ def firth_logistic(
         "confidence": confidence,
         "variant": "Firth (Jeffreys prior) penalized ML, firthmodels, as R logistf",
     }
+

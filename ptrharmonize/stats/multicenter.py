@@ -165,18 +165,25 @@ def gee(
     structure = cov.Exchangeable() if corstr == "exchangeable" else cov.Independence()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sm.GEE(yv, Xd, groups=g, family=fam, cov_struct=structure).fit(
-            maxiter=200, ctol=1e-12, ddof_scale=0
-        )
-    if not np.all(np.isfinite(fit.params)) or not np.all(np.isfinite(fit.bse)):
-        raise NotEstimable("the GEE did not converge to finite estimates")
+        try:
+            fit = sm.GEE(yv, Xd, groups=g, family=fam, cov_struct=structure).fit(
+                maxiter=200, ctol=1e-12, ddof_scale=0
+            )
+            params, bse = np.asarray(fit.params), np.asarray(fit.bse)
+        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as exc:
+            # statsmodels stops on data it cannot fit (a NaN deviance from the start, a
+            # singular working covariance): a property of the data, not a bug
+            raise NotEstimable(f"the GEE could not be fitted: {exc}") from exc
+    if not np.all(np.isfinite(params)) or not np.all(np.isfinite(bse)):
+        raise NotEstimable("the GEE did not converge to finite estimates (separation, or too "
+                           "few clusters for the sandwich covariance)")
     sizes = np.unique(g, return_counts=True)[1]
     alpha = getattr(structure, "dep_params", None)
     return {
         "test": "gee",
         "statistic": None,
         "p_value": None,
-        "coefficients": _wald(["(Intercept)", *names], fit.params, fit.bse, confidence,
+        "coefficients": _wald(["(Intercept)", *names], params, bse, confidence,
                               exp=family == "binomial"),
         "family": family,
         "corstr": corstr,

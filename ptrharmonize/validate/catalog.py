@@ -227,6 +227,8 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     problems += _check_definitions(docs["definitions.yaml"])
     if "units.yaml" in docs:
         problems += _check_units(docs["units.yaml"])
+    if "limits.yaml" in docs:
+        problems += _check_limits(docs["limits.yaml"])
     # The rules are compiled against well-formed tables and definitions only.
     problems += _check_rules(docs["rules.yaml"], m, tables, docs["definitions.yaml"].data, compile=not problems)
     return problems
@@ -319,7 +321,7 @@ def _compile_condition(columns: list[Any], condition: str) -> str | None:
 
     con = duckdb.connect()
     try:
-        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in columns)
+        cols = ", ".join(f"{qi(c.name)} {DUCKDB_TYPES[c.type]}" for c in columns)
         con.execute(f"CREATE TABLE t ({cols})")
         con.execute(f"SELECT count(*) FILTER (WHERE {condition}) FROM t").fetchall()
     except duckdb.Error as exc:
@@ -422,6 +424,34 @@ def _check_units(doc: _Doc) -> list[Problem]:
     except (UnitError, KeyError, TypeError, ValueError) as exc:
         return [doc.problem((), f"the unit registry cannot be loaded: {exc}", key="")]
     return []
+
+
+def _check_limits(doc: _Doc) -> list[Problem]:
+    """limits.yaml (read by ptrharmonize/limits.py): known names, values of the default's kind."""
+    from ..limits import DEFAULTS
+
+    if doc.data is None:
+        return []
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "must map limit names to values", key="")]
+    out = []
+    for name, value in doc.data.items():
+        if name == "source":
+            continue
+        if name not in DEFAULTS:
+            out.append(doc.problem((name,), f"unknown limit (known: {', '.join(DEFAULTS)})", at_key=True))
+            continue
+        kind = type(DEFAULTS[name])
+        ok = isinstance(value, str) if kind is str else (
+            isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
+        if not ok:
+            out.append(doc.problem((name,), f"{value!r}: must be {'text' if kind is str else 'a number >= 0'}"))
+        elif name.endswith("_pattern"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                out.append(doc.problem((name,), f"not a valid regular expression: {exc}"))
+    return out
 
 
 def _typed_frame(spec: Any) -> pl.LazyFrame:

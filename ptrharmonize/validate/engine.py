@@ -23,9 +23,8 @@ import polars as pl
 from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
-from ..db import qi
+from ..db import literal_path, qi
 from ..errors import library_message
-from ..store import literal_path
 from ..submission import Submission
 from . import columns as colchecks
 from .catalog import checked_catalog, ensure_checked
@@ -327,9 +326,14 @@ class Engine:
 
         issue_df = redact_issue_values(issue_df, phi_values, [r for r in self.rules if r.check == "phi_value"],
                                        MAX_VALUE_CHARS)
+        rule_results = self._rule_results(outcomes, center)
+        from ..limits import limit
+        from .collapse import collapse_whole_columns
+
+        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")))
         return ValidationResult(
             issues=issue_df,
-            rules=self._rule_results(outcomes, center),
+            rules=rule_results,
             rows=rows,
             staged=staged,
             center_id=center,

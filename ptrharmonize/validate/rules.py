@@ -97,7 +97,7 @@ def column_rules(catalog: Catalog) -> list[Rule]:
                         column=col.name,
                         columns=check.needs(target) if check.needs else (col.name,),
                         source=f"CDM v1 (schemas/tables/{table.name}.yaml)",
-                        spec={"col": col},
+                        spec=dict(col.attrs),
                         level="column",
                         target=target,
                     )
@@ -183,6 +183,12 @@ def phi_rules(catalog: Catalog) -> list[Rule]:
                         category=v["category"], message=v["message"], engine="phi",
                         source=doc.get("source"), spec=v, level="phi"))
     return out
+
+
+def identifier_rule_ids(catalog: Catalog) -> frozenset[str]:
+    """The ids of the direct-identifier rules (phi.yaml): their values are never shown and their
+    threshold is always 0. Found by what the rules are, never by an id prefix."""
+    return frozenset(r.id for r in phi_rules(catalog))
 
 
 def all_rules(catalog: Catalog) -> list[Rule]:

@@ -8,6 +8,10 @@ SELECT
     center_id,
     patient_id,
     ptr,
+    -- day of PTR onset (the transfusion that completed the PTR rule), from the infusion; NULL
+    -- without PTR. Used to say which bleeds of the PTR group came before the patient became
+    -- refractory: the fixed-group comparison counts them as PTR bleeds.
+    date_diff('day', index_date, CAST(ptr_onset_at AS DATE)) AS ptr_onset_day,
     event_time_days,                      -- days from infusion to the first event or censoring
     event_type                            -- 'bleeding' | 'death' | 'censored'
 FROM patient_summary
