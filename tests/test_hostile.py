@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import unicodedata
 from pathlib import Path
@@ -281,20 +282,28 @@ def test_output_over_the_store_or_an_input_is_refused(stored: tuple[Path, Path],
     sub = tmp_path / "t01"
     before = snapshot(store)
     raw_store = store.read_bytes()
+    th = tmp_path / "th.csv"
+    th.write_text("rule_id,center_id,threshold\n", encoding="utf-8")
+    csv_store = tmp_path / "reg.csv"  # DuckDB opens a store of any name
+    shutil.copy(store, csv_store)
     cases = [
-        (["ingest", sub, "--mapping", m, "--store", store, "-o", store], "is the store"),
-        (["ingest", sub, "--mapping", m, "--store", store, "-o", m], "is a mapping file"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", store], "not '.duckdb'"),
+        (["ingest", sub, "--mapping", m, "--store", csv_store, "-o", csv_store], "is the store"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", th, "--thresholds", th], "is the thresholds file"),
+        (["ingest", sub, "--mapping", m, "--store", store, "-o", m], "not '.yaml'"),
         (["ingest", sub, "--mapping", m, "--store", store, "-o", sub / "labs.csv"], "inside a submission folder"),
-        (["validate", sub, "--mapping", m, "-o", m], "is a mapping file"),
+        (["validate", sub, "--mapping", m, "-o", m], "not '.yaml'"),
         (["validate", sub, "-o", sub / "issues.csv"], "inside a submission folder"),
         (["qa-report", "--store", store, "--out", store], "is the store"),
         (["qa-report", sub, "--mapping", m, "--out", m], "is the mapping file"),
+        (["qa-report", "--store", csv_store, "--out", csv_store], "is the store"),
     ]
     for args, says in cases:
         res = run(*args)
         assert res.exit_code == 2, (args, res.output)
         assert says in res.output, (args, res.output)
     assert store.read_bytes() == raw_store and snapshot(store) == before
+    assert csv_store.read_bytes() == raw_store and th.read_text(encoding="utf-8") == "rule_id,center_id,threshold\n"
     assert not (sub / "issues.csv").exists()
     assert yaml.safe_load(m.read_text(encoding="utf-8"))["center_id"] == "T01"
 
@@ -544,8 +553,8 @@ def test_formula_text_neutralised_in_every_field(tmp_path: Path) -> None:
     cells = [c for r in pycsv.reader(open(tmp_path / "i.csv", encoding="utf-8")) for c in r]
     assert "'=SUM(B1:B9)" in cells and "'=SUM(A1:A3)" in cells
     assert not [c for c in cells if c[:1] in ("=", "+", "@")]
-    wb = openpyxl.load_workbook(tmp_path / "i.xlsx")  # the summary sheet and the issues sheet
-    values = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
+    wb = openpyxl.load_workbook(tmp_path / "i.xlsx")
+    values = [c for ws in wb for row in ws.iter_rows() for c in row]
     assert not [c.value for c in values if c.data_type == "f"]
     assert {"'=SUM(B1:B9)", "'=SUM(A1:A3)"} <= {c.value for c in values}
 
@@ -623,3 +632,169 @@ def test_sheet_dimensions_capped_before_reading(case, tmp_path: Path) -> None:
     assert took < 60
     if exit_code == 2:
         assert "outcomes.xlsx [Sheet]" in proc.stderr and says in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------- typed sources
+# "Parquet and SPSS columns are checked against the CDM type like text cells: a lossy cast
+# (fraction to integer, day-number to date, zone conversion) is an issue, not a silent change."
+
+
+def typed_sources(tmp: Path, mapped: bool) -> tuple[Path, list[str]]:
+    import pandas as pd
+    import polars as pl
+    import pyreadstat
+
+    sub = write_extract(tmp / "sub", clean_rows())
+
+    def frame(table: str) -> pl.DataFrame:
+        df = pl.read_csv((sub / f"{table}.csv").read_bytes(), infer_schema=False)
+        (sub / f"{table}.csv").unlink()
+        return df.drop("center_id") if mapped else df
+
+    ages = [21.0, 19.7, 23.0, 24.0, 25.0, 26.0]  # 19.7 on data row 2: spreadsheet row 3
+    patients = frame("patients").with_columns(pl.Series("age_years", ages))
+    outcomes = frame("outcomes").with_columns(pl.lit(42511).alias("last_followup_on"))  # a day number
+    tr = frame("transfusions").with_columns(
+        pl.col("transfused_at").str.to_datetime().dt.replace_time_zone("Asia/Shanghai"))
+    outcomes.write_parquet(sub / "outcomes.parquet")
+    tr.write_parquet(sub / "transfusions.parquet")
+    if not mapped:
+        patients.write_parquet(sub / "patients.parquet")
+        return sub, []
+    pdf = pd.DataFrame({c: patients[c].to_list() for c in patients.columns})
+    pyreadstat.write_sav(pdf, str(sub / "patients.sav"))
+    tables = {
+        "patients": {"file": "patients.sav", "format": "spss",
+                     "columns": {c: c for c in HEADERS["patients"] if c != "center_id"}},
+        "outcomes": {"file": "outcomes.parquet", "columns": {c: c for c in HEADERS["outcomes"] if c != "center_id"}},
+        "transfusions": {"file": "transfusions.parquet",
+                         "columns": {c: c for c in HEADERS["transfusions"] if c != "center_id"}},
+    }
+    return sub, ["--mapping", str(mapping_for(sub, "T01", tables=tables))]
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["canonical_parquet", "mapped_spss_and_parquet"])
+def test_lossy_casts_of_typed_columns_are_issues(mapped: bool, tmp_path: Path) -> None:
+    sub, extra = typed_sources(tmp_path, mapped)
+    res = run("validate", sub, *extra, "--format", "json")
+    assert res.exit_code == 1, res.output[-2000:]
+    issues = {(i["rule_id"], i["file"], i["row"], i["value"]) for i in json.loads(res.stdout)["issues"]}
+    pfile = "patients.sav" if mapped else "patients.parquet"
+    assert ("patients.age_years.type", pfile, 3, "19.7") in issues  # not stored as 19
+    assert ("outcomes.last_followup_on.type", "outcomes.parquet", 2, "42511") in issues  # not 2086-05-22
+    if not mapped:
+        # canonical: a zone-aware time is not the CDM's wall-clock time: reported with its offset
+        assert ("transfusions.transfused_at.type", "transfusions.parquet", 2, "2019-03-05T10:00:00+08:00") in issues
+    else:
+        # mapped: the mapping reads the wall-clock time as written in its zone (10:00, not 02:00 UTC)
+        from ptrharmonize.mapping import apply_mapping
+
+        t = apply_mapping(Path(extra[1]), sub).tables["transfusions"]
+        got = t.lazy().select("transfused_at").collect().to_series().to_list()[0]
+        assert str(got).startswith("2019-03-05") and "10:00" in str(got)
+
+
+# "Thousands separators are declared in the mapping and checked."
+
+THOUSANDS_CASES = [
+    # (id, decimal, thousands, cell, expected: number stored or None for a .type issue)
+    ("dot_in_decimal_comma_file_undeclared", ",", None, "1.234", None),
+    ("dot_declared_as_thousands", ",", ".", "1.234", 1234.0),
+    ("declared_and_grouped_with_decimals", ",", ".", "1.234,5", 1234.5),
+    ("declared_but_not_grouped_by_three", ",", ".", "1.5", None),
+    ("comma_thousands_in_decimal_point_file", ".", ",", "1,234.5", 1234.5),
+    ("comma_not_grouped", ".", ",", "1,5", None),
+    ("plain_decimal_comma", ",", None, "12,5", 12.5),
+]
+
+
+@pytest.mark.parametrize("case", THOUSANDS_CASES, ids=[c[0] for c in THOUSANDS_CASES])
+def test_thousands_separators_declared_and_checked(case, tmp_path: Path) -> None:
+    _, decimal, thousands, cell, expected = case
+    rows = clean_rows()
+    if decimal == ",":  # the center's other values are written its way too
+        for r in rows["labs"]:
+            r["value"] = r["value"].replace(".", ",")
+    rows["labs"][4]["value"] = cell  # data row 5: spreadsheet row 6
+    sub = write_extract(tmp_path / "sub", rows)
+    value = {"column": "value", "decimal": decimal}
+    if thousands:
+        value["thousands"] = thousands
+    cols = {c: c for c in HEADERS["labs"] if c != "center_id"}
+    cols["value"] = value
+    m = mapping_for(sub, "T01", tables={"labs": {"file": "labs.csv", "columns": cols}})
+    store = tmp_path / "reg.duckdb"
+    res = run("ingest", sub, "--mapping", m, "--store", store, "--quiet")
+    if expected is None:
+        assert res.exit_code == 1, res.output[-2000:]
+        doc = json.loads(run("validate", sub, "--mapping", m, "--format", "json").stdout)
+        assert ("labs.value.type", 6) in {(i["rule_id"], i["row"]) for i in doc["issues"]}
+    else:
+        assert res.exit_code == 0, res.output[-2000:]
+        con = duckdb.connect(str(store), read_only=True)
+        got = con.execute("SELECT value FROM labs WHERE source_row = 6").fetchall()
+        con.close()
+        assert got == [(expected,)]
+
+
+# ".xls formula cells become empty values with no issue" -> refused, naming the first formula cell.
+
+
+def test_xls_formula_cells_are_not_read_as_empty(tmp_path: Path) -> None:
+    import xlwt
+
+    rows = clean_rows()
+    sub = write_extract(tmp_path / "sub", rows)
+    (sub / "outcomes.csv").unlink()
+    wb = xlwt.Workbook()
+    ws = wb.add_sheet("Outcomes", cell_overwrite_ok=True)
+    for j, h in enumerate(HEADERS["outcomes"]):
+        ws.write(0, j, h)
+    for i, r in enumerate(rows["outcomes"], start=1):
+        for j, h in enumerate(HEADERS["outcomes"]):
+            if r[h] and (i, j) != (3, 5):
+                ws.write(i, j, r[h])
+    ws.write(3, 5, xlwt.Formula('"2019-06-0"&"1"'))  # last_followup_on of sheet row 4 (column F)
+    wb.save(str(sub / "outcomes.xls"))
+    cols = {c: c for c in HEADERS["outcomes"] if c != "center_id"}
+    m = mapping_for(sub, "T01", tables={"outcomes": {"file": "outcomes.xls", "format": "excel", "columns": cols}})
+    res = run("validate", sub, "--mapping", m)
+    assert res.exit_code == 2, res.output[-2000:]
+    assert "outcomes.xls [Outcomes], row 4, column 'F'" in res.output and "formula cells" in res.output
+    # Without the formula the same workbook is read.
+    ws.write(3, 5, "2019-06-01")
+    wb.save(str(sub / "outcomes.xls"))
+    assert run("validate", sub, "--mapping", m).exit_code == 0
+
+
+# --------------------------------------------------------------------------- kept stage
+# "A kept stage is verified by its own checksums before it is trusted": a staged file edited with
+# its checksum rewritten in the manifest too is caught by the manifest's seal (a key outside it).
+
+
+def test_tampered_stage_with_rewritten_checksums_is_not_trusted(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+
+    import polars as pl
+
+    monkeypatch.setenv("PTRH_STAGE_KEY", str(tmp_path / "key" / "stage.key"))
+    sub = write_extract(tmp_path / "sub", clean_rows())
+    stage = tmp_path / "stage"
+    assert run("validate", sub, "--stage", stage, "--quiet").exit_code == 0
+    (kept,) = [p for p in stage.iterdir() if not p.name.startswith(".")]
+    labs = kept / "labs.parquet"
+    pl.read_parquet(labs, glob=False).with_columns(pl.lit(999.0).alias("value")).write_parquet(labs)
+    manifest = json.loads((kept / "manifest.json").read_text(encoding="utf-8"))
+    manifest["staged"]["labs"]["sha256"] = hashlib.sha256(labs.read_bytes()).hexdigest()
+    (kept / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    store = tmp_path / "reg.duckdb"
+    res = run("ingest", sub, "--store", store, "--stage", stage, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "seal does not match" in res.output
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT count(*) FROM labs WHERE value = 999").fetchall() == [(0,)]
+    con.close()
+    # Untampered, the kept validation is used.
+    assert run("validate", sub, "--stage", stage, "--quiet").exit_code == 0
+    res = run("ingest", sub, "--store", tmp_path / "reg2.duckdb", "--stage", stage, "--quiet")
+    assert res.exit_code == 0 and "storing the validation kept" in res.output, res.output

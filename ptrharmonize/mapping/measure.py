@@ -17,7 +17,7 @@ import polars as pl
 
 from .. import units as unitreg
 from .model import ColumnMap
-from .values import apply_values, number, number_text
+from .values import apply_values, number, number_text, unparsed
 
 _FACTORS = pl.Struct({"scale": pl.Float64, "shift": pl.Float64, "unit": pl.Utf8})
 
@@ -85,6 +85,7 @@ def measured(raw: pl.Expr, cm: ColumnMap, analyte: str | pl.Expr, unit: pl.Expr 
         for p in cm.below_lod:
             s = pl.when(s.str.starts_with(p)).then(s.str.strip_prefix(p).str.strip_chars()).otherwise(s)
     n = number(s, cm.decimal, cm.thousands)
+    raw = unparsed(raw, cm.decimal, cm.thousands)
     scale, shift, unit_out = _factors(analyte, unit, rule)
     conv = n * scale + shift
     value = pl.when(conv.is_not_null()).then(number_text(conv)).when(n.is_not_null()).then(number_text(n)).otherwise(raw)

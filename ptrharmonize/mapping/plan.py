@@ -20,7 +20,16 @@ from .dates import date_text
 from .language import CENTER_COLUMN, text_of
 from .measure import UnitRule, measured
 from .model import ColumnMap, Convention, Mapping, Roles, SourceBlock
-from .values import apply_values, boolean_text, clean, integer_text, number, number_text, to_text
+from .values import (
+    apply_values,
+    boolean_text,
+    clean,
+    integer_text,
+    number,
+    number_text,
+    to_text,
+    unparsed,
+)
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Column:
 
 def _numeric(col: ColumnSpec, cm: ColumnMap, s: pl.Expr, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     n = number(s, cm.decimal, cm.thousands)
+    raw = unparsed(raw, cm.decimal, cm.thousands)
     if cm.unit and col.unit:
         scale, shift = unitreg.linear(cm.unit, col.unit)
         n = n * scale if scale != 1.0 else n

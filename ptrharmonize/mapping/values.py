@@ -6,6 +6,8 @@ value that does not recode or parse is kept as written for validation to report.
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 from .dates import DATE_OUT, TIMESTAMP_OUT
@@ -69,15 +71,34 @@ def boolean_text(s: pl.Expr, fallback: pl.Expr) -> pl.Expr:
 
 def number(s: pl.Expr, decimal: str, thousands: str | None) -> pl.Expr:
     """The number a cell writes (thousands separator and spaces removed, decimal comma read),
-    or null when the text is not a finite number."""
-    t = s
+    or null when the text is not a finite number written with the declared separators.
+
+    Separators are checked, not just removed (issue 23): in a decimal-comma file `1.234` is not
+    1.234 but, only when the mapping declares `thousands: "."`, 1234; undeclared it is reported.
+    A declared thousands separator must group by three (`1.234.567,5`), so `1.5` in that file
+    and `1,5` under `thousands: ","` are reported too, never read as another number."""
+    t = s.str.replace_all(" ", "", literal=True)
+    d = re.escape(decimal)
+    ok = t.str.contains(rf"^[+-]?([0-9]+({d}[0-9]*)?|{d}[0-9]+)([eE][+-]?[0-9]+)?$")
     if thousands:
+        th = re.escape(thousands)
+        ok = ok | t.str.contains(rf"^[+-]?[0-9]{{1,3}}({th}[0-9]{{3}})+({d}[0-9]*)?$")
         t = t.str.replace_all(thousands, "", literal=True)
-    t = t.str.replace_all(" ", "", literal=True)
     if decimal == ",":
         t = t.str.replace_all(",", ".", literal=True)
-    f = t.cast(pl.Float64, strict=False)
+    f = pl.when(ok).then(t).cast(pl.Float64, strict=False)
     return pl.when(f.is_finite()).then(f)
+
+
+def unparsed(raw: pl.Expr, decimal: str, thousands: str | None) -> pl.Expr:
+    """The text handed on for a cell `number` could not read. When that text would parse as a
+    canonical number with another meaning (`1.234` in a decimal-comma column is not 1.234), it
+    says why, so that the engine reports it instead of storing the other number (issue 23)."""
+    if decimal == "." and not thousands:
+        return raw
+    sep = f"decimal '{decimal}'" + (f", thousands '{thousands}'" if thousands else ", no thousands separator")
+    looks = raw.str.strip_chars().cast(pl.Float64, strict=False).is_not_null()
+    return pl.when(looks).then(raw + pl.lit(f" (not a number as declared: {sep})")).otherwise(raw)
 
 
 def number_text(f: pl.Expr) -> pl.Expr:

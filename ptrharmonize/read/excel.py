@@ -166,6 +166,39 @@ def check_sheet_size(path: Path, sheet: str, where: str) -> None:
     )
 
 
+def xls_formula_cells(path: Path) -> dict[str, tuple[int, int]]:
+    """Sheet name -> (row, column), 1-based, of its first formula cell, in an old-format .xls
+    (BIFF8): read from the workbook stream's own records (BOUNDSHEET names each sheet's offset,
+    FORMULA records are the formula cells), without evaluating or loading the sheets."""
+    import struct
+
+    import olefile
+
+    with olefile.OleFileIO(str(path)) as ole:
+        name = next((n for n in ("Workbook", "Book") if ole.exists(n)), None)
+        if name is None:
+            return {}
+        data = ole.openstream(name).read()
+    sheets: dict[int, str] = {}
+    found: dict[str, tuple[int, int]] = {}
+    current: str | None = None
+    pos = 0
+    while pos + 4 <= len(data):
+        rid, size = struct.unpack_from("<HH", data, pos)
+        body = data[pos + 4: pos + 4 + size]
+        if rid == 0x0085 and len(body) >= 8:  # BOUNDSHEET: offset of the sheet's BOF, then its name
+            offset, cch, flags = struct.unpack_from("<IxxBB", body, 0)
+            raw = body[8: 8 + (cch * 2 if flags & 1 else cch)]
+            sheets[offset] = raw.decode("utf-16-le" if flags & 1 else "latin-1", "replace")
+        elif rid == 0x0809:  # BOF: a sheet's records start here
+            current = sheets.get(pos, current)
+        elif rid in (0x0006, 0x0406) and len(body) >= 4 and current is not None and current not in found:
+            row, col = struct.unpack_from("<HH", body, 0)
+            found[current] = (row + 1, col + 1)
+        pos += 4 + size
+    return found
+
+
 def _pick_sheet(names: list[str], sheet: str | int | None, display: str) -> str:
     if sheet is None:
         if not names:
@@ -204,6 +237,34 @@ def _rows_openpyxl(path: Path, sheet: str | int | None, display: str) -> tuple[s
     return name, rows
 
 
+def _refuse_xls_formulas(path: Path, sheet: str | int | None, display: str) -> None:
+    """An old .xls holds only the last computed result of a formula (python-calamine reads it as
+    an empty cell when the workbook was written by a program): a sheet with formula cells is
+    refused, naming the first, instead of being read with values that may be stale or missing."""
+    try:
+        cells = xls_formula_cells(path)
+    except Exception:  # noqa: BLE001 - not an OLE workbook: let the reader say so
+        return
+    if not cells:
+        return
+    names = list(cells)
+    try:
+        import python_calamine
+
+        names = list(python_calamine.CalamineWorkbook.from_path(str(path)).sheet_names)
+    except Exception:  # noqa: BLE001
+        pass
+    target = _pick_sheet(names, sheet, display) if names else None
+    if target in cells:
+        row, col = cells[target]
+        raise ReadError(
+            f"{display} [{target}]", row=row, column=column_letters(col),
+            message="this old-format (.xls) sheet has formula cells, whose values an .xls keeps only as "
+            "the last computed result (empty when a program wrote the file); save the sheet as .xlsx, or "
+            "paste the values over the formulas, and send it again",
+        )
+
+
 def read_excel(
     path: Path,
     root: Path | None = None,
@@ -236,6 +297,8 @@ def read_excel(
                     engine = "openpyxl"
             except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
                 raise ReadError(display, message="not a readable Excel workbook (the .xlsx archive is damaged)") from None
+    if path.suffix.lower() == ".xls":
+        _refuse_xls_formulas(path, sheet, display)
     try:
         if engine == "openpyxl":
             name, rows = _rows_openpyxl(path, sheet, display)

@@ -79,16 +79,41 @@ def parse_expr(dtype: pl.DataType, col: ColumnSpec) -> tuple[pl.Expr, pl.Expr]:
         raw = pl.lit(None, dtype=pl.Utf8)
     else:
         # Already typed (Parquet, SPSS, a mapping): cast, and treat a failed cast like a bad cell.
-        if col.type in ("text", "code"):
-            typed = _clean_text(e.cast(pl.Utf8))
-        elif col.type == "date" and dtype == pl.Datetime:
-            typed = e.dt.date()
-        else:
-            typed = e.cast(target, strict=False)
+        typed = _typed_cast(e, dtype, col, target)
         if col.type == "decimal":
             typed = pl.when(typed.is_finite()).then(typed)
-        raw = pl.when(e.is_not_null() & typed.is_null()).then(e.cast(pl.Utf8, strict=False))
+        raw = pl.when(e.is_not_null() & typed.is_null()).then(_as_text(e, dtype))
     return typed.cast(target).alias(col.name), raw.cast(pl.Utf8).alias(RAW_PREFIX + col.name)
+
+
+def _as_text(e: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A typed value as the text the issue shows (a zone-aware time with its offset)."""
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return e.dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
+    return e.cast(pl.Utf8, strict=False)
+
+
+def _typed_cast(e: pl.Expr, dtype: pl.DataType, col: ColumnSpec, target: pl.DataType) -> pl.Expr:
+    """A typed column cast to the CDM type, null wherever the cast would change the value (issue
+    23), so that the cell is reported like a text cell that does not parse, never silently
+    changed: a fraction into an integer (19.7 is not 19), a number into a date or a timestamp
+    (42511 is an Excel or SAS day number, not days since 1970), a zone-aware timestamp (the CDM's
+    are the hospital's wall-clock time: converting would shift it by the zone's offset), a
+    date-time with a time of day into a date, and a number other than 0/1 into a boolean."""
+    numeric = dtype.is_numeric()
+    if col.type in ("text", "code"):
+        return _clean_text(e.cast(pl.Utf8))
+    if col.type in ("date", "timestamp") and (numeric or dtype == pl.Boolean):
+        return pl.lit(None, dtype=target)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return pl.lit(None, dtype=target)
+    if col.type == "date" and isinstance(dtype, pl.Datetime):
+        return pl.when(e.dt.time() == pl.time(0, 0, 0)).then(e.dt.date())
+    if col.type == "integer" and dtype.is_float():
+        return pl.when(e.is_finite() & (e == e.round(0)) & (e.abs() < 9e15)).then(e).cast(pl.Int64, strict=False)
+    if col.type == "boolean" and numeric:
+        return pl.when(e == 1).then(True).when(e == 0).then(False).otherwise(None).cast(pl.Boolean)
+    return e.cast(target, strict=False)
 
 
 # `cache=False` on every strptime: the cache of unique strings only pays for a column of few

@@ -6,7 +6,8 @@ A kept validation is the engine's typed Parquet stage, its issue table and its r
 `schemas/` and of the ptrh version: the ingest recomputes it from the files as they are now, so a
 file edited after `validate`, another mapping or other rules find no kept validation and are
 validated afresh. The staged files' own checksums are verified before use (a damaged stage is
-never stored). Tolerances are not part of the key: the ingest re-applies its own thresholds to
+never stored), and the manifest that lists them is sealed with a key kept outside the stage
+(ptrharmonize/stage_seal.py), so an edit that rewrote a checksum too is caught. Tolerances are not part of the key: the ingest re-applies its own thresholds to
 the kept counts, exactly as the engine would.
 
 A submission in which an identifier was found is not kept: identifiers are never copied.
@@ -28,6 +29,7 @@ import polars as pl
 from .. import __version__
 from ..checksums import rules_checksum, sha256_file, submission_checksums
 from ..errors import UserError
+from ..stage_seal import seal, sealed
 from ..submission import Submission
 from .engine import Engine, ValidationResult
 
@@ -126,7 +128,7 @@ def validate_and_keep(engine: Engine, sub: Submission, stage_dir: Path) -> tuple
                                                                 "collection.parquet")
                      if (tmp / name).is_file()},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(seal(manifest), indent=1), encoding="utf-8")
         final = stage_dir / key
         old = None
         if final.exists():
@@ -175,6 +177,10 @@ def find_kept(engine: Engine, path: Path, mapping: Path | None, stage_dir: Path)
         if damaged or m.get("content_checksum") != content:
             return Kept(None, light, checks, reason=f"the kept validation is damaged ({', '.join(damaged) or 'manifest'} "
                                                     "changed since it was written)")
+        if not sealed(m):
+            # Checksums in the folder prove nothing against an edit that rewrote them too.
+            return Kept(None, light, checks, reason="the kept validation's seal does not match (its manifest was "
+                                                    "edited, or it was kept by another user or machine)")
         issues = pl.read_parquet(kept["issues.parquet"], glob=False)
         rules = engine.rules_from_counts(pl.read_parquet(kept["rules.parquet"], glob=False), m["center_id"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:

@@ -9,7 +9,19 @@
   var details = Array.prototype.slice.call(document.querySelectorAll("details"));
   var wasOpen = details.map(function (d) { return d.open; });
   var blocks = Array.prototype.slice.call(document.querySelectorAll("[data-center-block]"));
-  var texts = rows.map(function (r) { return (r.textContent + " " + (r.getAttribute("data-text") || "")).toLowerCase(); });
+  /* The search also finds an issue row by its rule's text (what is checked), read once from the
+     page's data block rather than repeated on every row. */
+  var ruleText = {};
+  var block = document.getElementById("qa-data");
+  if (block) {
+    try {
+      var info = JSON.parse(block.textContent).rule_info || {};
+      Object.keys(info).forEach(function (k) { ruleText[k] = info[k].text || ""; });
+    } catch (e) { ruleText = {}; }
+  }
+  var texts = rows.map(function (r) {
+    return (r.textContent + " " + (ruleText[r.getAttribute("data-rule")] || "")).toLowerCase();
+  });
 
   function control(key) { return bar ? bar.querySelector("[name='" + key + "']") : null; }
 
