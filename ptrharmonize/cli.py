@@ -129,8 +129,9 @@ def validate(
             raise UserError("--jobs must be at least 1")
         pairs = pair_mappings(paths, mapping)
         several = len(pairs) > 1
-        check_outputs(output, paths)
+        # The store or an input named as the output first: that message says what is at stake.
         check_ingest_paths(None, output, pairs, thresholds, several)
+        check_outputs(output, paths)
         cat = checked_catalog()
         th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         docs: list[dict] = []

@@ -32,6 +32,12 @@ _CODICE_FISCALE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{6}[0-9LMNP-Vlmnp-v]{2}[A
                              r"[A-Za-z][0-9LMNP-Vlmnp-v]{3}[A-Za-z](?![A-Za-z0-9])")
 
 
+# Dates and times as clinical files write them (01-03-2019, 2019/03/01, 06:00): digit runs that a
+# numbering plan can also read as a telephone number ("01-03-2019 06:00" is a valid Dutch number).
+# A mis-formatted date is a type issue for the nurse to fix, not an identifier to redact.
+_DATE_OR_TIME = re.compile(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b|\b\d{1,2}:\d{2}(?::\d{2})?\b")
+
+
 def national_id(text: str) -> bool:
     """A check-digit-valid national id of NL (BSN), IT (codice fiscale), DE (Steuer-ID), FR (NIR),
     UK (NHS number) or CN (resident id) anywhere in `text`."""
@@ -48,7 +54,7 @@ def national_id(text: str) -> bool:
     for m in _NIR.finditer(text):
         if nir.is_valid(re.sub(r"[ .]", "", m.group()).upper()):
             return True
-    for m in _DIGIT_RUN.finditer(text):
+    for m in _DIGIT_RUN.finditer(_DATE_OR_TIME.sub(" ", text)):
         raw = m.group()
         digits = re.sub(r"[ .\-/]", "", raw)
         n = len(digits)
@@ -67,10 +73,14 @@ def national_id(text: str) -> bool:
 
 
 def phone(text: str) -> bool:
-    """A telephone number valid in one of PHONE_REGIONS (or in international form) in `text`."""
+    """A telephone number valid in one of PHONE_REGIONS (or in international form) in `text`,
+    dates and times aside."""
     import phonenumbers
     from phonenumbers import Leniency
 
+    text = _DATE_OR_TIME.sub(" ", text)
+    if not any(ch.isdigit() for ch in text):
+        return False
     for region in PHONE_REGIONS:
         for _ in phonenumbers.PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
             return True

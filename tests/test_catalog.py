@@ -318,3 +318,26 @@ def test_other_catalog_files_are_checked(tmp_path: Path, file: str, old: str, ne
     res = runner.invoke(app, ["schema", "check", str(root)])
     assert res.exit_code == 2
     assert f"{f}, line {line_of(f, needle)}, key '{key}':" in " ".join(res.output.split())
+
+
+def test_pandera_back_end_never_passes_a_check_it_could_not_run(tmp_path: Path) -> None:
+    """pandera reports a check that raised as one failure case without a row; that must be an
+    error of the rule (isolated by the engine), not a pass."""
+    import polars as pl
+
+    from ptrharmonize.cdm import load_catalog
+    from ptrharmonize.validate.checks import Target
+    from ptrharmonize.validate.columns import pandera_failures
+    from ptrharmonize.validate.rules import Rule
+
+    spec = {"fails": "CAST(product AS INTEGER) > 0", "columns": ["product"]}
+    table = load_catalog(REPO_SCHEMAS).tables["transfusions"]
+    rule = Rule(id="transfusions.product_numeric", table="transfusions", check="expression", severity="error",
+                category="conformance", message="x", engine="polars", column="product", columns=("product",),
+                spec=spec, level="column", target=Target(table, None, spec))
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"_file": ["t.csv"], "_row": [2], "product": ["apheresis"], "__raw__product": [None]},
+                 schema={"_file": pl.Utf8, "_row": pl.Int64, "product": pl.Utf8, "__raw__product": pl.Utf8}
+                 ).write_parquet(path)
+    with pytest.raises(RuntimeError, match="transfusions.product_numeric could not run"):
+        pandera_failures(str(path), [rule])

@@ -71,3 +71,30 @@ def test_plain_codes_and_clinical_text_are_not_flagged(clean_extract: Path) -> N
     phi = {r["rule_id"]: r for r in data["rules"] if r["rule_id"].startswith("phi.")}
     assert phi["phi.value_national_id"]["status"] == "passed"
     assert phi["phi.value_national_id"]["checked"] > 0
+
+
+def test_a_misformatted_date_is_a_type_issue_not_an_identifier(tmp_path: Path) -> None:
+    """"01-03-2019 06:00" in a timestamp column is a valid Dutch phone number to libphonenumber and
+    its digit run (0103201906) passes the NHS number's check digit: a date the nurse must rewrite,
+    never an identifier to redact (and never a blocking phi.* rule)."""
+    import datetime as dt
+
+    from ptrharmonize.identifiers import national_id, phone
+
+    start = dt.datetime(2019, 1, 1, 6, 0)
+    for i in range(500):
+        t = start + dt.timedelta(days=i, minutes=37 * i)
+        for fmt in ("%d-%m-%Y %H:%M", "%d/%m/%Y", "%Y.%m.%d %H:%M:%S", "%m/%d/%Y %I:%M"):
+            text = t.strftime(fmt)
+            assert not phone(text) and not national_id(text), text
+    # real numbers are still found
+    assert phone("+31 20 123 4567") and phone("06 12345678") and national_id("BSN 111222333")
+
+    rows = clean_rows()
+    rows["labs"][0]["measured_at"] = "01-03-2019 06:00"
+    sub = write_extract(tmp_path / "sub", rows)
+    res = runner.invoke(app, ["validate", str(sub), "--format", "json", "--quiet"])
+    doc = json.loads(res.stdout)
+    on_cell = [i for i in doc["issues"] if i["table"] == "labs" and i["row"] == 2]
+    assert [i["rule_id"] for i in on_cell] == ["labs.measured_at.type"]
+    assert on_cell[0]["value"] == "01-03-2019 06:00"

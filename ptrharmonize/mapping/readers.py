@@ -75,23 +75,25 @@ def _spss(path: Path, root: Path, options: dict[str, Any]) -> pl.LazyFrame:
 
 
 def _header_only(path: Path, root: Path, options: dict[str, Any]) -> list[str]:
-    import openpyxl
+    """The sheet's column names as the reader names them, from its header row (calamine parses
+    the sheet natively; no Python object per cell). [] when the header cannot be read this way
+    (the caller then reads the sheet now, and the reader reports the problem)."""
+    import python_calamine
 
-    from ..read import ReadError, display_name
+    from ..read import display_name
     from ..read.excel import _pick_sheet, cell_text
 
     header_row = int(options.get("header_row") or int(options.get("skip_rows") or 0) + 1)
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - not an .xlsx openpyxl streams: read the sheet now
+        wb = python_calamine.CalamineWorkbook.from_path(str(path))
+        sheet = wb.get_sheet_by_name(_pick_sheet(list(wb.sheet_names), options.get("sheet"), display_name(path, root)))
+        row: list[Any] = []
+        for i, r in enumerate(sheet.iter_rows(), start=1):
+            if i == header_row:
+                row = list(r)
+                break
+    except Exception:  # noqa: BLE001 - any failure: read the sheet now, the reader explains
         return []
-    try:
-        ws = wb[_pick_sheet(list(wb.sheetnames), options.get("sheet"), display_name(path, root))]
-        row = next(ws.iter_rows(min_row=header_row, max_row=header_row, values_only=True), ())
-    except ReadError:
-        raise
-    finally:
-        wb.close()
     names: list[str] = []
     seen: dict[str, int] = {}
     for i, v in enumerate(row):

@@ -67,9 +67,12 @@ def pandera_failures(path: str, rules: list[Rule], batch_rows: int = 500_000) ->
             fc = exc.failure_cases
         except pa.errors.SchemaError as exc:  # pragma: no cover - lazy=True collects all
             raise RuntimeError(str(exc)) from exc
-        fc = fc.filter(pl.col("index").is_not_null()).select(
-            pl.col("check").alias("rule_id"), "column", pl.col("index").cast(pl.UInt32))
-        # An expression pandera could not run is its own error, not a failure of every row.
+        # A check pandera could not run comes back as one failure case without a row (its
+        # exception as the value): it is an error of that rule, never a silent pass.
+        broken = fc.filter(pl.col("index").is_null())
+        if broken.height:
+            raise RuntimeError(f"check {broken['check'][0]} could not run: {broken['failure_case'][0]}")
+        fc = fc.select(pl.col("check").alias("rule_id"), "column", pl.col("index").cast(pl.UInt32))
         unknown = set(fc["rule_id"].unique().to_list()) - {r.id for r in rules}
         if unknown:
             raise RuntimeError(f"pandera reported checks it was not given: {sorted(unknown)}")
