@@ -16,6 +16,7 @@ From it and the derived views (`patient_summary`, `patient_missing`) this module
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -120,14 +121,29 @@ def flow(con: duckdb.DuckDBPyConnection, set_id: str) -> dict[str, Any]:
     return {"label": flows_spec()["sets"][set_id].get("label", set_id), "steps": steps}
 
 
-def flows(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Every set that some analysis uses."""
-    used = dict.fromkeys(a["set"] for a in flows_spec()["analyses"].values())
-    summary, missing = _summary(con), _missing(con)
-    out = {}
+def flows(con: duckdb.DuckDBPyConnection, analyses: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every set that one of `analyses` (default: every declared analysis) uses. A flow that
+    cannot be computed (a store without the columns its steps read) is an entry with its error,
+    never a failed run: run-analysis does not abort on data."""
+    declared = flows_spec()["analyses"]
+    wanted = declared if analyses is None else [a for a in analyses if a in declared]
+    used = dict.fromkeys(declared[a]["set"] for a in wanted)
+    if not used:
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        summary, missing = _summary(con), _missing(con)
+    except duckdb.Error as exc:
+        return {s: {"label": flows_spec()["sets"][s].get("label", s), "error": str(exc).splitlines()[0]}
+                for s in used}
     for set_id in used:
-        _, steps, _ = _run_steps(con, set_id, summary, missing)
-        out[set_id] = {"label": flows_spec()["sets"][set_id].get("label", set_id), "steps": steps}
+        label = flows_spec()["sets"][set_id].get("label", set_id)
+        try:
+            _, steps, _ = _run_steps(con, set_id, summary, missing)
+        except duckdb.Error as exc:
+            out[set_id] = {"label": label, "error": str(exc).splitlines()[0]}
+            continue
+        out[set_id] = {"label": label, "steps": steps}
     return out
 
 

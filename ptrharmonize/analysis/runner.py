@@ -156,11 +156,11 @@ def run_analyses(
     bar.step("writing results.json")
     status = {k: v["status"] for k, v in analyses_out.items()}
     params = definitions.get("analysis", {})
-    flows = population.flows(con)
+    flows = population.flows(con, analyses_out.keys())
     for set_id, fl in flows.items():
         fl["files"] = ([str(p.relative_to(out)) for p in
                         _plots.save(flow_figure(fl), out / "figures" / f"flow_{set_id}")]
-                       if figures else [])
+                       if figures and "steps" in fl else [])
     results = {
         "status": status,
         # the test variants in force (study defaults; --config / --mann-whitney / --landmark-day)
