@@ -120,9 +120,9 @@ def _run(tmp: Path, ps: pl.DataFrame, tr: pl.DataFrame, figures: bool) -> dict:
 
 @pytest.mark.parametrize("shape", MODES)
 def test_random_small_registries_never_raise(tmp_path: Path, shape: str) -> None:
-    """Every shape is drawn (5 random registries each), so none is left to chance."""
+    """Every shape is drawn (3 random registries each), so none is left to chance."""
 
-    @settings(max_examples=5, deadline=None, database=None,
+    @settings(max_examples=3, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(registries((shape,)))
     def check(reg: tuple) -> None:
@@ -144,7 +144,7 @@ def _check_one(tmp_path: Path, reg: tuple) -> None:
     assert res["status"] == {k: v["status"] for k, v in res["analyses"].items()}
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(registries(("separation", "all_tied", "zero_events", "one_center", "random"), min_n=8))
 def test_edge_registries_write_every_figure(tmp_path: Path, reg: tuple) -> None:

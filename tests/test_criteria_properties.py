@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ptrharmonize import derive, store
 
 INDEX = dt.datetime(2021, 3, 1, 8, 0)
-SETTINGS = settings(max_examples=40, deadline=None, database=None,
+SETTINGS = settings(max_examples=20, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

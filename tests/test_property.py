@@ -34,7 +34,7 @@ runner = CliRunner()
 CAT = load_catalog()
 TABLES = ["labs", "transfusions", "patients", "crs_assessments"]
 TYPED = ("integer", "decimal", "timestamp", "date", "boolean", "code")
-SETTINGS = settings(max_examples=60, deadline=None, database=None,
+SETTINGS = settings(max_examples=30, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # --------------------------------------------------------------------------- the oracle
@@ -186,7 +186,7 @@ def ragged_table(draw: st.DrawFn) -> tuple[list[list[str]], list[int]]:
     return records, changed
 
 
-@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ragged_table())
 def test_extra_and_missing_fields_end_cleanly(example: tuple[list[list[str]], list[int]]) -> None:
     records, _ = example
