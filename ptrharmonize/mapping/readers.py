@@ -81,12 +81,15 @@ def _header_only(path: Path, root: Path, options: dict[str, Any]) -> list[str]:
     import python_calamine
 
     from ..read import display_name
-    from ..read.excel import _pick_sheet, cell_text
+    from ..read.excel import _pick_sheet, cell_text, check_sheet_size
 
     header_row = int(options.get("header_row") or int(options.get("skip_rows") or 0) + 1)
     try:
         wb = python_calamine.CalamineWorkbook.from_path(str(path))
-        sheet = wb.get_sheet_by_name(_pick_sheet(list(wb.sheet_names), options.get("sheet"), display_name(path, root)))
+        name = _pick_sheet(list(wb.sheet_names), options.get("sheet"), display_name(path, root))
+        # The sheet's extent first: calamine aborts the process on a cell at XFD1048576.
+        check_sheet_size(path, name, display_name(path, root))
+        sheet = wb.get_sheet_by_name(name)
         row: list[Any] = []
         for i, r in enumerate(sheet.iter_rows(), start=1):
             if i == header_row:
