@@ -79,8 +79,6 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
                    entry_test=p["entry_test"], confidence=p["confidence"])
     )
     selected = [s["variable"] for s in model["selected"]]
-    final = model["final_model"]
-    separated = bool(selected) and final["separation"]["detected"]
     firth = None
     firth_error = None
     if selected:
@@ -91,17 +89,45 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
             del firth["coefficients"]
         except NotEstimable as exc:
             firth_error = str(exc)
+    reported = report(model, firth, firth_error, n=cc.height, events=int(y.sum()), screen=screen,
+                      candidates=candidates)
+    if isinstance(reported, AnalysisResult):
+        return reported
+    data = {
+        **reported,
+        # beside the pooled model: the selected variables with center as a fixed effect (and
+        # the LR test of their interaction with center: heterogeneity), and a GEE with center
+        # as the cluster
+        "by_center": {
+            "logistic_center_fixed": estimable(lambda: logistic_center_fixed(
+                {v: X[v] for v in selected}, y, centers, confidence=p["confidence"])),
+            "gee_center": estimable(lambda: gee(
+                {v: X[v] for v in selected}, y, centers, family="binomial",
+                corstr=ctx.gee_corstr, confidence=p["confidence"])),
+        } if selected else None,
+        **settings,
+    }
+    return _result(num(data), firth)
+
+
+def report(model: dict[str, Any], firth: dict[str, Any] | None, firth_error: str | None, *, n: int,
+           events: int, screen: list[dict[str, Any]], candidates: list[str]) -> dict[str, Any] | AnalysisResult:
+    """Table 4's result from a forward-selected ML model and its Firth fit: the pooled and the
+    federated study (federated/study.py) report through this one piece. Under separation
+    (detected by linear programming, stats.regression.separation) the ML odds ratio is
+    infinite: the reported result is Firth's, with its profile-likelihood CI; without a Firth
+    fit the analysis is not estimable (the returned AnalysisResult)."""
+    final = model["final_model"]
+    selected = [s["variable"] for s in model["selected"]]
+    separated = bool(selected) and final["separation"]["detected"]
     if separated and firth is None:
         return not_estimable(
             f"separation of {', '.join(final['separation']['directions'])} and no Firth fit "
-            f"({firth_error})", n=cc.height, screen=screen, candidates=candidates,
-            steps=model["steps"])
-    # Under separation (detected by linear programming, stats.regression.separation) the ML
-    # odds ratio is infinite: the reported result is Firth's, with its profile-likelihood CI.
+            f"({firth_error})", n=n, screen=screen, candidates=candidates, steps=model["steps"])
     reported = firth if separated else model
     first = _terms(final)[0] if selected else {}
     head = reported["selected"][0] if selected else {}
-    data = {
+    return {
         **model,
         "test": "firth" if separated else "logistic",
         "method": "firth" if separated else "logistic",
@@ -119,25 +145,13 @@ def ptr_multivariable(ctx: Context) -> AnalysisResult:
         "Wald z of the first variable selected",
         "p_value": head.get("p_value"),
         "selection": model["test"],
-        "n": cc.height,
-        "events": int(y.sum()),
+        "n": n,
+        "events": events,
         "screen": screen,
         "candidates": candidates,
         "firth": firth,
         "firth_error": firth_error,
-        # beside the pooled model: the selected variables with center as a fixed effect (and
-        # the LR test of their interaction with center: heterogeneity), and a GEE with center
-        # as the cluster
-        "by_center": {
-            "logistic_center_fixed": estimable(lambda: logistic_center_fixed(
-                {v: X[v] for v in selected}, y, centers, confidence=p["confidence"])),
-            "gee_center": estimable(lambda: gee(
-                {v: X[v] for v in selected}, y, centers, family="binomial",
-                corstr=ctx.gee_corstr, confidence=p["confidence"])),
-        } if selected else None,
-        **settings,
     }
-    return _result(num(data), firth)
 
 
 def _terms(fit: dict[str, Any]) -> list[dict[str, Any]]:

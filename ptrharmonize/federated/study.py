@@ -19,7 +19,7 @@ import numpy as np
 
 from ..analysis import ANALYSES
 from ..analysis._common import AnalysisResult, not_estimable, num
-from ..analysis.ptr_multivariable import _result, _terms
+from ..analysis.ptr_multivariable import _result, _terms, report
 from ..analysis.runner import software_versions
 from ..stats._common import NotEstimable
 from . import combine
@@ -124,8 +124,6 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
         model = forward_lr(rounds, candidates, p["entry_p"], p["removal_p"], p["entry_test"],
                            p["confidence"])
         selected = [s["variable"] for s in model["selected"]]
-        final = model["final_model"]
-        separated = bool(selected) and final["separation"]["detected"]
         firth, firth_error = None, None
         if selected:
             rounds.label = "ptr_multivariable:firth"  # type: ignore[attr-defined]
@@ -138,40 +136,11 @@ def ptr_multivariable(network: Network, definitions: dict[str, Any],
             except np.linalg.LinAlgError:
                 firth_error = ("the information matrix became singular in Firth's fit or its "
                                "profile-likelihood search")
-        if separated and firth is None:
-            return not_estimable(
-                f"separation of {', '.join(final['separation']['directions'])} and no Firth "
-                f"fit ({firth_error})", n=base["n"], screen=screen, candidates=candidates,
-                steps=model["steps"])
-        reported = firth if separated else model
-        first = _terms(final)[0] if selected else {}
-        head = reported["selected"][0] if selected else {}
-        data = {
-            **model,
-            "test": "firth" if separated else "logistic",
-            "method": "firth" if separated else "logistic",
-            "reported_because": (
-                "separation: the maximum-likelihood estimate of "
-                + ", ".join(v for v in final["separation"]["directions"] if v != "(Intercept)")
-                + " is infinite, so the reported result is Firth's penalized estimate with its "
-                "profile penalized-likelihood CI and LR p (ML kept under `ml`)"
-            ) if separated else "no separation: ML logistic regression, Wald CI and p (the study's)",
-            "selected": reported["selected"],
-            "ml": {"test": "logistic", "selected": model["selected"],
-                   "separation": final["separation"]},
-            "statistic": None if separated else first.get("statistic"),
-            "statistic_name": None if separated or not selected else
-            "Wald z of the first variable selected",
-            "p_value": head.get("p_value"),
-            "selection": model["test"],
-            "n": base["n"],
-            "events": int(base["events"]),
-            "screen": screen,
-            "candidates": candidates,
-            "firth": firth,
-            "firth_error": firth_error,
-            **settings,
-        }
+        reported = report(model, firth, firth_error, n=base["n"], events=int(base["events"]),
+                          screen=screen, candidates=candidates)
+        if isinstance(reported, AnalysisResult):
+            return reported
+        data = {**reported, **settings}
         return _result(num(data), firth)
 
     rounds = glm_rounds(network, "ptr_multivariable")
