@@ -123,18 +123,24 @@ def load_registry(root: Path) -> Registry:
                     thresholds=rel("thresholds"), analyses=rel("analyses"), settings=data)
 
 
+def _model_dirs(reg: Registry | None) -> tuple[Path, Path]:
+    """(schemas, mappings) in use: PTRH_SCHEMAS / PTRH_MAPPINGS, else the registry's, else built in."""
+    schemas = os.environ.get("PTRH_SCHEMAS")
+    mappings = os.environ.get("PTRH_MAPPINGS")
+    return (Path(schemas) if schemas else reg.schemas if reg is not None else builtin_schemas_dir(),
+            Path(mappings) if mappings else reg.mappings if reg is not None else builtin_mappings_dir())
+
+
 def schemas_dir() -> Path:
     if os.environ.get("PTRH_SCHEMAS"):
         return Path(os.environ["PTRH_SCHEMAS"])
-    reg = find_registry()
-    return reg.schemas if reg is not None else builtin_schemas_dir()
+    return _model_dirs(find_registry())[0]
 
 
 def mappings_dir() -> Path:
     if os.environ.get("PTRH_MAPPINGS"):
         return Path(os.environ["PTRH_MAPPINGS"])
-    reg = find_registry()
-    return reg.mappings if reg is not None else builtin_mappings_dir()
+    return _model_dirs(find_registry())[1]
 
 
 def model_files(root: Path) -> list[Path]:
@@ -156,14 +162,13 @@ def folder_checksum(root: Path) -> str:
 
 def model_in_use() -> dict:
     """Which model the commands read: for `ptrh status` and the reports."""
-    reg = None if os.environ.get("PTRH_SCHEMAS") else find_registry()
-    schemas = schemas_dir()
-    if os.environ.get("PTRH_SCHEMAS"):
-        source = "PTRH_SCHEMAS"
-    elif reg is not None:
-        source = "registry"
+    env_schemas = os.environ.get("PTRH_SCHEMAS")
+    reg = None if env_schemas and os.environ.get("PTRH_MAPPINGS") else find_registry()
+    schemas, mappings = _model_dirs(reg)
+    if env_schemas:
+        source, reg = "PTRH_SCHEMAS", None
     else:
-        source = "built-in"
+        source = "registry" if reg is not None else "built-in"
     return {"source": source, "registry": str(reg.root) if reg else None,
-            "schemas": str(schemas), "mappings": str(mappings_dir()),
+            "schemas": str(schemas), "mappings": str(mappings),
             "schemas_sha256": folder_checksum(schemas)}

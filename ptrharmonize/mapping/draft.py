@@ -91,7 +91,7 @@ def _column(p: Proposal, spec: Any) -> str:
     if p.source.date_format and spec.type in ("date", "timestamp"):
         parts.append(f"format: {_q(p.source.date_format)}")
     if spec.type in ("code", "boolean") and (p.values or p.unmatched_values):
-        vals = {**{k: v for k, v in p.values.items()}, **{k: TODO for k in p.unmatched_values}}
+        vals = {**p.values, **dict.fromkeys(p.unmatched_values, TODO)}
         parts.append("values: {" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in vals.items()) + "}")
     why = "; ".join(p.evidence)
     if p.unit_evidence:

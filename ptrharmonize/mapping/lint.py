@@ -70,35 +70,33 @@ def lint_mapping(mapping_path: Path, submission_folder: Path | None = None, cata
 def source_columns(mapping_path: Path) -> dict[str, dict[str, str]]:
     """CDM table -> CDM column -> the source column that feeds it (for messages that name the
     center's own column instead of the CDM's)."""
-    catalog = load_catalog()
-    m = parse_mapping(load_mapping(Path(mapping_path)), Path(mapping_path), catalog)
+    return sources(mapping_path)[0]
+
+
+def sources(mapping_path: Path) -> tuple[dict[str, dict[str, str]], list[dict[str, str | None]]]:
+    """From one parse of the mapping: the source column of each CDM column (`source_columns`),
+    and (table, file, sheet, format) of each block, where a nurse finds a row of that table (a
+    workbook's sheet; for SPSS, a case number rather than a row)."""
+    from ..read import format_of
     from .model import roles
 
+    catalog = load_catalog()
+    m = parse_mapping(load_mapping(Path(mapping_path)), Path(mapping_path), catalog)
     measurement = roles(catalog).measurement
-    out: dict[str, dict[str, str]] = {}
+    columns: dict[str, dict[str, str]] = {}
+    places: list[dict[str, str | None]] = []
     for b in m.blocks:
-        cols = out.setdefault(b.table, {})
+        cols = columns.setdefault(b.table, {})
         for name, cm in b.columns.items():
             if cm.column and name not in cols:
                 cols[name] = cm.column
         if b.unpivot and measurement is not None:
             cols.setdefault(measurement.value, " / ".join(cm.column for cm in b.unpivot.values() if cm.column))
-    return out
-
-
-def source_places(mapping_path: Path) -> list[dict[str, str | None]]:
-    """(table, file, sheet, format) of each block: where a nurse finds a row of that table
-    (a workbook's sheet; for SPSS, a case number rather than a row)."""
-    from ..read import format_of
-
-    catalog = load_catalog()
-    m = parse_mapping(load_mapping(Path(mapping_path)), Path(mapping_path), catalog)
-    out = []
-    for b in m.blocks:
         try:
             fmt = format_of(Path(b.file), b.fmt)
         except Exception:  # noqa: BLE001 - an unknown format is the lint's to report
             fmt = None
         sheet = b.reader_options.get("sheet")
-        out.append({"table": b.table, "file": b.file, "sheet": None if sheet is None else str(sheet), "format": fmt})
-    return out
+        places.append({"table": b.table, "file": b.file, "sheet": None if sheet is None else str(sheet),
+                       "format": fmt})
+    return columns, places

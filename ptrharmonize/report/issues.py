@@ -202,9 +202,9 @@ def with_source_columns(issues: pl.DataFrame, mapping_path: Path | None) -> pl.D
     """Add `source_column`: the center's own header for each CDM column, so a nurse finds the cell."""
     if mapping_path is None:
         return issues
-    from ..mapping import source_columns
+    from ..mapping.lint import sources
 
-    names = source_columns(mapping_path)
+    names, places = sources(mapping_path)
     lookup = pl.DataFrame(
         [{"table": t, "column": c, "source_column": s} for t, cols in names.items() for c, s in cols.items()],
         schema={"table": pl.Utf8, "column": pl.Utf8, "source_column": pl.Utf8},
@@ -212,16 +212,14 @@ def with_source_columns(issues: pl.DataFrame, mapping_path: Path | None) -> pl.D
     out = issues.join(lookup, on=["table", "column"], how="left", maintain_order="left")
     cols = list(issues.columns)
     cols.insert(cols.index("column") + 1, "source_column")
-    return _with_places(out.select(cols), mapping_path)
+    return _with_places(out.select(cols), places)
 
 
-def _with_places(issues: pl.DataFrame, mapping_path: Path) -> pl.DataFrame:
+def _with_places(issues: pl.DataFrame, blocks: list[dict[str, str | None]]) -> pl.DataFrame:
     """Add `sheet` (a workbook's sheet of the row) and `place` ("row 5", or "case 3" for SPSS,
     whose cases are numbered from 1 without a header row), so that "row 5" of a workbook with
     nine sheets names one cell."""
-    from ..mapping.lint import source_places
-
-    places = pl.DataFrame(source_places(mapping_path),
+    places = pl.DataFrame(blocks,
                           schema={"table": pl.Utf8, "file": pl.Utf8, "sheet": pl.Utf8, "format": pl.Utf8})
     places = places.unique(["table", "file"], keep="first", maintain_order=True)
     out = issues.join(places, on=["table", "file"], how="left", maintain_order="left")

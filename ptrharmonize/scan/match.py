@@ -9,6 +9,7 @@ carries its evidence and a confidence, because it is a draft for a person to che
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -73,9 +74,8 @@ def best_term(header: str, terms: list[str]) -> tuple[float, str | None]:
 
 @dataclass
 class Proposal:
-    """A source column proposed for a CDM column, with the reasons."""
+    """A source column proposed for a CDM column (of its TableProposal's table), with the reasons."""
 
-    table: str
     cdm_column: str
     source: ColumnProfile
     confidence: float
@@ -141,7 +141,7 @@ def assign_columns(f: FileProfile, specs: list[ColumnSpec], lexicon: dict[str, A
             continue
         taken_cdm.add(spec.name)
         taken_src.add(col.column)
-        p = Proposal(spec.name and "", spec.name, col, round(s, 2), [why])
+        p = Proposal(spec.name, col, round(s, 2), [why])
         _values(p, spec, col, lexicon)
         _unit(p, spec, col)
         out.append(p)
@@ -242,8 +242,6 @@ def _unit(p: Proposal, spec: ColumnSpec, col: ColumnProfile) -> None:
         if lo <= x <= hi:
             # prefer the unit that puts the median nearest the middle of the range (log scale for
             # positive ranges), and the CDM's own unit on a tie
-            import math
-
             mid = math.sqrt(max(lo, 1e-9) * hi) if lo > 0 else (lo + hi) / 2
             dist = abs(math.log(max(x, 1e-9) / mid)) if lo > 0 else abs(x - mid) / (hi - lo)
             dist -= 1e-6 if u.name == target.name else 0
