@@ -215,3 +215,29 @@ def test_a_column_wrong_throughout_is_one_issue_with_a_count(tmp_path: Path) -> 
     assert rule["failed"] == rule["checked"] == 84
     storage = [i for i in doc["issues"] if i["table"] == "transfusions" and i["column"] == "storage_h"]
     assert [i["row"] for i in storage] == [5]
+
+
+def test_scan_of_a_hostile_workbook_lists_it_instead_of_aborting(tmp_path: Path) -> None:
+    """A sheet whose one cell sits at XFD1048576 (calamine would size a 17-billion-cell grid and
+    abort): the scan names the file and goes on with the others."""
+    import zipfile
+
+    folder = tmp_path / "center"
+    folder.mkdir()
+    wb = openpyxl.Workbook()
+    wb.active.title = "Data"
+    wb.active.append(["id", "sex"])
+    wb.save(folder / "bad.xlsx")
+    with zipfile.ZipFile(folder / "bad.xlsx") as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    items[sheet] = items[sheet].replace(b"</sheetData>", b'<row r="1048576"><c r="XFD1048576" t="n"><v>1</v></c></row></sheetData>')
+    items[sheet] = items[sheet].replace(b'<dimension ref="A1:B1"/>', b'<dimension ref="A1:XFD1048576"/>')
+    with zipfile.ZipFile(folder / "bad.xlsx", "w") as z:
+        for n, data in items.items():
+            z.writestr(n, data)
+    (folder / "patienten.csv").write_text("Geslacht;Leeftijd\nM;30\nV;40\n", encoding="utf-8")
+    r = ptrh("scan", str(folder), "-o", str(tmp_path / "scan.xlsx"))
+    assert r.returncode == 0, r.stderr
+    rows = list(openpyxl.load_workbook(tmp_path / "scan.xlsx")["columns"].iter_rows(min_row=2, values_only=True))
+    assert any(row[0] == "patienten.csv" for row in rows)

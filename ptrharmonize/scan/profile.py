@@ -92,8 +92,12 @@ def _frames(path: Path, root: Path, fmt: str):
         return
     import python_calamine
 
+    from ..read.excel import check_sheet_size
+
     wb = python_calamine.CalamineWorkbook.from_path(str(path))
     for name in wb.sheet_names:
+        # The sheet's extent first: calamine aborts the process on a cell at XFD1048576.
+        check_sheet_size(path, name, display_name(path, root))
         rows = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)[:20]
         header = header_row_of(rows)
         if header is None:
