@@ -73,7 +73,6 @@ def _close(a: float, b: float, rel: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
 
 
-@pytest.mark.xfail(reason='KNOWN DIVERGENCE (open in issue 20): since issue 16 the pooled run leaves unknown tocilizumab doses unknown, while the federated nodes still count them as 0; cart_characteristics and the derived comparisons differ until the node partials follow', strict=False)
 def test_every_exact_quantity_equals_the_pooled_run(exact_run: dict) -> None:
     verdicts = compare(exact_run["pooled"], exact_run["fed"])
     assert {v.analysis for v in verdicts} == set(exact_run["pooled"]["analyses"])
@@ -120,7 +119,6 @@ def test_table4_forward_selection_wald_and_firth_equal_to_1e6(exact_run: dict) -
         exact_run["fed"]["federated"]["centers"])
 
 
-@pytest.mark.xfail(reason='KNOWN DIVERGENCE (open in issue 20): since issue 16 the pooled run leaves unknown tocilizumab doses unknown, while the federated nodes still count them as 0; cart_characteristics and the derived comparisons differ until the node partials follow', strict=False)
 def test_figure3b_cuminc_and_gray_equal_to_1e6(exact_run: dict) -> None:
     p, f = (exact_run[k]["analyses"]["bleeding_cuminc"] for k in ("pooled", "fed"))
     assert f["times_coarsened"] == 0
@@ -280,7 +278,6 @@ def test_partial_function_reads_the_store_named_by_the_node(network: dict, monke
     assert (tmp_path / "log.jsonl").read_text().count("\n") == 1
 
 
-@pytest.mark.xfail(reason='KNOWN DIVERGENCE (open in issue 20): since issue 16 the pooled run leaves unknown tocilizumab doses unknown, while the federated nodes still count them as 0; cart_characteristics and the derived comparisons differ until the node partials follow', strict=False)
 def test_cli_demo_and_run_arguments(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ptrharmonize", "federated", "demo", "--out",
                            str(tmp_path / "d"), "--patients-per-center", "30", "--centers", "2"],

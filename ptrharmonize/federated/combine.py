@@ -145,9 +145,11 @@ def _rows_table(parts: Released, variables: Sequence[str], group_key: str,
                     cols[var] = _bools(rel[g]["n"], rel[g]["N"], size) if rel else [None] * size
                     dtypes[var] = pl.Boolean
                 if doses_top is not None and var == "tocilizumab":
-                    levels = rel[g]["doses"] if rel else [size] + [0] * doses_top
+                    # the patients a center released no dose count for are unknown, never 0
+                    # (issue 16), as the pooled run reads them
+                    levels = rel[g]["doses"] if rel else []
                     cols["tocilizumab_doses"] = [k for k, c in enumerate(levels) for _ in range(c)]
-                    cols["tocilizumab_doses"] += [0] * (size - len(cols["tocilizumab_doses"]))
+                    cols["tocilizumab_doses"] += [None] * (size - len(cols["tocilizumab_doses"]))
                     dtypes["tocilizumab_doses"] = pl.Int64
             frames.append(_group_frame(center, size, cols, dtypes))
     return pl.concat(frames) if frames else pl.DataFrame(), refused_rows

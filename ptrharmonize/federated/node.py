@@ -199,10 +199,11 @@ def event_table(time: np.ndarray, status: np.ndarray, policy: Policy, what: str
     (fewer at risk) are moved back to the last time that had enough at risk (their events and
     censorings counted there), which changes the estimate: the number moved is returned, and
     the coordinator marks the result approximate when it is not 0. A group with fewer than
-    min_count patients is refused."""
-    policy.patients(what, int(time.size))
+    min_count patients is refused; an empty group releases nothing (a zero, as every count of
+    0 is released), and is not a refusal."""
     if time.size == 0:
         return [], 0
+    policy.patients(what, int(time.size))
     times = np.unique(time)
     at_risk = np.array([(time >= t).sum() for t in times])
     ok = times[at_risk >= policy.min_count]
