@@ -228,3 +228,20 @@ def test_cli_drafts_a_redcap_folder(export_folder, tmp_path):
                         "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "REDCap export" in r.stdout and "form: \"bleeding\"" in out.read_text(encoding="utf-8")
+
+
+def test_two_boxes_checked_for_one_code_column_is_an_issue_at_its_row(submission):
+    """Two sites checked in one bleeding instance ("2|3") cannot be one CDM code: validation
+    reports it at the records file's row 4 (the instance's own row [RITS]), as written."""
+    import polars as pl
+
+    from ptrharmonize.cdm import load_catalog
+    from ptrharmonize.validate import Engine
+
+    m, folder = submission
+    result = Engine(load_catalog(), column_engine="polars").validate(apply_mapping(m, folder))
+    try:
+        hit = result.issues.filter((pl.col("row") == 4) & (pl.col("file") == RECORDS) & pl.col("rule_id").str.contains("site"))
+        assert hit.height == 1 and "2|3" in str(hit.to_dicts()[0]), result.issues.to_dicts()
+    finally:
+        result.cleanup()

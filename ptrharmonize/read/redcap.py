@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv as pycsv
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -191,11 +192,26 @@ def _select_rows(df: pl.DataFrame, form: str, events: dict[str, set[str]] | None
     return df
 
 
+def _records(path: Path, root: Path | None, encoding: str | None, delimiter: str | None) -> pl.DataFrame:
+    """The records file, read once for all the forms a mapping reads from it (keyed by its size
+    and modification time, so a changed file is read again)."""
+    st = path.stat()
+    return _records_read(str(path), None if root is None else str(root), st.st_size, st.st_mtime_ns, encoding, delimiter)
+
+
+@lru_cache(maxsize=2)
+def _records_read(path: str, root: str | None, size: int, mtime_ns: int, encoding: str | None,
+                  delimiter: str | None) -> pl.DataFrame:
+    from .csv import read_csv
+
+    df = read_csv(Path(path), None if root is None else Path(root), encoding=encoding, delimiter=delimiter)
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
 def read_redcap(path: Path, root: Path | None, *, form: str, dictionary: Path, events: Path | None = None,
                 encoding: str | None = None, delimiter: str | None = None) -> pl.DataFrame:
     """One form of a REDCap records export, as described in the module docstring."""
-    from .csv import read_csv
-
     path = Path(path)
     display = display_name(path, root)
     # Relative names are the mapping's: inside the submission folder (checked by the mapping).
@@ -207,8 +223,7 @@ def read_redcap(path: Path, root: Path | None, *, form: str, dictionary: Path, e
         raise ReadError(display_name(Path(dictionary), root), message=f"the data dictionary has no form '{form}'; "
                         f"its forms are: {', '.join(dd.forms())}")
     ev = read_event_forms(events, root) if events is not None else None
-    records = read_csv(path, root, encoding=encoding, delimiter=delimiter)
-    assert isinstance(records, pl.DataFrame)
+    records = _records(path, root, encoding, delimiter)
     if dd.record_id not in records.columns:
         raise ReadError(display, row=1, column=dd.record_id, message=f"the record id field '{dd.record_id}' (the data "
                         "dictionary's first field) is not a column of this records export")
