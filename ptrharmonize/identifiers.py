@@ -85,6 +85,15 @@ def phone(text: str) -> bool:
     return False
 
 
+def _rejects(matcher: object, ch: str) -> bool:
+    """The matcher's test of the character next to a candidate (a Latin letter, '%' or a currency
+    sign rejects it), answered directly for ASCII: Basic Latin's letters are A-Z and a-z, its
+    only currency sign '$'; the library's Unicode-block lookup for anything else."""
+    if ch.isascii():
+        return ch.isalpha() or ch in "%$"
+    return matcher._is_invalid_punctuation_symbol(ch) or matcher._is_latin_letter(ch)  # type: ignore[attr-defined]
+
+
 @lru_cache(maxsize=1)
 def _any_region_matcher() -> type:
     """libphonenumber's matcher, trying every region of PHONE_REGIONS on each candidate it parses.
@@ -106,15 +115,11 @@ def _any_region_matcher() -> type:
             if not pm.fullmatch(pm._MATCHING_BRACKETS, candidate) or pm._PUB_PAGES.search(candidate):
                 return None
             if self.leniency >= Leniency.VALID:
-                if offset > 0 and not pm._LEAD_PATTERN.match(candidate):
-                    before = self.text[offset - 1]
-                    if self._is_invalid_punctuation_symbol(before) or self._is_latin_letter(before):
-                        return None
+                if offset > 0 and not pm._LEAD_PATTERN.match(candidate) and _rejects(self, self.text[offset - 1]):
+                    return None
                 last = offset + len(candidate)
-                if last < len(self.text):
-                    after = self.text[last]
-                    if self._is_invalid_punctuation_symbol(after) or self._is_latin_letter(after):
-                        return None
+                if last < len(self.text) and _rejects(self, self.text[last]):
+                    return None
             for region in PHONE_REGIONS:
                 try:
                     numobj = parse(candidate, region, keep_raw_input=True)
