@@ -55,7 +55,8 @@ def _context() -> Any:
             # and safe (polars' thread pools start lazily, in the child).
             ctx.set_forkserver_preload(["ptrharmonize.read.bounded", "ptrharmonize.mapping.readers",
                                         "ptrharmonize.read.csv", "ptrharmonize.read.excel",
-                                        "ptrharmonize.read.spss", "ptrharmonize.read.parquet"])
+                                        "ptrharmonize.read.spss", "ptrharmonize.read.parquet",
+                                        "ptrharmonize.read.redcap"])
             _CTX = ctx
         return _CTX
 
