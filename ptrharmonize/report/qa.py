@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .. import db
+from .. import collection, db
 from ..cdm import Catalog, load_catalog
 from ..collection import COLLECTION_DDL
 from ..errors import UserError
@@ -41,6 +41,7 @@ from ..store import (
     qi,
     table_ddl,
     write_findings,
+    write_submission,
 )
 from .missing import missing_data
 
@@ -169,15 +170,10 @@ def open_submission_source(result: Any, label: str, definitions: dict[str, Any] 
         center = result.center_id or NO_CENTER
         sid = "(this submission, not ingested)"
         if getattr(result, "collection", None) is not None:
-            con.register("_qa_collection", result.collection.to_arrow())
-            db.run(con, 'INSERT INTO collection SELECT ?, ?, "table", "column", collected, how '
-                        "FROM _qa_collection", [sid, center])
-            con.unregister("_qa_collection")
-        db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, mapping_file, "
-                    "row_counts, status, n_errors, n_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               [sid, center, dt.datetime.now().replace(microsecond=0), label,
-                str(mapping) if mapping else None, json.dumps(result.rows), "checked, not stored",
-                result.n_errors, result.n_warnings])
+            collection.write(con, result.collection, center, sid)
+        write_submission(con, sid, center, label, "checked, not stored", result,
+                         submitted_at=dt.datetime.now().replace(microsecond=0),
+                         mapping_file=str(mapping) if mapping else None)
         write_findings(con, result.issues.select(ISSUE_COLUMNS), result.rules, center, sid)
         src = QASource(con, "submission", label)
         if result.center_id is None:

@@ -405,7 +405,7 @@ def _check_phi(doc: _Doc, m: dict[str, Any], tables: dict[str, Any]) -> list[Pro
 def _check_definitions(doc: _Doc) -> list[Problem]:
     if not isinstance(doc.data, dict):
         return [doc.problem((), "must be a mapping of definition sections", key="")]
-    from ..derive import DefinitionError, definition_macros
+    from ..definition_sql import DefinitionError, definition_macros
 
     try:
         definition_macros(doc.data)
@@ -483,7 +483,7 @@ def _compile_polars(frame: pl.LazyFrame, rule: Any) -> str | None:
 
 def _duckdb_catalog(specs: dict[str, Any], definitions: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     """The relations a rule query sees, typed and empty: the tables, canonical_lab_units and crs_graded."""
-    from ..derive import install_crs_graded
+    from ..definition_sql import install_crs_graded
 
     con = duckdb.connect()
     for name, spec in specs.items():

@@ -24,6 +24,7 @@ from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
 from ..db import literal_path, qi
+from ..definition_sql import install_crs_graded
 from ..errors import library_message
 from ..submission import Submission
 from . import columns as colchecks
@@ -616,10 +617,6 @@ class Engine:
             con.close()
 
     def _install_crs_graded(self, con: duckdb.DuckDBPyConnection) -> str | None:
-        try:
-            from ..derive import install_crs_graded
-        except ImportError:
-            return "CRS grading views are not available in this installation"
         try:
             install_crs_graded(con, self.definitions)
         except Exception as exc:  # noqa: BLE001
