@@ -133,6 +133,59 @@ DEFS: tuple[Def, ...] = (
     Def("astct2019_grade4_o2_devices", ("crs", "astct2019", "grade4_o2_devices"), "choices"),
 )
 
+# Keys of definitions.yaml that no macro reads. The analyses' statistical choices (read by
+# analysis/ through `Context.params`; `run-analysis` options override them), and keys that
+# document the others (a source, a note on missing data), which are allowed anywhere.
+ANALYSIS_KEYS = frozenset({
+    "min_expected", "shapiro_alpha", "candidate_p", "entry_p", "removal_p", "entry_test",
+    "multivariable_pool", "tocilizumab_max_doses", "horizon_days", "cmh_correct", "confidence",
+    "mann_whitney", "landmark_days", "gee_corstr",
+})
+_NOTE_KEYS = ("source", "missing_data")
+
+
+def _known_tree() -> dict[str, Any]:
+    """Every key definitions.yaml may hold, as a tree; `*` stands for a name the file chooses
+    (a BSA formula, a post-count window, a vasopressor); None marks a value."""
+    tree: dict[str, Any] = {}
+    for d in DEFS:
+        node = tree
+        for part in d.path[:-1]:
+            node = node.setdefault(part, {})
+        node[d.path[-1]] = None
+    tree.setdefault("bsa", {}).update(
+        formula=None, formulas={"*": dict.fromkeys(("coefficient", "height_exponent", "weight_exponent"))})
+    tree["cci"].update(post_window=None,
+                       post_windows={"*": dict.fromkeys(("after_end_min_minutes", "after_end_max_hours"))})
+    tree["crs"]["lee2014"]["high_dose_monotherapy"] = {"*": dict.fromkeys(("threshold", "unit", "ne_equivalent_factor"))}
+    tree["analysis"] = dict.fromkeys(ANALYSIS_KEYS)
+    return tree
+
+
+def unknown_keys(defs: Any) -> list[tuple[str, ...]]:
+    """The paths of keys in a definitions mapping that nothing reads (a typo such as
+    `refractory_belw` would otherwise leave the default in force without a word)."""
+    out: list[tuple[str, ...]] = []
+
+    def walk(node: Any, known: dict[str, Any], path: tuple[str, ...]) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            if not isinstance(key, str):
+                out.append((*path, str(key)))
+                continue
+            if key in _NOTE_KEYS or key.endswith("_source"):
+                continue
+            sub = known[key] if key in known else known.get("*", False)
+            if sub is False:
+                out.append((*path, key))
+            elif isinstance(sub, dict):
+                walk(value, sub, (*path, key))
+
+    walk(defs, _known_tree(), ())
+    return out
+
+
 # The macros `crs_graded` needs (installed alone by install_crs_graded).
 CRS_MACRO_PREFIXES = ("crs_", "lee2014_", "astct2019_")
 

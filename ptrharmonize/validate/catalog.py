@@ -405,16 +405,18 @@ def _check_phi(doc: _Doc, m: dict[str, Any], tables: dict[str, Any]) -> list[Pro
 def _check_definitions(doc: _Doc) -> list[Problem]:
     if not isinstance(doc.data, dict):
         return [doc.problem((), "must be a mapping of definition sections", key="")]
-    from ..definition_sql import DefinitionError, definition_macros
+    from ..definition_sql import DefinitionError, definition_macros, unknown_keys
 
+    out = [doc.problem(loc, f"unknown key {'.'.join(loc)} (a typo? no derivation or analysis reads it)",
+                       at_key=True) for loc in unknown_keys(doc.data)]
     try:
         definition_macros(doc.data)
     except DefinitionError as exc:
         # "definitions: a.b.c must be ..." -> the line of a.b.c
         m = re.match(r"definitions: (?:key )?([A-Za-z0-9_.]+)", str(exc))
         loc = tuple(m.group(1).split(".")) if m else ()
-        return [doc.problem(loc, str(exc).removeprefix("definitions: "))]
-    return []
+        out.append(doc.problem(loc, str(exc).removeprefix("definitions: ")))
+    return out
 
 
 def _check_units(doc: _Doc) -> list[Problem]:
