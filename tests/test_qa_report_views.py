@@ -178,7 +178,7 @@ def test_print_to_pdf_is_a4_with_every_section_open(reg: dict) -> None:
     pdf, reader = _printed(reg)
     n = len(reader.pages)
     print(f"\nQA report printed: {n} A4 pages, {pdf.stat().st_size:,} bytes: {pdf}")
-    assert 3 <= n <= 60  # two centers, 164 rules each, 11 figures: about 26 pages
+    assert 3 <= n <= 70  # two centers, 164 rules each, 11 figures, tables at 8 pt: about 52 pages
     for page in reader.pages:
         w, h = float(page.mediabox.width), float(page.mediabox.height)
         assert abs(w - 595.3) < 2 and abs(h - 841.9) < 2, (w, h)  # A4 portrait, in points
@@ -219,8 +219,10 @@ MEASURE_PRINT_LAYOUT = """(function () {
               svg_left: g.left / mm, svg_right: g.right / mm, svg_height: g.height / mm,
               break_inside: getComputedStyle(f).breakInside});
   });
+  var h2 = document.querySelector('main h2');
   var pre = document.createElement('pre'); pre.id = 'print-layout';
-  pre.textContent = JSON.stringify({page: document.documentElement.scrollWidth / mm, figures: out});
+  pre.textContent = JSON.stringify({page: document.body.scrollWidth / mm, figures: out, h2: h2.textContent.trim(),
+                                    h2_pt: parseFloat(getComputedStyle(h2).fontSize) * 0.75});
   document.body.appendChild(pre);
 })();"""
 
@@ -238,6 +240,8 @@ def test_print_figures_fit_the_a4_width_and_are_never_cut(reg: dict) -> None:
     figures = layout["figures"]
     n_trend = reg["html"].count('<figure class="trend">')
     assert len(figures) == reg["html"].count("<figure") and n_trend >= 1
+    # nothing is wider than the printable width: Chromium would shrink the whole document to fit
+    # (the rule table once did: 5 pt text)
     assert layout["page"] <= PRINT_W_MM + 0.5, "something is wider than the printable width"
     for f in figures:
         assert -0.5 <= f["left"] and f["right"] <= PRINT_W_MM + 0.5, f
@@ -250,20 +254,23 @@ def test_print_figures_fit_the_a4_width_and_are_never_cut(reg: dict) -> None:
     _, reader = _printed(reg)
     placed = []
     for i, p in enumerate(reader.pages):
-        items: list[tuple[float, float, str]] = []
+        items: list[tuple[float, float, str, float]] = []
 
-        def visit(text, cm, tm, _font, _size, items=items):
+        def visit(text, cm, tm, _font, size, items=items):
             if text.strip():
                 items.append((tm[4] * cm[0] + tm[5] * cm[2] + cm[4], tm[4] * cm[1] + tm[5] * cm[3] + cm[5],
-                              text.strip()))
+                              text.strip(), size * tm[0] * cm[0]))
         p.extract_text(visitor_text=visit)
+        if i == 0:  # printed at the size the print stylesheet gives (not shrunk to fit)
+            sizes = [pt for _, _, t, pt in items if t == layout["h2"]]
+            assert sizes and abs(sizes[0] - layout["h2_pt"]) < 0.3, (sizes, layout["h2_pt"])
         width = float(p.mediabox.width)
-        assert all(MARGIN_X_PT - 2 <= x <= width - MARGIN_X_PT for x, _, _ in items), i
+        assert all(MARGIN_X_PT - 2 <= x <= width - MARGIN_X_PT for x, _, _, _ in items), i
         axis = {}
-        for x, y, t in items:
+        for x, y, t, _ in items:
             if t == "submission":
                 axis.setdefault(round(y, 1), []).append(x)
-        titles = {round(y, 1) for x, y, t in items if t.endswith(" warnings") and len(t) <= 12}
+        titles = {round(y, 1) for _, y, t, _ in items if t.endswith(" warnings") and len(t) <= 12}
         for y, xs in axis.items():
             if len(xs) == 3:  # one trend figure's three panels
                 placed.append((i, y, [t for t in titles if t > y]))

@@ -53,14 +53,12 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("definition_sql.py", "file_name"): "an error message, not SQL",
     ("definition_sql.py", "sql[:80]"): "an error message, not SQL",
     ("ingest.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
-    ("report/qa.py", "STORE_ALIAS"): "a constant alias",
-    ("report/qa.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
+    ("report/qa_source.py", "STORE_ALIAS"): "a constant alias",
+    ("report/qa_source.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
     ("report/qa.py", "expr"): "qi(col.name) of a catalog column, optionally wrapped in NULLIF(trim(...))",
     ("report/qa.py", "i"): "a loop counter",
     ("report/qa.py", "', '.join(parts)"): "count(<qi(catalog column)>) AS c<i>",
     ("report/qa.py", "sql"): "a constant of DISTRIBUTIONS",
-    ("report/qa.py", "name"): "macro names from derive.definition_macros (whitelisted)",
-    ("report/qa.py", "literal"): "rendered by derive._render (typed, validated)",
     ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
     ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",
@@ -94,11 +92,11 @@ REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
         "parts are the reviewed f-strings of _create_definitions_view",
     ("report/qa.py", '"SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues"'):
         "identifiers through qi",
-    ("report/qa.py", 'sql.format(w="WHERE database_name = ?")'): "a constant clause, value bound",
-    ("report/qa.py", "sql.format(w=where)"): "where is one of two constant clauses, values bound",
-    ("report/qa.py", "table_ddl(catalog, table)"): "DDL from the catalog",
-    ("report/qa.py", "ddl"): "the store's constant DDL strings",
-    ("report/qa.py", "sql"): "packaged view statements (derive.view_statements)",
+    ("report/qa_source.py", 'sql.format(w="WHERE database_name = ?")'): "a constant clause, value bound",
+    ("report/qa_source.py", "sql.format(w=where)"): "where is one of two constant clauses, values bound",
+    ("report/qa_source.py", "table_ddl(catalog, table)"): "DDL from the catalog",
+    ("report/qa_source.py", "ddl"): "the store's constant DDL strings",
+    ("report/qa_source.py", "sql"): "packaged view statements (derive.view_statements)",
     ("store.py", "table_ddl(catalog, table)"): "DDL from the catalog",
     ("store.py", "SUBMISSIONS_DDL"): "a constant",
     ("store.py", "ISSUES_DDL"): "a constant",
@@ -225,7 +223,7 @@ HOSTILE = [
 @pytest.mark.parametrize("text", HOSTILE)
 def test_quoting_functions_round_trip_through_duckdb(text: str, tmp_path: Path) -> None:
     from ptrharmonize.analysis.runner import _literal as runner_literal
-    from ptrharmonize.report.qa import _literal as qa_literal
+    from ptrharmonize.report.qa_source import _literal as qa_literal
     from ptrharmonize.validate.engine import _sql_str
 
     con = duckdb.connect()
