@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
 from .cdm import deep_merge, load_catalog, load_definitions
 
@@ -49,89 +50,18 @@ def _codes(table: str, column: str) -> tuple[str, ...]:
     return tuple(codes or ())
 
 
-# The whitelist: only these keys reach SQL, each with its kind.
-DEFS: tuple[Def, ...] = (
-    # BSA (the formula's constants are added from bsa.formulas[bsa.formula], see _bsa_macros)
-    # CCI and evaluability
-    Def("cci_refractory_below", ("cci", "refractory_below"), "number", 0),
-    Def("cci_pre_window_h", ("cci", "pre_window_h"), "number", 0),
-    Def("cci_infusion_h", ("cci", "infusion_h"), "number", 0),
-    Def("cci_event_gap_h", ("cci", "event_gap_h"), "number", 0),
-    Def("cci_event_same_pre_count", ("cci", "event_same_pre_count"), "boolean"),
-    Def("cci_max_storage_h", ("cci", "max_storage_h"), "number", 0),
-    Def("cci_require_abo_compatible", ("cci", "require_abo_compatible"), "boolean"),
-    Def("cci_abo_unknown_evaluable", ("cci", "abo_unknown_evaluable"), "boolean"),
-    Def("cci_storage_unknown_evaluable", ("cci", "storage_unknown_evaluable"), "boolean"),
-    Def("cci_accept_untimed_counts", ("cci", "accept_untimed_counts"), "boolean"),
-    Def("cci_post_before_next_transfusion", ("cci", "post_before_next_transfusion"), "boolean"),
-    # PTR
-    Def("ptr_rule", ("ptr", "rule"), "choice", choices=("consecutive", "any_two")),
-    Def("ptr_min_failed", ("ptr", "min_failed"), "integer", 1),
-    Def("ptr_window_start_days", ("ptr", "window_start_days"), "integer"),
-    Def("ptr_window_days", ("ptr", "window_days"), "integer", 0),
-    # Lab-series recovery
-    Def("recovery_window_improvement_days", ("recovery", "window_improvement_days"), "integer", 0),
-    Def("recovery_window_recovery_days", ("recovery", "window_recovery_days"), "integer", 0),
-    Def("recovery_anc_agranulocytosis_below", ("recovery", "anc_agranulocytosis_below"), "number", 0),
-    Def("recovery_anc_improvement_above", ("recovery", "anc_improvement_above"), "number", 0),
-    Def("recovery_anc_improvement_days", ("recovery", "anc_improvement_days"), "integer", 0),
-    Def("recovery_anc_normal_low", ("recovery", "anc_normal_low"), "number", 0),
-    Def("recovery_plt_trigger_below", ("recovery", "plt_trigger_below"), "number", 0),
-    Def("recovery_plt_improvement_above", ("recovery", "plt_improvement_above"), "number", 0),
-    Def("recovery_plt_improvement_days", ("recovery", "plt_improvement_days"), "integer", 1),
-    Def("recovery_plt_transfusion_effect_days", ("recovery", "plt_transfusion_effect_days"), "integer", 0),
-    Def("recovery_plt_normal_low", ("recovery", "plt_normal_low"), "number", 0),
-    Def("recovery_plt_dose_until_stays_above", ("recovery", "plt_dose_until_stays_above"), "number", 0),
-    Def("recovery_plt_stays_days", ("recovery", "plt_stays_days"), "integer", 1),
-    Def("recovery_max_gap_days", ("recovery", "max_gap_days"), "integer", 1),
-    Def("recovery_plt_dose_window_days", ("recovery", "plt_dose_window_days"), "integer", 0),
-    Def("recovery_plt_stays_after_fall", ("recovery", "plt_stays_after_fall"), "boolean"),
-    Def("recovery_plt_stays_without_transfusion", ("recovery", "plt_stays_without_transfusion"), "boolean"),
-    # Peaks
-    Def("peaks_window_start_days", ("peaks", "window_start_days"), "integer"),
-    Def("peaks_window_days", ("peaks", "window_days"), "integer", 0),
-    # Bleeding
-    Def("bleeding_window_days", ("bleeding", "window_days"), "integer", 0),
-    Def("bleeding_severe_min_grade", ("bleeding", "severe_min_grade"), "integer", 1),
-    Def("bleeding_last_contact_from_records", ("bleeding", "last_contact_from_records"), "boolean"),
-    # Exposures (infection, medications)
-    Def("exposures_window_start_days", ("exposures", "window_start_days"), "integer"),
-    Def("exposures_window_days", ("exposures", "window_days"), "integer", 0),
-    Def("exposures_include_undated", ("exposures", "include_undated"), "boolean"),
-    # CRS
-    Def("crs_group_high_min_grade", ("crs", "group_high_min_grade"), "integer", 0),
-    Def("crs_room_air_fio2_pct", ("crs", "room_air_fio2_pct"), "number", 0),
-    Def("crs_o2eq_cannula_devices", ("crs", "o2_fio2_equivalence", "cannula_devices"), "choices"),
-    Def("crs_o2eq_cannula_base_pct", ("crs", "o2_fio2_equivalence", "cannula_base_pct"), "number", 0),
-    Def("crs_o2eq_cannula_pct_per_l_min", ("crs", "o2_fio2_equivalence", "cannula_pct_per_l_min"), "number", 0),
-    Def("crs_o2eq_max_pct", ("crs", "o2_fio2_equivalence", "max_pct"), "number", 0),
-    Def("crs_o2eq_high_flow_devices", ("crs", "o2_fio2_equivalence", "high_flow_devices"), "choices"),
-    Def("crs_o2eq_high_flow_min_l_min", ("crs", "o2_fio2_equivalence", "high_flow_min_l_min"), "number", 0),
-    Def("crs_o2eq_facemask_pct", ("crs", "o2_fio2_equivalence", "facemask_pct"), "number", 0),
-    Def("crs_o2eq_nonrebreather_pct", ("crs", "o2_fio2_equivalence", "nonrebreather_pct"), "number", 0),
-    Def("lee2014_fever_min_c", ("crs", "lee2014", "fever_min_c"), "number", 0),
-    Def("lee2014_fio2_grade3_min_pct", ("crs", "lee2014", "fio2_grade3_min_pct"), "number", 0),
-    Def("lee2014_high_dose_ne_ug_min", ("crs", "lee2014", "high_dose_ne_ug_min"), "number", 0),
-    Def("lee2014_vasopressin_plus_ne_ug_min", ("crs", "lee2014", "vasopressin_plus_ne_ug_min"), "number", 0),
-    Def("lee2014_multiple_vasopressors_min", ("crs", "lee2014", "multiple_vasopressors_min"), "integer", 1),
-    Def("lee2014_multiple_excludes_vasopressin", ("crs", "lee2014", "multiple_excludes_vasopressin"), "boolean"),
-    Def("lee2014_organ_toxicity_grade2", ("crs", "lee2014", "organ_toxicity_grade2"), "integer", 0),
-    Def("lee2014_organ_toxicity_grade3", ("crs", "lee2014", "organ_toxicity_grade3"), "integer", 0),
-    Def("lee2014_organ_toxicity_grade4", ("crs", "lee2014", "organ_toxicity_grade4"), "integer", 0),
-    Def("lee2014_transaminitis_grade2", ("crs", "lee2014", "transaminitis_grade2"), "integer", 0),
-    Def("lee2014_transaminitis_grade4", ("crs", "lee2014", "transaminitis_grade4"), "integer", 0),
-    Def("lee2014_ventilation_devices", ("crs", "lee2014", "ventilation_devices"), "choices"),
-    Def("astct2019_fever_min_c", ("crs", "astct2019", "fever_min_c"), "number", 0),
-    Def("astct2019_fever_masking_drugs", ("crs", "astct2019", "fever_masking_drugs"), "choices",
-        codes_of=("medications", "drug")),
-    Def("astct2019_fever_masking_from_day", ("crs", "astct2019", "fever_masking_from_day"), "integer", 0),
-    Def("astct2019_low_flow_max_l_min", ("crs", "astct2019", "low_flow_max_l_min"), "number", 0),
-    Def("astct2019_multiple_vasopressors_min", ("crs", "astct2019", "multiple_vasopressors_min"), "integer", 1),
-    Def("astct2019_cannula_devices", ("crs", "astct2019", "cannula_devices"), "choices"),
-    Def("astct2019_cannula_high_flow_when_flow_unknown", ("crs", "astct2019", "cannula_high_flow_when_flow_unknown"), "choices"),
-    Def("astct2019_grade3_o2_devices", ("crs", "astct2019", "grade3_o2_devices"), "choices"),
-    Def("astct2019_grade4_o2_devices", ("crs", "astct2019", "grade4_o2_devices"), "choices"),
-)
+def _load_defs() -> tuple[Def, ...]:
+    """The whitelist (views/macros.yaml): only these keys reach SQL, each with its kind."""
+    data = yaml.safe_load((VIEWS_DIR / "macros.yaml").read_text(encoding="utf-8"))["macros"]
+    out = []
+    for macro, spec in data.items():
+        codes_of = tuple(spec.get("codes_of", "crs_assessments.o2_device").split("."))
+        out.append(Def(macro, tuple(spec["key"].split(".")), spec["kind"], spec.get("min"),
+                       tuple(spec["choices"]) if "choices" in spec else None, codes_of))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+DEFS: tuple[Def, ...] = _load_defs()
 
 # Keys of definitions.yaml that no macro reads. The analyses' statistical choices (read by
 # analysis/ through `Context.params`; `run-analysis` options override them), and keys that

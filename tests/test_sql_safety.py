@@ -58,7 +58,7 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("report/qa.py", "expr"): "qi(col.name) of a catalog column, optionally wrapped in NULLIF(trim(...))",
     ("report/qa.py", "i"): "a loop counter",
     ("report/qa.py", "', '.join(parts)"): "count(<qi(catalog column)>) AS c<i>",
-    ("report/qa.py", "sql"): "a constant of DISTRIBUTIONS",
+    ("report/qa.py", "sql"): "a query of the packaged report/distributions.yaml (never a registry's file)",
     ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
     ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",

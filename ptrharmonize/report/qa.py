@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import duckdb
 import polars as pl
+import yaml
 
 from .. import db
 from ..cdm import Catalog, load_catalog
@@ -30,32 +33,16 @@ from .qa_source import (  # noqa: F401 - where commands find them
 
 REDACTED = "[redacted]"
 
-# Key values whose distributions by center reveal unit or coding differences.
-# (id, label, unit, table or view needed, SQL giving center_id + value, log axis)
-DISTRIBUTIONS: tuple[tuple[str, str, str, str, str, bool], ...] = (
-    ("pre_count", "Pre-transfusion platelet count", "×10⁹/L", "transfusions",
-     "SELECT center_id, pre_count_e9l AS value FROM transfusions", False),
-    ("post_count", "Post-transfusion platelet count", "×10⁹/L", "transfusions",
-     "SELECT center_id, post_count_e9l AS value FROM transfusions", False),
-    ("lab_plt", "Platelet count, lab series (PLT)", "×10⁹/L", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'PLT'", False),
-    ("cci", "Corrected count increment (CCI)", "per µL · m² / 10¹¹ platelets", "transfusion_cci",
-     "SELECT center_id, cci AS value FROM transfusion_cci", False),
-    ("dose", "Platelet dose", "×10¹¹ platelets", "transfusions",
-     "SELECT center_id, dose_e11 AS value FROM transfusions", False),
-    ("units", "Units reported per transfusion", "units as the center counts them", "transfusions",
-     "SELECT center_id, units_reported AS value FROM transfusions", False),
-    ("storage", "Storage time of the unit", "h", "transfusions",
-     "SELECT center_id, storage_h AS value FROM transfusions", False),
-    ("temp", "Maximum temperature (CRS assessments)", "°C", "crs_assessments",
-     "SELECT center_id, max_temp_c AS value FROM crs_assessments", False),
-    ("il6", "IL-6", "pg/mL, log scale", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'IL6'", True),
-    ("il10", "IL-10", "pg/mL, log scale", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'IL10'", True),
-    ("ifng", "IFN-γ", "pg/mL, log scale", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'IFNG'", True),
-)
+# Key values whose distributions by center reveal unit or coding differences: one entry each in
+# report/distributions.yaml (id, label, unit, the relation it needs, its query, log axis).
+DISTRIBUTIONS_FILE = "distributions.yaml"
+
+
+@lru_cache(maxsize=1)
+def distributions() -> tuple[dict[str, Any], ...]:
+    text = resources.files(__package__).joinpath(DISTRIBUTIONS_FILE).read_text(encoding="utf-8")
+    return tuple(yaml.safe_load(text)["distributions"])
+
 
 # Reported scales whose grade the toolkit recomputes from the recorded signs.
 RECOMPUTED_SCALES = {"lee2014": "lee2014_grade", "astct2019": "astct2019_grade"}
@@ -368,9 +355,10 @@ def _distributions(con: duckdb.DuckDBPyConnection, centers: list[str], views: se
                    notes: list[str]) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float]]]]:
     available = _relations(con)
     out, values = [], {}
-    for vid, label, unit, needs, sql, log in DISTRIBUTIONS:
-        entry: dict[str, Any] = {"id": vid, "label": label, "unit": unit, "log": log, "source": needs,
-                                 "by_center": {}}
+    for d in distributions():
+        vid, needs, sql = d["id"], d["needs"], d["sql"]
+        entry: dict[str, Any] = {"id": vid, "label": d["label"], "unit": d["unit"], "log": bool(d["log"]),
+                                 "source": needs, "by_center": {}}
         if needs not in available:
             entry["missing"] = f"view {needs} is not available"
             out.append(entry)
