@@ -88,7 +88,7 @@ def reapply_thresholds(rules: pl.DataFrame,
     Adds `stored_threshold`, `stored_status`; `threshold`/`status` are the re-applied ones.
     Rules that were not applicable or could not run keep their status; `phi.` rules keep a
     threshold of 0, as in the engine."""
-    from ..validate.engine import lookup_threshold, rule_status
+    from ..validate.result import lookup_threshold, rule_status
 
     out = []
     for r in rules.iter_rows(named=True):
