@@ -325,6 +325,9 @@ def test_reason_with_brackets_is_printed_as_text(tmp_path: Path, monkeypatch: py
         # an extra key in a section a derivation reads, and one in the analyses' section
         ("definitions.yaml", "  max_pct: 100 ", "  max_pct: 100\n    min_pct: 21 ", "min_pct:", "min_pct"),
         ("definitions.yaml", "  horizon_days: 30 ", "  horizon_day: 30 ", "horizon_day:", "horizon_day"),
+        # a misspelt key of completeness.yaml (the outcome then had no tolerance), and a severity
+        ("completeness.yaml", "    threshold: 0.5", "    treshold: 0.5", "treshold:", "treshold"),
+        ("completeness.yaml", "    severity: warning", "    severity: warnign", "warnign", "severity"),
     ],
 )
 def test_other_catalog_files_are_checked(tmp_path: Path, file: str, old: str, new: str, needle: str, key: str) -> None:

@@ -39,6 +39,7 @@ from .catalog_compile import (
 from .catalog_doc import CatalogError, Problem, _Doc, _pydantic_problems, _sql_line
 from .catalog_files import (
     LEXICON,
+    _check_completeness,
     _check_definitions,
     _check_lexicon,
     _check_limits,
@@ -158,6 +159,8 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
         problems += _check_phi(docs["phi.yaml"], m, tables)
     if LEXICON in docs:
         problems += _check_lexicon(docs[LEXICON], tables)
+    if "completeness.yaml" in docs:
+        problems += _check_completeness(docs["completeness.yaml"])
     problems += _check_definitions(docs["definitions.yaml"])
     if "units.yaml" in docs:
         problems += _check_units(docs["units.yaml"])

@@ -4,10 +4,10 @@ check-type overrides, identifier scans (phi.yaml), definitions, units and limits
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .catalog_doc import Problem, _Doc, _pydantic_problems
 from .checks import registry
@@ -162,3 +162,32 @@ def _check_limits(doc: _Doc) -> list[Problem]:
             except re.error as exc:
                 out.append(doc.problem((name,), f"not a valid regular expression: {exc}"))
     return out
+
+
+class _Outcome(BaseModel):
+    """One outcome of completeness.yaml (report/missing.py reads exactly these keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    variable: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")  # a patient_summary column
+    label: str
+    population: str
+    threshold: float = Field(ge=0)
+    severity: Literal["error", "warning"]
+    message: str
+    source: str
+
+
+class _Completeness(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcomes: list[_Outcome] = []
+
+
+def _check_completeness(doc: _Doc) -> list[Problem]:
+    """completeness.yaml: known keys, a severity, a tolerance >= 0, a column name as variable
+    (a typo such as `treshold` was ignored, and the outcome then had no tolerance)."""
+    try:
+        _Completeness.model_validate(doc.data or {})
+    except ValidationError as exc:
+        return _pydantic_problems(doc, exc)
+    return []
