@@ -113,7 +113,6 @@ def validate(
         from .report.issues import (
             render_terminal,
             to_json_dict,
-            with_source_columns,
             write_issues,
             write_json,
         )
@@ -145,12 +144,12 @@ def validate(
                 return eng.validate(sub), None
 
         def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[ValidationResult, Path | None]]]) -> int:
-            (path, mp), get = item
+            (path, _mp), get = item
             result, kept = get()
             try:
                 out = output_for(output, path, several)
                 if out is not None:
-                    write_issues(with_source_columns(result.issues, mp), out)
+                    write_issues(result.issues, out)
                 if format == "json":
                     docs.append(to_json_dict(result))
                     for line in result.could_not_run:

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("plumbing", {"", "paths", "errors", "db", "spreadsheet", "checksums", "lock", "submission", "limits",
                   "center_id", "outputs", "model", "identifiers", "stage_seal"}),
     # the declarative model: the CDM, units, what a center collects, a registry folder
-    ("model", {"cdm", "units", "collection", "registry", "phi_scan"}),
+    ("model", {"cdm", "units", "collection", "registry", "phi_scan", "messages"}),
     # clinical definitions as SQL over relations named like the CDM tables (views/*.sql); the
     # validation engine grades CRS with them, the analyses derive everything with them
     ("definitions", {"derive"}),

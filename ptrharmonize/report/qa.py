@@ -42,10 +42,11 @@ from ..store import (
     table_ddl,
     write_findings,
 )
+from ..validate.issue_record import FIELDS, ISSUE_RECORD
 from .missing import missing_data
 
 REDACTED = "[redacted]"
-ISSUE_COLUMNS = ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
+ISSUE_COLUMNS = FIELDS  # the issue record (validate/issue_record.py), as every output carries it
 STORE_ALIAS = "qa_store"
 NO_CENTER = "(no single center)"
 
@@ -305,7 +306,10 @@ def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | Non
     active_ids = [r["submission_id"] for r in subs.iter_rows(named=True)
                   if r["status"] not in ("superseded", "rejected")]
     counts = {t: _count_by_center(con, t) for t in catalog.table_names}
-    issues_all = db.frame(con, "SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues")
+    issues_all = db.frame(con, "SELECT * FROM issues")
+    # A store written before a field of the issue record existed has it empty.
+    issues_all = issues_all.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in ISSUE_RECORD.items()
+                                          if c not in issues_all.columns]).select("center_id", *ISSUE_COLUMNS)
     rules = db.frame(con, "SELECT * FROM rule_results")
     rules = rules.filter(pl.col("submission_id").is_in(active_ids)) if rules.height else rules
     centers = sorted(
