@@ -23,6 +23,7 @@ from .errors import UserError
 from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
+from .store import connect as connect_store
 from .store import create_schema, literal_path, qi, row_digest_sql, write_findings
 from .submission import Submission
 from .validate import ValidationResult
@@ -78,7 +79,7 @@ class StoreWriter:
             lock = StoreLock(self.store, self.wait_s)
             lock.__enter__()
             try:
-                con = duckdb.connect(str(self.store))
+                con = connect_store(self.store)
             except duckdb.Error as exc:
                 lock.__exit__(None, None, None)
                 raise UserError(f"{self.store}: cannot open the store ({str(exc).splitlines()[0]}); "

@@ -134,8 +134,21 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None
     con.execute("ALTER TABLE submission_rows ADD COLUMN IF NOT EXISTS method VARCHAR")  # stores of before `method`
 
 
+# The on-disk format a new store is written in. DuckDB writes the newest format of the library
+# that creates the file (duckdb 2.0: storage version 69), which every older reader refuses
+# ("can only read versions between 64 and 68"): the DuckDB CLI on PyPI (1.5.x) and R's duckdb
+# package (CRAN 1.x) could not open a store. v1.4.0 is DuckDB's long-term-support release, so
+# every DuckDB from 1.4 on (CLI, R, Python, DBeaver's JDBC) reads the store. The file remembers
+# its format: later writes by a newer duckdb keep it. A store created before this setting keeps
+# the format it was created in (see docs/analyses.md "Reading the store without ptrh").
+STORE_STORAGE_VERSION = "v1.4.0"
+
+
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(path), read_only=read_only)
+    """Open (or create) the store. A new file is written in `STORE_STORAGE_VERSION`'s format."""
+    if read_only:
+        return duckdb.connect(str(path), read_only=True)
+    return duckdb.connect(str(path), config={"storage_compatibility_version": STORE_STORAGE_VERSION})
 
 
 def attach_read_only(con: duckdb.DuckDBPyConnection, store: Path | str, alias: str) -> set[str]:

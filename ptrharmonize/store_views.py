@@ -22,6 +22,7 @@ from .cdm import load_definitions
 from .derive import VIEW_NAMES, install_views
 from .errors import UserError
 from .lock import StoreLock
+from .store import connect as connect_store
 from .store import create_schema
 
 
@@ -43,7 +44,7 @@ def install_views_in_store(store: Path, config: Path | None = None, wait_s: floa
     definitions = load_definitions(Path(config) if config is not None else None)
     with StoreLock(store, wait_s):
         try:
-            con = duckdb.connect(str(store))
+            con = connect_store(store)
         except duckdb.Error as exc:
             raise UserError(f"{store}: cannot open the store ({str(exc).splitlines()[0]})") from None
         try:

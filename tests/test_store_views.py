@@ -102,3 +102,40 @@ def test_run_analysis_config_keeps_its_views_temporary(store: Path, tmp_path: Pa
     res = run_analysis(store, tmp_path / "out", config=cfg, progress=False)
     assert res["analyses"]["ptr_by_group"]["groups"]["car_t"]["ptr"] == 0
     assert _read(store)["ptr"] == [["car_t", 4, 2], ["chemotherapy", 2, 0]]  # store unchanged
+
+
+def _duckdb_cli() -> str:
+    """The DuckDB CLI installed by the test extra (`duckdb-cli` on PyPI) beside this Python, or on
+    PATH. Missing is a failure, not a skip: the test extra installs it."""
+    import shutil
+
+    found = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
+    if found is None:
+        pytest.fail("no DuckDB CLI: `pip install -e '.[test]'` installs duckdb-cli")
+    return found
+
+
+def _docs_sql() -> str:
+    """The SQL block of docs/analyses.md "Reading the store without ptrh", as a user copies it."""
+    text = (Path(__file__).parents[1] / "docs" / "analyses.md").read_text(encoding="utf-8")
+    section = text.split("## Reading the store without ptrh", 1)[1]
+    return section.split("```sql\n", 1)[1].split("```", 1)[0]
+
+
+def test_duckdb_cli_reads_patient_summary_with_the_docs_sql(store: Path) -> None:
+    """The DuckDB CLI (1.5.x from PyPI: an older DuckDB than the duckdb 2.0 Python package that
+    wrote the store) opens the store read-only and runs the documented SQL: the store is written
+    in storage version v1.4.0 (store.STORE_STORAGE_VERSION), which every DuckDB from 1.4 reads."""
+    cli = _duckdb_cli()
+    version = subprocess.run([cli, "--version"], capture_output=True, text=True, check=True).stdout
+    r = subprocess.run([cli, "-readonly", "-json", str(store), "-c",
+                        "SELECT treatment_type, count(*) AS n, sum(CAST(ptr AS INT)) AS ptr "
+                        "FROM patient_summary GROUP BY ALL ORDER BY 1"],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, (version, r.stderr)
+    got = [(row["treatment_type"], row["n"], int(row["ptr"])) for row in json.loads(r.stdout)]
+    assert got == [("car_t", 4, 2), ("chemotherapy", 2, 0)]  # sum() is a HUGEINT: JSON text
+    r = subprocess.run([cli, "-readonly", "-csv", str(store)], input=_docs_sql(),
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and "Error" not in r.stderr, r.stderr
+    assert "car_t,4,2" in r.stdout and "ptr.min_failed" in r.stdout, r.stdout
