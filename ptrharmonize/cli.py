@@ -98,8 +98,9 @@ def validate(
 ) -> None:
     """Check a submission against the common data model and the rule catalog.
 
-    Every finding is one row: rule id, severity, file, spreadsheet row (header = 1), column,
-    value and a message for the person who fixes the data. Exit 0 when no error rule exceeds
+    Every finding is one row: rule id, severity, file, sheet, spreadsheet row (header = 1) and
+    place (SPSS: case number), patient code, column and the center's own header, value, a message
+    for the person who fixes the data (in the mapping's `language:`) and a hint for the coordinator. Exit 0 when no error rule exceeds
     its threshold (warnings allowed), 1 when one does, 2 when the check could not run; for
     several folders, the worst of them.
     """

@@ -255,7 +255,7 @@ def test_each_shipped_language_translates_every_key() -> None:
     """The untranslated keys of every shipped language (none may be listed)."""
     root = builtin_schemas_dir()
     shipped = [lang for lang in languages(root) if lang != "en"]
-    assert "nl" in shipped
+    assert {"nl", "zh"} <= set(shipped)
     for lang in shipped:
         assert untranslated(root, lang) == [], lang
 
@@ -303,3 +303,61 @@ def test_a_broken_catalog_is_reported_with_its_key(tmp_path: Path) -> None:
 def test_human_date_formats() -> None:
     assert human_format("%d.%m.%Y %H:%M") == "DD.MM.YYYY hh:mm"
     assert human_format("%Y/%m/%d") == "YYYY/MM/DD"
+
+
+def _ptrh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PTRH_REGISTRY", "PTRH_SCHEMAS", "PTRH_MAPPINGS")}
+    return subprocess.run([sys.executable, "-m", "ptrharmonize", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_a_registry_adds_a_unit_spelling_and_a_code_synonym_in_its_own_folder(tmp_path: Path) -> None:
+    """A center writes its height unit 'mtr' and its sex codes 'mnl'/'vrl', which the package
+    does not know. The registry adds them to its own folder (`ptrh init`): schemas/units.yaml
+    (an alias of m) and schemas/onboarding/lexicon.yaml (synonyms of M and F). Inside the
+    registry the draft maps the codes, the mapping checks and the heights convert (1,80 mtr =
+    180 cm, inside 40-230 cm); outside, with the package's model, they do not."""
+    reg = tmp_path / "reg"
+    assert _ptrh("init", str(reg), cwd=tmp_path).returncode == 0
+    units = reg / "schemas" / "units.yaml"
+    text = units.read_text(encoding="utf-8")
+    assert 'aliases: ["meters", "metres"]' in text
+    units.write_text(text.replace('aliases: ["meters", "metres"]', 'aliases: ["meters", "metres", "mtr"]', 1),
+                     encoding="utf-8")
+    lex = reg / "schemas" / "onboarding" / "lexicon.yaml"
+    text = lex.read_text(encoding="utf-8")
+    assert "    M: [m, male," in text and "    F: [f, female," in text
+    lex.write_text(text.replace("    M: [m, male,", "    M: [mnl, m, male,", 1)
+                   .replace("    F: [f, female,", "    F: [vrl, f, female,", 1), encoding="utf-8")
+
+    data = tmp_path / "c"
+    data.mkdir()
+    (data / "patienten.csv").write_text(
+        "Patientnummer,Geslacht,Lengte\n" + "".join(f"P{i},{s},1.{h}\n" for i, (s, h) in
+                                                    enumerate([("mnl", 80), ("vrl", 70), ("mnl", 75), ("vrl", 65),
+                                                               ("mnl", 90), ("vrl", 55)])), encoding="utf-8")
+    inside = _ptrh("--registry", str(reg), "mapping", "draft", str(data), "--center-id", "NL-X",
+                   "-o", str(tmp_path / "in.yaml"), cwd=tmp_path)
+    outside = _ptrh("mapping", "draft", str(data), "--center-id", "NL-X", "-o", str(tmp_path / "out.yaml"),
+                    cwd=tmp_path)
+    assert inside.returncode == 0 and outside.returncode == 0, inside.stderr + outside.stderr
+    sex_in = next(line for line in (tmp_path / "in.yaml").read_text(encoding="utf-8").splitlines() if "sex:" in line)
+    sex_out = next(line for line in (tmp_path / "out.yaml").read_text(encoding="utf-8").splitlines() if "sex:" in line)
+    assert '"mnl": "M"' in sex_in and '"vrl": "F"' in sex_in, sex_in
+    assert '"mnl": "TODO"' in sex_out, sex_out
+
+    m = tmp_path / "m.yaml"
+    m.write_text("mapping_version: 1\ncenter_id: NL-X\ntables:\n  patients:\n    file: patienten.csv\n"
+                 "    columns:\n      patient_id: Patientnummer\n"
+                 "      sex: {column: Geslacht, values: {mnl: M, vrl: F}}\n"
+                 "      height_cm: {column: Lengte, unit: mtr}\n      diagnosis: {constant: B-ALL}\n",
+                 encoding="utf-8")
+    assert _ptrh("--registry", str(reg), "mapping", "check", str(m), cwd=tmp_path).returncode == 0
+    out = _ptrh("mapping", "check", str(m), cwd=tmp_path)
+    assert out.returncode == 1 and "mtr" in out.stdout + out.stderr
+    res = _ptrh("--registry", str(reg), "validate", str(data), "--mapping", str(m), "--format", "json", cwd=tmp_path)
+    assert res.returncode in (0, 1), res.stderr
+    issues = json.loads(res.stdout)["issues"]
+    assert not [i for i in issues if i["column"] in ("height_cm", "sex")], issues
