@@ -245,3 +245,108 @@ def test_two_boxes_checked_for_one_code_column_is_an_issue_at_its_row(submission
         assert hit.height == 1 and "2|3" in str(hit.to_dicts()[0]), result.issues.to_dicts()
     finally:
         result.cleanup()
+
+
+# --------------------------------------------------------------------------- property
+
+
+def _export_strategy():
+    from hypothesis import strategies as st
+
+    box = st.sampled_from(["0", "1"])
+    base = st.one_of(st.none(), st.tuples(st.sampled_from(["", "v"]), st.tuples(box, box, box), st.sampled_from(["0", "1", "2"])))
+    inst = st.tuples(st.sampled_from(["", "w"]), st.tuples(box, box), st.sampled_from(["0", "1", "2"]))
+    return st.lists(st.tuples(base, st.lists(inst, max_size=3)), min_size=1, max_size=4)
+
+
+BASE_CODES, REP_CODES = ["0", "1", "2"], ["0", "5"]
+
+
+def _write_export(folder: Path, records) -> None:
+    """A classic project as REDCap exports it [RITS][EXPN][GRAY]: a base row per record (a base
+    form never entered: blank fields, every box 0, status 0), a row per repeating instance."""
+    import csv
+
+    dd = [["Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",
+           "Choices, Calculations, OR Slider Labels"],
+          ["record_id", "base", "", "text", "ID", ""], ["a", "base", "", "text", "A", ""],
+          ["c", "base", "", "checkbox", "C", " | ".join(f"{c}, L{c}" for c in BASE_CODES)],
+          ["x", "rep", "", "text", "X", ""], ["k", "rep", "", "checkbox", "K", " | ".join(f"{c}, M{c}" for c in REP_CODES)]]
+    header = ["record_id", "redcap_repeat_instrument", "redcap_repeat_instance", "a", *[f"c___{c}" for c in BASE_CODES],
+              "base_complete", "x", *[f"k___{c}" for c in REP_CODES], "rep_complete"]
+    rows = []
+    for i, (base, insts) in enumerate(records, start=1):
+        a, boxes, status = base if base is not None else ("", ("0", "0", "0"), "0")
+        rows.append([str(i), "", "", a, *boxes, status, "", "", "", ""])
+        for j, (x, kb, st) in enumerate(insts, start=1):
+            rows.append([str(i), "rep", str(j), "", "", "", "", "", x, *kb, st])
+    with (folder / "dd.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(dd)
+    with (folder / "rec.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([header, *rows])
+
+
+def _expected(records):
+    """The oracle, from the documented behaviour alone: an instance is a row when it holds a
+    value, a checked box or a status of 1/2; its boxes are then known 1/0."""
+    base, rep = [], []
+    row = 1
+    for i, (b, insts) in enumerate(records, start=1):
+        row += 1
+        a, boxes, status = b if b is not None else ("", ("0", "0", "0"), "0")
+        if a or "1" in boxes or status in ("1", "2"):
+            checked = [c for c, v in zip(BASE_CODES, boxes, strict=True) if v == "1"]
+            base.append((str(i), row, a or None, list(boxes), "|".join(checked) or None))
+        for j, (x, kb, st) in enumerate(insts, start=1):
+            row += 1
+            if x or "1" in kb or st in ("1", "2"):
+                checked = [c for c, v in zip(REP_CODES, kb, strict=True) if v == "1"]
+                rep.append((str(i), str(j), row, x or None, list(kb), "|".join(checked) or None))
+    return base, rep
+
+
+def test_reader_property_forms_instances_and_checkboxes(tmp_path_factory):
+    """Random small classic projects: the reader gives exactly the oracle's rows, rows of the
+    file, checkbox states (a code-0 choice included [ZERO]) and checked codes."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(records=_export_strategy())
+    def check(records):
+        folder = tmp_path_factory.mktemp("prop")
+        _write_export(folder, records)
+        base, rep = _expected(records)
+        got = read_redcap(folder / "rec.csv", folder, form="base", dictionary=folder / "dd.csv")
+        assert [(r["record_id"], r["_row"], r["a"], [r[f"c___{c}"] for c in BASE_CODES], r["c"])
+                for r in got.iter_rows(named=True)] == base
+        got = read_redcap(folder / "rec.csv", folder, form="rep", dictionary=folder / "dd.csv")
+        assert [(r["record_id"], r["redcap_repeat_instance"], r["_row"], r["x"], [r[f"k___{c}"] for c in REP_CODES], r["k"])
+                for r in got.iter_rows(named=True)] == rep
+
+    check()
+
+
+def test_a_data_access_group_not_mapped_to_the_center_is_refused(submission):
+    """A row whose center comes from a data access group the mapping does not map to its
+    center_id is an error at that row (the group written as sent), not a row stored under
+    another center's code."""
+    import polars as pl
+
+    from ptrharmonize.cdm import load_catalog
+    from ptrharmonize.validate import Engine
+
+    m, folder = submission
+    m.write_text(m.read_text(encoding="utf-8").replace("values: {leiden: NL-LEI}", "values: {other: NL-LEI}"), encoding="utf-8")
+    result = Engine(load_catalog(), column_engine="polars").validate(apply_mapping(m, folder))
+    try:
+        hit = result.issues.filter(pl.col("rule_id") == "patients.center_is_the_submissions")
+        assert hit.get_column("row").to_list() == [2, 5, 8] and set(hit.get_column("value").to_list()) == {"leiden"}
+        assert result.blocking
+    finally:
+        result.cleanup()
+    m.write_text(MAPPING, encoding="utf-8")  # mapped to the center: no such issue
+    result = Engine(load_catalog(), column_engine="polars").validate(apply_mapping(m, folder))
+    try:
+        assert result.issues.filter(pl.col("rule_id") == "patients.center_is_the_submissions").height == 0
+    finally:
+        result.cleanup()
