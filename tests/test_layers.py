@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                   "center_id", "outputs", "model", "identifiers", "stage_seal", "pause_points"}),
     # the declarative model: the CDM, units, what a center collects, a registry folder, and the
     # clinical definitions as typed SQL macros with the CRS grade (validation grades CRS with it)
-    ("model", {"cdm", "units", "collection", "registry", "phi_scan", "definition_sql"}),
+    ("model", {"cdm", "units", "collection", "registry", "phi_scan", "definition_sql", "messages"}),
     ("read", {"read", "scan"}),  # scan: profiling a center's files (scan.render is a report)
     ("mapping", {"mapping"}),
     ("validate", {"validate"}),
