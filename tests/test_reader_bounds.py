@@ -155,3 +155,24 @@ def test_polars_panic_through_the_real_program(store: Path, tmp_path: Path) -> N
     for noise in ("Traceback", "panicked at", "RUST_BACKTRACE", "stack backtrace"):
         assert noise not in out, out
     assert snapshot(store) == before
+
+
+def test_long_text_cell_in_parquet_is_refused_before_the_identifier_scan(store: Path, tmp_path: Path) -> None:
+    """"cells capped before regex matching": a Parquet text cell longer than a spreadsheet cell
+    (32,767 characters) is refused with its file, row and column, as a CSV or Excel cell is, before
+    any identifier pattern reads it; its content (an e-mail at its end) is never repeated."""
+    sub = _new_submission(tmp_path)
+    outcomes = pl.read_csv(sub / "outcomes.csv", infer_schema_length=0)
+    (sub / "outcomes.csv").unlink()
+    long = "x" * 40_000 + " maria.rossi@example.it"
+    outcomes.with_columns(death_cause=pl.when(pl.int_range(pl.len()) == 2).then(pl.lit(long))
+                          .otherwise(pl.col("death_cause"))).write_parquet(sub / "outcomes.parquet")
+    before = snapshot(store)
+    for args in (["validate", sub], ["ingest", sub, "--store", store, "--quiet"]):
+        res = run(*args)
+        assert res.exit_code == 2, res.output
+        text = " ".join(res.output.split())
+        assert ("outcomes.parquet, row 4, column 'death_cause': this cell holds 40,023 characters, more than a "
+                "spreadsheet cell can (32,767)") in text, res.output
+        assert "maria.rossi" not in res.output and len(res.output) < 2000
+    assert snapshot(store) == before

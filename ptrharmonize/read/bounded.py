@@ -61,6 +61,25 @@ def _context() -> Any:
         return _CTX
 
 
+def warm() -> None:
+    """Start the reader server now, in the background (~1 s of imports in its own process), so
+    that the first file does not wait for it. Called when a command knows it will read files."""
+    mem_mb, seconds = limits()
+    if _IN_CHILD or (mem_mb <= 0 and seconds <= 0):
+        return
+
+    def start() -> None:
+        from multiprocessing import forkserver
+
+        _context()
+        try:
+            forkserver.ensure_running()
+        except Exception:  # noqa: BLE001 - the first reader call starts it again and reports
+            pass
+
+    threading.Thread(target=start, name="ptrh-reader-server", daemon=True).start()
+
+
 def _start(proc: Any) -> None:
     """Start `proc` without the main module: multiprocessing would re-run the program's
     `__main__` (the CLI, or pytest) in every child before the reader starts, ~1 s each. The
