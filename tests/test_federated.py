@@ -331,6 +331,9 @@ def test_default_minimum_refuses_small_cells_and_logs_every_release(default_run:
     assert refused_parts  # 40 patients per center and blank cells: some exclusions are 1-4
     for x in refused_parts:
         assert all("minimum cell count 5" in why for why in x["centers_refused"].values())
+    listed = fed["federated"]["population_refused"]
+    assert listed and all("minimum cell count 5" in why
+                          for by in listed.values() for why in by.values())
 
 
 def _ints(obj):
