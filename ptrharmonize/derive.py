@@ -40,6 +40,7 @@ VIEW_FILES: tuple[str, ...] = (
     "crs.sql",
     "transfusion_il6.sql",
     "lab_daily.sql",
+    "followup.sql",
     "recovery.sql",
     "platelet_dose.sql",
     "bleeding.sql",
@@ -64,6 +65,7 @@ VIEW_NAMES: tuple[str, ...] = (
     "transfusion_il6",
     "lab_daily",
     "lab_runs",
+    "patient_followup",
     "patient_recovery",
     "patient_platelet_dose",
     "patient_bleeding",
@@ -142,6 +144,7 @@ DEFS: tuple[Def, ...] = (
     Def("bleeding_window_days", ("bleeding", "window_days"), "integer", 0),
     Def("bleeding_severe_min_grade", ("bleeding", "severe_min_grade"), "integer", 1),
     Def("bleeding_last_contact_from_records", ("bleeding", "last_contact_from_records"), "boolean"),
+    Def("followup_last_contact_from_records", ("followup", "last_contact_from_records"), "boolean"),
     # Exposures (infection, medications)
     Def("exposures_window_start_days", ("exposures", "window_start_days"), "integer"),
     Def("exposures_window_days", ("exposures", "window_days"), "integer", 0),
