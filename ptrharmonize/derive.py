@@ -145,6 +145,7 @@ DEFS: tuple[Def, ...] = (
     Def("bleeding_severe_min_grade", ("bleeding", "severe_min_grade"), "integer", 1),
     Def("bleeding_last_contact_from_records", ("bleeding", "last_contact_from_records"), "boolean"),
     Def("followup_last_contact_from_records", ("followup", "last_contact_from_records"), "boolean"),
+    Def("followup_windowed_no_needs_followup", ("followup", "windowed_no_needs_followup"), "boolean"),
     # Exposures (infection, medications)
     Def("exposures_window_start_days", ("exposures", "window_start_days"), "integer"),
     Def("exposures_window_days", ("exposures", "window_days"), "integer", 0),

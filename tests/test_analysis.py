@@ -686,7 +686,9 @@ def test_heterogeneity_reported_wherever_centers_are_pooled(results: dict) -> No
     assert h["status"] == "ok" and h["test"] == "cochran_q" and h["k"] == 2
     assert _close(h["statistic"], ref["statistic"]) and _close(h["i2_pct"], ref["i2_pct"])
     table = pl.read_csv(results["_out"] / "tables" / "cci_vs_il6.csv")
-    assert table.height == 3 and _close(table["statistic"][2], ref["statistic"])
+    assert table.height == 4 and _close(table["statistic"][2], ref["statistic"])
+    m = a["cci_vs_il6"]["mixed_patient"]  # lme4-verified in tests/test_heterogeneity.py
+    assert m["status"] == "ok" and m["n_groups"] == 25 and _close(table["slope"][3], m["slope"])
     # Figure 3B: Gray's test across centers within each PTR group
     b = a["bleeding_cuminc"]["heterogeneity_between_centers"]
     status = sub["event_type"].replace_strict({"censored": 0, "bleeding": 1, "death": 2}).to_numpy()

@@ -70,3 +70,14 @@ def test_one_center_is_not_estimable() -> None:
     res = interaction_f([1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 2.0, 3.0], [0, 1, 0, 1, 0, 1, 1, 1],
                         ["A", "A", "A", "A", "B", "B", "C", "C"])
     assert res["df"][0] == 1
+
+
+def test_cci_il6_mixed_model_with_a_patient_intercept() -> None:
+    from ptrharmonize.stats.heterogeneity import mixed_random_intercept
+
+    ref = REF["cci_il6_lmer_patient"]
+    res = mixed_random_intercept(TR["il6"].to_numpy(), TR["cci"].to_numpy(), TR["patient"].to_list())
+    assert res["converged"]
+    close([res["intercept"], res["slope"]], ref["estimate"], rtol=1e-5)
+    close([res["intercept_se"], res["slope_se"]], ref["se"], rtol=1e-4)
+    close([res["group_var"], res["residual_var"]], [ref["patient_var"], ref["residual_var"]], rtol=1e-5)

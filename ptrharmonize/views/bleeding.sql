@@ -102,9 +102,10 @@ events AS (
                AS death_day_in_window,
            -- issue 16: "no grade >= 3 bleed by day 30" needs follow-up to day 30 (or a death
            -- before it); a patient last seen alive on day 12 has that outcome unknown
-           coalesce(j.death_day <= def_bleeding_window_days()
-                    OR date_diff('day', j.index_date, j.last_contact_on) >= def_bleeding_window_days(),
-                    false) AS followed_30
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(j.death_day <= def_bleeding_window_days()
+                       OR date_diff('day', j.index_date, j.last_contact_on) >= def_bleeding_window_days(),
+                       false) AS followed_30
     FROM joined j
 )
 SELECT center_id,

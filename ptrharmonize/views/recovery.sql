@@ -96,10 +96,13 @@ flags AS (
            CASE WHEN r.plt_days > 0 THEN r.plt_day IS NOT NULL END AS platelet_recovery_90d,
            r.plt_day AS platelet_recovery_day,
            -- the "no" of a window is known: followed to its last day, or dead before it
-           coalesce(f.death_day <= def_recovery_window_improvement_days()
-                    OR f.last_contact_day >= def_recovery_window_improvement_days(), false) AS seen_30,
-           coalesce(f.death_day <= def_recovery_window_recovery_days()
-                    OR f.last_contact_day >= def_recovery_window_recovery_days(), false) AS seen_90
+           -- (followup.windowed_no_needs_followup false: the study's handling, every "no" kept)
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(f.death_day <= def_recovery_window_improvement_days()
+                       OR f.last_contact_day >= def_recovery_window_improvement_days(), false) AS seen_30,
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(f.death_day <= def_recovery_window_recovery_days()
+                       OR f.last_contact_day >= def_recovery_window_recovery_days(), false) AS seen_90
     FROM patient_index p
     LEFT JOIN window_30 w ON w.center_id = p.center_id AND w.patient_id = p.patient_id
     LEFT JOIN improved i ON i.center_id = p.center_id AND i.patient_id = p.patient_id

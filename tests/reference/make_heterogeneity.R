@@ -1,8 +1,8 @@
 # R reference values for the heterogeneity between centers (issue 18); tests/test_heterogeneity.py
 # reads the output. Run from the repository root:   Rscript tests/reference/make_heterogeneity.R
 # Writes tests/reference/r_heterogeneity.json (committed; CI has no R).
-# Needs: R >= 4.2, jsonlite, metafor, cmprsk
-#   (Debian 12: r-base-core r-cran-jsonlite r-cran-metafor r-cran-cmprsk).
+# Needs: R >= 4.2, jsonlite, metafor, cmprsk, lme4
+#   (Debian 12: r-base-core r-cran-jsonlite r-cran-metafor r-cran-cmprsk r-cran-lme4).
 # Data: data/mc_transfusions.csv, data/mc_patients.csv (make_multicenter_datasets.py),
 #       data/het_bleeding.csv (make_heterogeneity_datasets.py).
 
@@ -11,6 +11,7 @@ suppressPackageStartupMessages({
   library(jsonlite)
   library(metafor)
   library(cmprsk)
+  library(lme4)
 })
 args <- commandArgs(trailingOnly = FALSE)
 here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
@@ -22,6 +23,7 @@ bl <- read.csv(file.path(data_dir, "het_bleeding.csv"), stringsAsFactors = FALSE
 out <- list(meta = list(r_version = R.version.string,
                         metafor = as.character(packageVersion("metafor")),
                         cmprsk = as.character(packageVersion("cmprsk")),
+                        lme4 = as.character(packageVersion("lme4")),
                         generated = format(Sys.time(), "%Y-%m-%d")))
 
 # CCI ~ IL-6 slope per center, then Cochran's Q and I^2 (fixed-effect model)
@@ -51,6 +53,16 @@ out$gray_between_centers <- lapply(split(bl, bl$group), function(d) {
   list(statistic = unname(ci$Tests["1", "stat"]), p_value = unname(ci$Tests["1", "pv"]),
        df = unname(ci$Tests["1", "df"]))
 })
+
+# CCI ~ IL-6 with a random intercept per patient (linear mixed model, REML)
+m <- lmer(cci ~ il6 + (1 | patient), data = tr, REML = TRUE,
+          control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12)))
+s <- summary(m)$coefficients
+vc <- as.data.frame(VarCorr(m))
+out$cci_il6_lmer_patient <- list(variables = rownames(s), estimate = unname(s[, 1]), se = unname(s[, 2]),
+                                 patient_var = vc$vcov[vc$grp == "patient"],
+                                 residual_var = vc$vcov[vc$grp == "Residual"],
+                                 loglik_reml = as.numeric(logLik(m)))
 
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE),
            file.path(here, "r_heterogeneity.json"))
