@@ -50,7 +50,7 @@ def _run(step: Step, console: Console, quiet: bool) -> tuple[int, float]:
     return proc.returncode, dt
 
 
-def run_demo(out: Path, patients: int = 40, centers: int = 4, seed: int = 20240601, quiet: bool = False,
+def run_demo(out: Path, patients: int = 40, centers: int | None = None, seed: int = 20240601, quiet: bool = False,
              console: Console | None = None, on_step: Callable[[str], None] | None = None) -> dict[str, object]:
     console = console or Console(soft_wrap=True)
     out = Path(out).resolve()
@@ -75,8 +75,9 @@ def run_demo(out: Path, patients: int = 40, centers: int = 4, seed: int = 202406
         return code
 
     step(Step("1. Generate the calibrated study cohort (44 patients)", ["synth", "paper", "--out", str(paper)]))
+    how_many = [] if centers is None else ["--centers", str(centers)]  # default: one center per mapping
     step(Step("2. Generate demo centers with planted defects",
-              ["synth", "centers", "--out", str(dirty), "--patients-per-center", str(patients), "--centers", str(centers),
+              ["synth", "centers", "--out", str(dirty), "--patients-per-center", str(patients), *how_many,
                "--seed", str(seed), "--defects"]))
     manifest = json.loads((dirty / "manifest.json").read_text())
     for c in manifest["centers"]:
@@ -92,7 +93,7 @@ def run_demo(out: Path, patients: int = 40, centers: int = 4, seed: int = 202406
               ["qa-report", str(dirty / "centers" / first_key), "--mapping", str(dirty / "mappings" / f"{first_key}.yaml"),
                "--out", str(out / f"qa-submission-{first_key}.html"), "--quiet"]))
     step(Step("5. Generate the corrected submissions",
-              ["synth", "centers", "--out", str(clean), "--patients-per-center", str(patients), "--centers", str(centers),
+              ["synth", "centers", "--out", str(clean), "--patients-per-center", str(patients), *how_many,
                "--seed", str(seed)]))
     step(Step("6. Ingest the study cohort (canonical extract)", ["ingest", str(paper), "--store", str(store), "--quiet"]))
     folders, maps = [], []

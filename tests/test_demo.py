@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ptrharmonize.synth.centers import demo_mappings
+
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -17,12 +19,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     results = json.loads((out / "results" / "results.json").read_text())
     assert {"ptr_by_group", "cart_characteristics", "bleeding_cuminc"} <= set(results["analyses"])
-    assert len(results["submissions"]) == 5  # the study cohort + four demo centers
+    shapes = len(demo_mappings())  # one demo center per shipped mapping (five: CSV x2, Excel, SPSS, REDCap)
+    assert shapes == 5 and len(results["submissions"]) == 1 + shapes  # the study cohort + the demo centers
     for f in ("qa.html", "reproduction/reproduction.html", "reproduction/reproduction.md"):
         assert (out / f).stat().st_size > 1000
     # the planted defects were caught and listed for the centers
     lists = {p.name.removesuffix("-issues.csv"): p for p in (out / "issues").glob("*-issues.csv")}
-    assert len(lists) == 4
+    assert len(lists) == shapes and "us_seattle" in lists
     planted = json.loads((out / "submissions-with-defects" / "defects.json").read_text())
     assert planted
     for d in planted:

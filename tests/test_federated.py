@@ -43,10 +43,68 @@ WIDE = """analysis:
 """
 
 
+# The three states of issue 16 at the nodes: the first center does not collect two tables
+# (medications: the file is absent; infections: declared `not_collected` in its mapping) nor
+# a column (transfusions.units_reported, declared); the second left cells blank (unknown): storage
+# times of 8 patients' transfusions, some ages, some extramedullary flags, some temperatures.
+NOT_SENT_FILE = "medications"
+DECLARED = ["infections", "transfusions.units_reported"]
+BLANK_STORAGE_PATIENTS = 8
+
+
+def _not_collecting(folder: Path):
+    """The first center through an identity mapping that declares what it does not collect."""
+    import polars as pl
+    import yaml
+
+    from ptrharmonize.mapping import apply_mapping
+
+    (folder / f"{NOT_SENT_FILE}.csv").unlink(missing_ok=True)
+    tables = {}
+    for f in sorted(folder.glob("*.csv")):
+        if f.stem in DECLARED:
+            continue
+        cols = pl.read_csv(f, n_rows=0).columns
+        tables[f.stem] = {"file": f.name, "columns": {
+            c: c for c in cols if c != "center_id" and f"{f.stem}.{c}" not in DECLARED}}
+    center = pl.read_csv(folder / "patients.csv", infer_schema_length=0)["center_id"][0]
+    doc = {"mapping_version": 1, "center_id": center, "tables": tables, "not_collected": DECLARED,
+           "defaults": {"timestamp_format": "%Y-%m-%dT%H:%M:%S", "date_format": "%Y-%m-%d"}}
+    mapping = folder.parent / f"{folder.name}-not-collected.yaml"
+    mapping.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return apply_mapping(mapping, folder)
+
+
+def _blank(df, column: str, every: int, offset: int):
+    import polars as pl
+
+    return df.with_row_index("_i").with_columns(
+        pl.when(pl.col("_i") % every == offset).then(None).otherwise(pl.col(column)).alias(column)
+    ).drop("_i")
+
+
+def _with_blanks(folder: Path):
+    """The second center with blank cells (idempotent: called once per store)."""
+    import polars as pl
+
+    from ptrharmonize.read.canonical import read_canonical
+
+    tx = pl.read_csv(folder / "transfusions.csv", infer_schema_length=0)
+    who = sorted(tx["patient_id"].unique().to_list())[:BLANK_STORAGE_PATIENTS]
+    tx.with_columns(storage_h=pl.when(pl.col("patient_id").is_in(who)).then(None)
+                    .otherwise(pl.col("storage_h"))).write_csv(folder / "transfusions.csv")
+    pt = pl.read_csv(folder / "patients.csv", infer_schema_length=0)
+    _blank(_blank(pt, "age_years", 9, 1), "extramedullary", 5, 2).write_csv(folder / "patients.csv")
+    crs = pl.read_csv(folder / "crs_assessments.csv", infer_schema_length=0)
+    _blank(crs, "max_temp_c", 3, 0).write_csv(folder / "crs_assessments.csv")
+    return read_canonical(folder)
+
+
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("federated")
-    stores, pooled_store = build_stores(root / "stores", patients_per_center=40, centers=3)
+    stores, pooled_store = build_stores(root / "stores", patients_per_center=40, centers=3,
+                                        readers={0: _not_collecting, 1: _with_blanks})
     config = root / "wide.yaml"
     config.write_text(WIDE, encoding="utf-8")
     return {"root": root, "stores": stores, "pooled_store": pooled_store, "config": config}
@@ -75,7 +133,7 @@ def _close(a: float, b: float, rel: float = 1e-6) -> bool:
 
 def test_every_exact_quantity_equals_the_pooled_run(exact_run: dict) -> None:
     verdicts = compare(exact_run["pooled"], exact_run["fed"])
-    assert {v.analysis for v in verdicts} == set(exact_run["pooled"]["analyses"])
+    assert {v.analysis for v in verdicts} == {*exact_run["pooled"]["analyses"], "flows"}
     for v in verdicts:
         assert not v.exact_differ, (v.analysis, v.exact_differ[:3])
         assert not v.missing, (v.analysis, v.missing[:3])
@@ -85,6 +143,52 @@ def test_every_exact_quantity_equals_the_pooled_run(exact_run: dict) -> None:
     for a in ("ptr_by_group", "ptr_by_group_stratified", "cart_characteristics",
               "ptr_multivariable", "cci_vs_il6", "bleeding_cuminc"):
         assert counted[a] >= 10, a
+
+
+def _without_files(flows: dict) -> dict:
+    return {k: {kk: vv for kk, vv in v.items() if kk != "files"} for k, v in flows.items()}
+
+
+def test_population_and_flows_equal_the_pooled_run_with_three_states(network: dict,
+                                                                     exact_run: dict) -> None:
+    """Issue 16 federated: who each analysis used and left out, and why, per group, per
+    variable and per center, and the CONSORT flows, summed from the nodes: the pooled run's."""
+    p, f = exact_run["pooled"], exact_run["fed"]
+    declared = [a for a in p["analyses"] if "population" in p["analyses"][a]]
+    assert len(declared) >= 10
+    for a in declared:
+        assert f["analyses"][a]["population"] == p["analyses"][a]["population"], a
+    assert _without_files(f["flows"]) == _without_files(p["flows"]) and len(f["flows"]) >= 5
+    # the three states reached the populations as the pooled run states them: the first
+    # center's medications (file absent) and infections (declared) are not collected, never
+    # "no"; the second center's blanks are unknown
+    nc, blank = list(network["stores"])[:2]
+    # which centers sent which files (the generator's Milan shape sends no medications,
+    # infections or bleeding either)
+    sent: dict[str, set[str]] = {}
+    for folder in (network["root"] / "stores" / "synth" / "truth").glob("*/"):
+        center = (folder / "patients.csv").read_text().splitlines()[1].split(",")[0]
+        sent[center] = {f.stem for f in folder.glob("*.csv")} - (
+            {"infections"} if center == nc else set())
+    t3 = f["analyses"]["cart_characteristics"]["population"]
+    assert t3["by_center"][nc]["included"] > 0  # in Table 3; only its unknown rows are not
+    for var, table in (("tocilizumab", "medications"), ("infection", "infections")):
+        without = [c for c in sent if table not in sent[c]]
+        assert nc in without
+        assert t3["variables"][var]["excluded"] == {
+            f"{var}: {table}_not_collected": sum(t3["by_center"][c]["included"] for c in without)}
+    dose = f["analyses"]["platelet_dose_by_ptr"]["population"]
+    assert dose["variables"]["units"]["excluded"]["units: units_not_collected"] == \
+        dose["by_center"][nc]["included"] > 0
+    t1 = f["analyses"]["baseline"]["population"]
+    assert t1["variables"]["age_years"]["excluded"] == {
+        "age_years: age_years_unknown": len(range(1, 40, 9))}  # the second center's blanks
+    t2 = f["analyses"]["ptr_by_group"]["population"]
+    assert set(t2["by_center"][blank]["excluded"]) == {"PTR not assessable: storage_unknown"}
+    assert 0 < t2["by_center"][blank]["excluded"]["PTR not assessable: storage_unknown"] \
+        <= BLANK_STORAGE_PATIENTS
+    # ... and the exact analyses equal the pooled run's with those patients left out
+    assert f["analyses"]["ptr_by_group"]["table"] == p["analyses"]["ptr_by_group"]["table"]
 
 
 def test_table2_and_cmh_breslow_day_identical(exact_run: dict) -> None:
@@ -180,6 +284,7 @@ def test_default_minimum_refuses_small_cells_and_logs_every_release(default_run:
                    for why in r["centers_refused"].values())
     logs = sorted(default_run["logs"].glob("release-log-*.jsonl"))
     assert len(logs) == 3
+    n_parts = 0
     for log in logs:
         entries = [json.loads(line) for line in log.read_text().splitlines()]
         assert entries and all(e["min_count"] == 5 and e["bytes"] > 0 for e in entries)
@@ -196,11 +301,71 @@ def test_default_minimum_refuses_small_cells_and_logs_every_release(default_run:
                 if "released" in row and var != "peak_temp_c":
                     for g in row["released"].values():
                         assert _counts_ok([g["n"], g["N"] - g["n"]], 5), var
+            # populations and flows (issue 16): every count of a released part 0 or >= 5, a
+            # refused part names the minimum
+            for part in _parts(ans["population"]["released"]):
+                if "refused" in part:
+                    assert "minimum cell count 5" in part["refused"]
+                else:
+                    assert _counts_ok(list(_ints(part["released"])), 5)
+                    n_parts += 1
             for g in ans["bleeding_cuminc"].get("released", {}).values():
                 n_left = g["n"]
                 for _t, *counts in g["rows"]:
                     assert n_left >= 5  # at risk at every released time
                     n_left -= sum(counts)
+
+
+    assert n_parts > 20  # released parts were checked, not only refusals
+    # the coordinator puts a refused part in the place of its numbers, with the reason
+    pops = [a["population"] for a in fed["analyses"].values() if "population" in a]
+    refused_parts = [x for pop in pops for x in (pop["included"], pop.get("groups"))
+                     if isinstance(x, dict) and x.get("status") == "refused"]
+    assert refused_parts  # 40 patients per center and blank cells: some exclusions are 1-4
+    for x in refused_parts:
+        assert all("minimum cell count 5" in why for why in x["centers_refused"].values())
+
+
+def _ints(obj):
+    """Every count in a released population part (booleans are flags, not counts)."""
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _ints(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _ints(v)
+    elif isinstance(obj, int) and not isinstance(obj, bool):
+        yield obj
+
+
+def _parts(released: dict):
+    """The separately released parts of a node's populations answer."""
+    for entry in released["analyses"].values():
+        yield entry["head"]
+        if "groups" in entry:
+            yield entry["groups"]
+        yield from (entry.get("variables") or {}).values()
+    yield from released["flows"].values()
+
+
+def test_a_center_with_nothing_to_regress_releases_zeros() -> None:
+    """Figure 2B at a center with no transfusion that has a CCI and a same-day IL-6 (storage
+    times or cytokines not collected there): zeros, not a refusal that would take the whole
+    analysis down (zero is released: nobody, not somebody)."""
+    import polars as pl
+
+    from ptrharmonize.federated import node
+
+    class Empty:
+        def population(self, analysis_id: str) -> pl.DataFrame:
+            return pl.DataFrame(schema={"center_id": pl.Utf8, "patient_id": pl.Utf8,
+                                        "cci": pl.Float64, "il6_same_day": pl.Float64})
+
+    got = node.cci_vs_il6(Empty(), Policy(5))  # type: ignore[arg-type]
+    assert got["n"] == 0 and got["n_patients"] == 0
+    m = combine.pool_comoments([got, {"n": 3, "mean_x": 1.0, "mean_y": 2.0, "sxx": 2.0,
+                                      "syy": 8.0, "sxy": 4.0}])
+    assert m == {"n": 3.0, "mean_x": 1.0, "mean_y": 2.0, "sxx": 2.0, "syy": 8.0, "sxy": 4.0}
 
 
 def test_node_minimum_is_never_lowered_by_a_request() -> None:
@@ -292,6 +457,44 @@ def test_cli_demo_and_run_arguments(tmp_path: Path) -> None:
                           str(tmp_path / "r")], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--organizations" in bad.stderr
+
+
+def test_cli_demo_exits_1_on_a_planted_exact_difference(network: dict, exact_run: dict,
+                                                        monkeypatch, tmp_path: Path) -> None:
+    """`ptrh federated demo` fails when an exact quantity differs: the demo's own stores,
+    pooled run and mock network are replaced by this module's (already run), and one exact
+    number of the federated result is changed, as a bug in a central function would."""
+    import copy
+
+    from typer.testing import CliRunner
+
+    from ptrharmonize.analysis import runner
+    from ptrharmonize.cli import app
+    from ptrharmonize.federated import demo
+
+    planted = copy.deepcopy(exact_run["fed"])
+    planted["analyses"]["cci_vs_il6"]["slope"] *= 1.001  # 1e-3 relative: above 1e-6
+    del planted["analyses"]["baseline"]["population"]["variables"]["age_years"]["excluded"]
+    monkeypatch.setattr(demo, "build_stores",
+                        lambda *a, **k: (network["stores"], network["pooled_store"]))
+    def pooled_run(store: Path, out: Path, **kwargs) -> dict:
+        runner.write_json(exact_run["pooled"], Path(out) / "results.json")
+        return exact_run["pooled"]
+
+    monkeypatch.setattr(runner, "run_analysis", pooled_run)
+    monkeypatch.setattr(demo, "run_mock", lambda *a, **k: planted)
+    res = CliRunner().invoke(app, ["federated", "demo", "--out", str(tmp_path / "d"),
+                                   "--min-count", "1", "--config", str(network["config"])])
+    assert res.exit_code == 1, res.output
+    assert "DIFFERS cci_vs_il6.slope" in res.output
+    assert "MISSING baseline.population.variables.age_years.excluded" in res.output
+    cmp = json.loads((tmp_path / "d" / "comparison.json").read_text())
+    assert cmp["exact_differences"] == 2
+    # the unchanged result passes the same command
+    monkeypatch.setattr(demo, "run_mock", lambda *a, **k: exact_run["fed"])
+    res = CliRunner().invoke(app, ["federated", "demo", "--out", str(tmp_path / "e"),
+                                   "--min-count", "1", "--config", str(network["config"])])
+    assert res.exit_code == 0, res.output
 
 
 def test_qa_report_renders_the_federated_result(exact_run: dict, tmp_path: Path) -> None:

@@ -74,13 +74,13 @@ def assert_same(mapped: pl.DataFrame, truth: pl.DataFrame, table: str) -> None:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("demo")
-    return out, generate_centers(out, patients_per_center=12, seed=7, defects=False, centers=4)
+    return out, generate_centers(out, patients_per_center=12, seed=7, defects=False, centers=len(SHIPPED))
 
 
 @pytest.fixture(scope="module")
 def defective(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("defects")
-    return out, generate_centers(out, patients_per_center=12, seed=11, defects=True, centers=4)
+    return out, generate_centers(out, patients_per_center=12, seed=11, defects=True, centers=len(SHIPPED))
 
 
 # --------------------------------------------------------------------------- round trips
@@ -125,11 +125,19 @@ def test_rows_point_at_the_source_rows(demo: tuple[Path, dict]) -> None:
     sav = read_spss(out / "centers/it_milan/pazienti.sav")
     j = sub.tables["patients"].join(sav, on="_row")
     assert (j["patient_id"] == j["codice"]).all()
+    # REDCap: the records file's row; a repeating instrument's instance is a row of its own.
+    sub = apply_mapping(out / "mappings/us_seattle.yaml", out / "centers/us_seattle")
+    rec = read_csv(out / "centers/us_seattle/PTRRegistry_DATA_2026-01-15_0930.csv")
+    j = sub.tables["transfusions"].join(rec, on="_row")
+    assert j.height == sub.tables["transfusions"].height
+    assert (j["transfusion_id"] == j["tx_id"]).all() and (j["redcap_repeat_instrument"] == "platelet_transfusion").all()
+    j = sub.tables["patients"].join(rec, on="_row")
+    assert (j["patient_id"] == j["record_id"]).all() and j["redcap_repeat_instrument"].is_null().all()
 
 
 def test_more_centers_reuse_the_shapes(tmp_path: Path) -> None:
-    manifest = generate_centers(tmp_path, patients_per_center=3, seed=3, centers=5)
-    fifth = manifest["centers"][4]
+    manifest = generate_centers(tmp_path, patients_per_center=3, seed=3, centers=len(SHIPPED) + 1)
+    fifth = manifest["centers"][len(SHIPPED)]  # the first shape again
     assert fifth["key"] == "cn_hangzhou_2" and fifth["center_id"] == "CN-HZ2"
     sub = apply_mapping(tmp_path / fifth["mapping"], tmp_path / fifth["folder"])
     truth = read_canonical(tmp_path / fifth["truth"])

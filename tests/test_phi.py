@@ -98,3 +98,48 @@ def test_a_misformatted_date_is_a_type_issue_not_an_identifier(tmp_path: Path) -
     on_cell = [i for i in doc["issues"] if i["table"] == "labs" and i["row"] == 2]
     assert [i["rule_id"] for i in on_cell] == ["labs.measured_at.type"]
     assert on_cell[0]["value"] == "01-03-2019 06:00"
+
+
+def _phone_per_region(text: str) -> bool:
+    """The oracle: libphonenumber's own matcher, one walk per region (what phone() did before it
+    walked once and parsed each candidate in every region)."""
+    import phonenumbers
+
+    from ptrharmonize.identifiers import _DATE_OR_TIME, PHONE_REGIONS
+
+    text = _DATE_OR_TIME.sub(" ", text)
+    return any(True for region in PHONE_REGIONS
+               for _ in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID))
+
+
+_PHONE_CASES = [
+    "+31 20 123 4567", "06 12345678", "0049 30 12345678", "+44 20 7946 0958", "07700 900123", "(650) 253-0000",
+    "13912345678", "0039 06 6982 3456", "01 23 45 67 89", "tel 0612345678", "tel:+31612345678",
+    "+1 425 882-8080 ext. 12", "call 020-1234567 today",
+    # a code whose digits a Latin letter precedes ('T0612345678') is not a number to libphonenumber;
+    # after a space, a slash or inside brackets it is
+    "LEI-T00001-001", "T0612345678", "x0612345678", "12 x0612345678", "LEI-T00001 0612345678",
+    "00001/0612345678", "(0612345678)", "abc8005001234", "8005001234def", "0612345678%", "$0612345678",
+    "01-03-2019 06:00", "2019/03/01", "12345. 0612345678", "12345 - 0612345678",
+]
+
+
+def test_phone_one_walk_equals_the_matcher_per_region() -> None:
+    """phone() walks a text once and parses each candidate in every region; the result must be
+    libphonenumber's own per-region matcher's, on numbers, codes and the matcher's corner cases
+    (a Latin letter or '%' next to the digits, inner matches after '/', ' - ', '.', brackets)."""
+    import random
+
+    from ptrharmonize.identifiers import phone
+
+    rnd = random.Random(23)
+    cases = list(_PHONE_CASES)
+    for _ in range(300):  # random digit runs with the characters around them that the matcher looks at
+        digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(7, 13)))
+        seps = "".join(rnd.choice(" -./") if rnd.random() < 0.2 else "" for _ in range(2))
+        cut = rnd.randint(1, len(digits) - 1)
+        cases.append(rnd.choice(["", " ", "T", "+", "(", "x", "-", "tel:", "/", "%"]) + digits[:cut] + seps
+                     + digits[cut:] + rnd.choice(["", " ", "a", "-1", "/2", ")", "%"]))
+    expected = [_phone_per_region(c) for c in cases]
+    assert sum(expected) > 50 and not all(expected)  # both kinds are exercised
+    assert [phone(c) for c in cases] == expected

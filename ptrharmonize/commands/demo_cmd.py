@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo-out"),
         patients: Annotated[int, typer.Option(help="Patients per demo center.")] = 40,
-        centers: Annotated[int, typer.Option(help="Number of demo centers (the shapes of mappings/ in turn).")] = 4,
+        centers: Annotated[int | None, typer.Option(help="Number of demo centers (the shapes of mappings/ in turn; default one per mapping).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show step titles only.")] = False,
     ) -> None:
         """Run the whole toolkit on synthetic data: generate the study cohort and demo centers in
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         def body() -> int:
             from ..demo import run_demo
 
-            if patients < 1 or centers < 1:
+            if patients < 1 or (centers is not None and centers < 1):
                 raise UserError("--patients and --centers must be at least 1")
             try:
                 run_demo(out, patients=patients, centers=centers, quiet=quiet)

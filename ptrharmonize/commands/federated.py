@@ -86,8 +86,9 @@ def _print(cmp: dict[str, Any], out: Path) -> None:
             console.print(f"[bold red]DIFFERS[/bold red] {path}: pooled {pv!r}, federated {fv!r}")
         for path in a["missing"]:
             console.print(f"[bold red]MISSING[/bold red] {path}")
-        if fed["analyses"][name].get("status") == "refused":
-            why = fed["analyses"][name].get("centers_refused") or fed["analyses"][name].get("reason")
+        f = fed["analyses"].get(name) or fed.get(name) or {}  # an analysis, or the flows
+        if f.get("status") == "refused":
+            why = f.get("centers_refused") or f.get("reason")
             console.print(f"[yellow]refused[/yellow] {name}: {why}")
     console.print(f"QA rule results pooled equal: {cmp['qa_equal']}")
     cost = Table(title="Cost: rounds and bytes sent per node")

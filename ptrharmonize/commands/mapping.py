@@ -43,12 +43,22 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"{output}: a mapping is a .yaml file")
             if output.exists():
                 raise UserError(f"{output}: exists; the draft is not written over a mapping (choose a new name)")
-            files, tables = scan_and_propose(folder, min_count)
-            text = draft_mapping(center_id, folder, tables, files, load_catalog())
+            from ..mapping.draft_redcap import find_export
+
+            export = find_export(folder) if folder.is_dir() else None
+            if export is not None:  # a REDCap project export: drafted from its data dictionary
+                from ..mapping.draft_redcap import draft_redcap
+                from ..scan.match import load_lexicon
+
+                text = draft_redcap(center_id, folder, export, load_catalog(), load_lexicon(), min_count)
+                what = f"REDCap export ({export.records.name}, {export.dictionary.name})"
+            else:
+                files, tables = scan_and_propose(folder, min_count)
+                text = draft_mapping(center_id, folder, tables, files, load_catalog())
+                what = f"{len(tables)} table(s), {sum(len(t.columns) for t in tables)} column(s) proposed"
             output.write_text(text, encoding="utf-8")
             todo = text.count("TODO")
-            console.print(f"draft written to {output}: {len(tables)} table(s), "
-                          f"{sum(len(t.columns) for t in tables)} column(s) proposed, {todo} TODO(s) to decide; "
+            console.print(f"draft written to {output}: {what}, {todo} TODO(s) to decide; "
                           f"check it with `ptrh mapping check {output} --data {folder}`", markup=False)
             return 0
 

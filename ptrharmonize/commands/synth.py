@@ -23,7 +23,7 @@ def centers_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output folder (centers/, truth/, mappings/, manifest.json).")],
     patients: Annotated[int | None, typer.Option("--patients", help="Patients in all, split evenly over the centers (--patients 50000 --centers 100: 500 each).")] = None,
     patients_per_center: Annotated[int | None, typer.Option("--patients-per-center", help="Patients in each center instead (default 40 when neither is given).")] = None,
-    centers: Annotated[int, typer.Option("--centers", help="Number of centers (cycling through the mappings in mappings/, each a center's shape).")] = 4,
+    centers: Annotated[int | None, typer.Option("--centers", help="Number of centers (cycling through the mappings in mappings/, each a center's shape; default one per mapping).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 20240601,
     defects: Annotated[bool, typer.Option("--defects", help="Plant realistic defects; lists them in defects.json.")] = False,
     format: Annotated[str, typer.Option("--format", help="Format of the canonical truth extracts: csv or parquet.")] = "csv",
@@ -38,21 +38,22 @@ def centers_cmd(
 
         if format not in ("csv", "parquet"):
             raise UserError(f"--format is csv or parquet, not '{format}'")
-        from ..synth.centers import split_patients
+        from ..synth.centers import demo_mappings, split_patients
 
-        if centers < 1:
+        n_centers = len(demo_mappings()) if centers is None else centers
+        if n_centers < 1:
             raise UserError("--centers must be at least 1")
         if patients is not None and patients_per_center is not None:
             raise UserError("give --patients (in all) or --patients-per-center, not both")
         if patients is not None:
-            if patients < centers:
-                raise UserError(f"--patients {patients} is fewer than one patient for each of the {centers} centers")
-            sizes: int | list[int] = split_patients(patients, centers)
+            if patients < n_centers:
+                raise UserError(f"--patients {patients} is fewer than one patient for each of the {n_centers} centers")
+            sizes: int | list[int] = split_patients(patients, n_centers)
         else:
             sizes = 40 if patients_per_center is None else patients_per_center
             if sizes < 1:
                 raise UserError("--patients-per-center must be at least 1")
-        manifest = generate_centers(out, sizes, seed, defects=defects, centers=centers, truth_format=format, render_files=not truth_only)
+        manifest = generate_centers(out, sizes, seed, defects=defects, centers=n_centers, truth_format=format, render_files=not truth_only)
         t = Table(title=f"Demo centers in {out}", show_edge=False)
         for c in ("center", "shape", "patients", "transfusions", "lab rows", "files", "mapping"):
             t.add_column(c)

@@ -11,7 +11,7 @@ approximate one (medians) is shown with its difference, a refused one with its r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +28,23 @@ IGNORED = {"variant", "population_sql", "center_medians", "median_method", "rang
            "by_center", "heterogeneity", "logistic_center_fixed", "gee_center", "gee_patient",
            "stratified_by_center", "bleeds_before_ptr_onset", "at_risk", "within_center",
            "primary", "center_ids", "z", "mann_whitney",
-           # the population statement of each analysis (issue 16), which needs patient rows
-           # at the coordinator: not federated yet
-           "population", "sensitivity"}
+           # run-analysis --missing worst-case|best-case (issue 16): not federated
+           "sensitivity"}
+# under `population` and in the flows (issue 16) every count is compared, by center too; only
+# the flows' figure files are the pooled run's own
+IGNORED_IN_POPULATION = frozenset({"files"})
 APPROXIMATE_KEYS = {"median", "min", "max", "range"}
 REL_TOL = 1e-6
 
 
 def build_stores(out: Path, patients_per_center: int = 60, centers: int = 3,
-                 seed: int = 20240601) -> tuple[dict[str, Path], Path]:
+                 seed: int = 20240601,
+                 readers: Mapping[int, Callable[[Path], Any]] | None = None
+                 ) -> tuple[dict[str, Path], Path]:
     """One store per demo center and one pooled store, from the generator's canonical truth
-    through validation and ingest (the real pipeline)."""
+    through validation and ingest (the real pipeline). `readers[i]` reads the i-th center's
+    folder instead of `read_canonical` (the tests' centers that do not collect a table or
+    have blank cells: it may change the files, and is called once per store)."""
     from ..ingest import ingest
     from ..read.canonical import read_canonical
     from ..synth.centers import generate_centers
@@ -53,11 +59,12 @@ def build_stores(out: Path, patients_per_center: int = 60, centers: int = 3,
     engine = Engine()
     stores: dict[str, Path] = {}
     pooled = out / "pooled.duckdb"
-    for entry in manifest["centers"]:
+    for i, entry in enumerate(manifest["centers"]):
         folder = out / "synth" / entry["truth"]
+        read = (readers or {}).get(i, read_canonical)
         store = out / f"node-{entry['center_id']}.duckdb"
         for target in (store, pooled):
-            sub = read_canonical(folder)
+            sub = read(folder)
             res = engine.validate(sub)
             try:
                 if res.blocking:
@@ -112,7 +119,8 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-6)
 
 
-def _walk(pooled: Any, fed: Any, path: str, approx: bool) -> Iterator[tuple[str, str, Any, Any]]:
+def _walk(pooled: Any, fed: Any, path: str, approx: bool,
+          ignored: frozenset[str] | set[str] = IGNORED) -> Iterator[tuple[str, str, Any, Any]]:
     """(kind, path, pooled value, federated value) for every leaf of the pooled result."""
     if isinstance(fed, dict) and fed.get("status") == "refused":
         yield "refused", path, pooled, fed.get("reason")
@@ -123,7 +131,7 @@ def _walk(pooled: Any, fed: Any, path: str, approx: bool) -> Iterator[tuple[str,
             return
         refused_test = "test_refused" in fed
         for k, v in pooled.items():
-            if k in IGNORED or (k == "method" and path.endswith("separation")):
+            if k in ignored or (k == "method" and path.endswith("separation")):
                 continue  # how separation was tested: LP on the rows vs the federated fit
             sub = f"{path}.{k}"
             if refused_test and k in ("test", "statistic", "p_value", "normality", "chosen",
@@ -134,14 +142,15 @@ def _walk(pooled: Any, fed: Any, path: str, approx: bool) -> Iterator[tuple[str,
                 yield "missing", sub, v, None
                 continue
             yield from _walk(v, fed[k], sub, approx or k in APPROXIMATE_KEYS
-                             or k in (fed.get("approximate") or []))
+                             or k in (fed.get("approximate") or []),
+                             IGNORED_IN_POPULATION if k == "population" else ignored)
         return
     if isinstance(pooled, list):
         if not isinstance(fed, list) or len(fed) != len(pooled):
             yield ("approximate" if approx else "differ"), path, pooled, fed
             return
         for i, (p, f) in enumerate(zip(pooled, fed, strict=True)):
-            yield from _walk(p, f, f"{path}[{i}]", approx)
+            yield from _walk(p, f, f"{path}[{i}]", approx, ignored)
         return
     same = pooled == fed
     if isinstance(pooled, (int, float)) and isinstance(fed, (int, float)) \
@@ -153,11 +162,17 @@ def _walk(pooled: Any, fed: Any, path: str, approx: bool) -> Iterator[tuple[str,
 
 
 def compare(pooled: dict[str, Any], federated: dict[str, Any]) -> list[Verdict]:
+    """One verdict per analysis of the pooled run (its `population` included), and one for
+    the CONSORT flows (`flows`)."""
     out = []
-    for analysis, p in pooled["analyses"].items():
+    pairs = [(a, p, federated["analyses"].get(a, {"status": "refused", "reason": "absent"}),
+              IGNORED) for a, p in pooled["analyses"].items()]
+    if "flows" in pooled:
+        pairs.append(("flows", pooled["flows"], federated.get("flows", {}),
+                      IGNORED_IN_POPULATION))
+    for analysis, p, f, ignored in pairs:
         v = Verdict(analysis)
-        f = federated["analyses"].get(analysis, {"status": "refused", "reason": "absent"})
-        for kind, path, pv, fv in _walk(p, f, analysis, False):
+        for kind, path, pv, fv in _walk(p, f, analysis, False, ignored):
             if kind == "equal":
                 v.exact_equal += 1
                 if isinstance(pv, (int, float)) and isinstance(fv, (int, float)) \
@@ -239,7 +254,7 @@ def run_demo(out: Path, patients_per_center: int = 150, centers: int = 3,
                                   "missing": v.missing,
                                   "approximate": [list(a) for a in v.approximate],
                                   "refused": v.refused,
-                                  "status": federated["analyses"][v.analysis].get("status")}
+                                  "status": federated["analyses"].get(v.analysis, {}).get("status")}
                      for v in verdicts},
         "cost": federated["federated"]["cost"],
         "summary_bytes_by_section": federated["federated"]["summary_bytes_by_section"],

@@ -24,6 +24,7 @@ from ..analysis.cart_characteristics import VARIABLES as TABLE3_VARIABLES
 from ..analysis.platelet_dose import MEASURES as DOSE_MEASURES
 from ..db import frame, scalar
 from .disclosure import Policy, Refused, guarded
+from .populations import node_populations
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -183,9 +184,12 @@ def cci_vs_il6(ctx: Context, policy: Policy) -> dict[str, Any]:
     df = ctx.population("cci_vs_il6").drop_nulls(["cci", "il6_same_day"])
     x = df["il6_same_day"].cast(pl.Float64).to_numpy()
     y = df["cci"].cast(pl.Float64).to_numpy()
-    n_patients = df.select(pl.struct("center_id", "patient_id").n_unique()).item() if df.height else 0
-    policy.patients("CCI vs IL-6", n_patients)
     n = int(x.size)
+    if n == 0:  # none at this center (e.g. storage times or cytokines not collected): a zero
+        return {"n": 0, "n_patients": 0, "mean_x": 0.0, "mean_y": 0.0, "sxx": 0.0, "syy": 0.0,
+                "sxy": 0.0}
+    n_patients = df.select(pl.struct("center_id", "patient_id").n_unique()).item()
+    policy.patients("CCI vs IL-6", n_patients)
     mx, my = float(x.mean()), float(y.mean())
     return {"n": n, "n_patients": int(n_patients), "mean_x": mx, "mean_y": my,
             "sxx": float(np.sum((x - mx) ** 2)), "syy": float(np.sum((y - my) ** 2)),
@@ -266,6 +270,7 @@ SECTIONS = {
     "cci_vs_il6": cci_vs_il6,
     "platelet_dose_by_ptr": platelet_dose_by_ptr,
     "bleeding_cuminc": bleeding_cuminc,
+    "population": node_populations,
 }
 
 

@@ -22,7 +22,7 @@ from ..analysis._common import AnalysisResult, not_estimable, num
 from ..analysis.ptr_multivariable import _result, _terms, report
 from ..analysis.runner import software_versions
 from ..stats._common import NotEstimable
-from . import combine
+from . import combine, populations
 from .disclosure import Refused
 from .logistic import add_parts, firth_logistic, forward_lr, logistic
 from .rounds import Rounds
@@ -175,6 +175,7 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
     out["cci_vs_il6"] = combine.cci_vs_il6(parts["cci_vs_il6"], definitions)
     out["bleeding_cuminc"] = combine.bleeding_cuminc(parts["bleeding_cuminc"], definitions)
 
+    pops = populations.combine_populations(parts["population"])
     analyses: dict[str, Any] = {}
     objects: dict[str, AnalysisResult] = {}
     headlines: list[dict[str, Any]] = []
@@ -189,6 +190,10 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
         else:
             data = res
         data.setdefault("status", "ok")
+        if analysis_id in pops["analyses"]:  # who it used and left out (issue 16), summed
+            data["population"] = pops["analyses"][analysis_id]
+            if isinstance(res, AnalysisResult):
+                res.caption = populations.caption(data["population"])
         data["population_sql"] = f"ptrharmonize/analysis/sql/{analysis_id}.sql"
         analyses[analysis_id] = num(data)
     refusals = {k: v.get("centers_refused") or v.get("reason") for k, v in analyses.items()
@@ -210,6 +215,7 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
             "cost": network.cost.as_dict() if hasattr(network, "cost") else None,
             "summary_bytes_by_section": section_bytes,
         },
+        "flows": pops["flows"],
         "filters": {"centers": sorted(summary), "since": None, "config": None},
         "files": {},
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

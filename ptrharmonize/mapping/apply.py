@@ -14,7 +14,7 @@ from .language import MappingError, load_mapping, resolve_in
 from .model import Mapping, SourceBlock, roles
 from .parse import parse_mapping
 from .plan import Source, plan_block
-from .readers import open_source
+from .readers import companion_files, open_source
 
 
 def _check_columns(block: SourceBlock, source_cols: list[str]) -> None:
@@ -68,7 +68,7 @@ def mapped_files(mapping_path: Path, submission_folder: Path, catalog: Catalog |
     (the same list, in the same order, as `apply_mapping(...).files`)."""
     root = Path(submission_folder)
     m = usable_mapping(Path(mapping_path), root, catalog or load_catalog())
-    return list(dict.fromkeys(resolve_in(root, block.file) for block in m.blocks))
+    return list(dict.fromkeys(resolve_in(root, f) for block in m.blocks for f in [block.file, *companion_files(block)]))
 
 
 def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog | None = None,
@@ -89,7 +89,7 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
     frames: dict[str, list[pl.LazyFrame]] = {}
     for block in m.blocks:
         src, path = read_block(block, root, stream=lazy)
-        files.append(path)
+        files += [path, *(resolve_in(root, f) for f in companion_files(block))]
         frames.setdefault(block.table, []).append(plan_block(src, m, catalog.tables[block.table], cdm))
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     for t, fs in frames.items():

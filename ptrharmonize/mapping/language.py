@@ -22,6 +22,8 @@ READER_KEYS = {
     "excel": {"sheet", "header_row", "skip_rows", "skip_rows_after_header"},
     "parquet": set(),
     "spss": {"value_labels", "encoding"},
+    # A REDCap records export, one form (instrument) per block: docs/redcap.md.
+    "redcap": {"form", "dictionary", "events", "encoding", "delimiter"},
 }
 ALL_READER_KEYS = set().union(*READER_KEYS.values()) | {"format"}
 PARSE_KEYS = {"decimal", "thousands", "null_values", "date_format", "timestamp_format", "below_lod"}

@@ -43,6 +43,7 @@ class ColumnMap:
     below_lod: list[str] | None = None
     time_column: str | None = None
     unmapped: str = "keep"
+    description: str | None = None  # what the column holds, in words (a REDCap field's label)
 
 
 @dataclass

@@ -197,6 +197,7 @@ def column_map(cdm_col: str, spec: Any, where: str, source: dict[str, Any], name
     lod = spec.get(BELOW_LOD, source.get(BELOW_LOD) if measured else None)
     cm.below_lod = formats_of(lod) if lod not in (None, False) else None
     cm.time_column = text_of(spec.get("time_column"))
+    cm.description = text_of(spec.get("description"))
     cm.unmapped = str(spec.get("unmapped", "keep"))
     if cm.unmapped not in ("keep", "null", "drop"):
         problems.append(_p("error", where + ".unmapped", "`unmapped` is keep (default), null or drop"))
@@ -278,19 +279,32 @@ def _unpivot(ctx: _Parse, table: str, spec: dict[str, Any], where: str, merged: 
 
 
 def _reader_checks(ctx: _Parse, kind: str | None, options: dict[str, Any], where: str) -> None:
-    if kind == "csv" and "encoding" in options:
+    if kind in ("csv", "redcap") and "encoding" in options:
         enc = str(options["encoding"])
         try:
             codecs.lookup(ALIASES.get(enc.lower(), enc))
         except LookupError:
             ctx.error(f"{where}.encoding", f"unknown encoding '{enc}'")
-    d = options.get("delimiter") if kind == "csv" else None
+    d = options.get("delimiter") if kind in ("csv", "redcap") else None
     if d is not None and (not isinstance(d, str) or (len(d) != 1 and d not in ("\\t", "tab", "TAB"))):
         ctx.error(f"{where}.delimiter", "the delimiter is one character (or \\t)")
+    if kind == "redcap":
+        _redcap_checks(ctx, options, where)
     for k in ("header_row", "skip_rows", "skip_rows_after_header"):
         v = options.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             ctx.error(f"{where}.{k}", f"`{k}` must be a whole number >= 0")
+
+
+def _redcap_checks(ctx: _Parse, options: dict[str, Any], where: str) -> None:
+    """A REDCap block names its form and the data dictionary (and may name the event mapping)."""
+    for k in ("form", "dictionary"):
+        if not options.get(k):
+            ctx.error(f"{where}.{k}", f"a REDCap block needs `{k}` (the {'instrument whose rows it reads' if k == 'form' else 'data dictionary CSV'})")
+    for k in ("dictionary", "events"):
+        why = check_relative_path(options[k]) if options.get(k) is not None else None
+        if why:
+            ctx.error(f"{where}.{k}", why)
 
 
 def _reader(ctx: _Parse, spec: dict[str, Any], where: str, merged: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:

@@ -122,11 +122,31 @@ def _excel(path: Path, root: Path, options: dict[str, Any]) -> pl.LazyFrame:
     return _source(schema, lambda: iter([read_excel(path, root, **options)]), f"excel {path.name}")
 
 
+REDCAP_FILES = ("dictionary", "events")  # a REDCap block's other files, beside its records export
+
+
+def companion_files(block: SourceBlock) -> list[str]:
+    """The files a block reads besides `file` (a REDCap export's dictionary and event mapping)."""
+    return [str(block.reader_options[k]) for k in REDCAP_FILES if block.reader_options.get(k)]
+
+
+def _redcap(path: Path, root: Path, options: dict[str, Any]) -> pl.LazyFrame:
+    from ..read.redcap import read_redcap
+    from .language import resolve_in
+
+    for k in REDCAP_FILES:
+        if options.get(k):
+            options[k] = resolve_in(root, str(options[k]))
+    return read_redcap(path, root, **options).lazy()
+
+
 def open_source(path: Path, root: Path, block: SourceBlock, stream: bool = True) -> pl.LazyFrame:
     """The block's file as a LazyFrame of its columns plus `_file` and `_row`. `stream=False`
     reads it whole first, so that every problem of the file is a ReadError here."""
     kind = format_of(path, block.fmt)
     options = dict(block.reader_options)
+    if kind == "redcap":
+        return _redcap(path, root, options)
     if not stream:
         return read_source(path, root, block.fmt, **options).lazy()
     if kind == "csv":

@@ -74,8 +74,8 @@ def format_of(path: Path, declared: str | None = None) -> str:
             fmt = "excel"
         if fmt in ("sav", "zsav"):
             fmt = "spss"
-        if fmt not in ("csv", "excel", "parquet", "spss"):
-            raise ReadError(path.name, message=f"unknown format '{declared}' (csv, excel, parquet or spss)")
+        if fmt not in ("csv", "excel", "parquet", "spss", "redcap"):
+            raise ReadError(path.name, message=f"unknown format '{declared}' (csv, excel, parquet, spss or redcap)")
         return fmt
     try:
         return FORMATS[path.suffix.lower()]
@@ -172,6 +172,10 @@ def read_source(
         from .parquet import read_parquet
 
         return read_parquet(path, root, **options)
+    if kind == "redcap":  # one form of a REDCap records export (its dictionary among the options)
+        from .redcap import read_redcap
+
+        return read_redcap(path, root, **options)
     from .spss import read_spss
 
     return read_spss(path, root, **options)

@@ -33,7 +33,7 @@ from ..mapping import Mapping, load_mapping, parse_mapping
 from ..paths import mappings_dir
 from . import defects as planter
 from .invert import Part, profile, quantize, source_of, split
-from .render import write_part
+from .render import Written, write_part
 from .truth import generate_truth
 from .writers import write_center
 
@@ -81,8 +81,19 @@ def _plant(parts: list[Part], names: list[str], key: str, center_id: str) -> lis
             "sheet": part.block.reader_options.get("sheet"), "row": part.first_row() + hit.index,
             "column": source_of(part, d.column), "table": d.table, "cdm_column": d.column,
             "rule_id": d.rule_id, "description": d.description,
-            "value": None if hit.value is None else str(hit.value),
+            "value": None if hit.value is None else str(hit.value), "_at": (id(part), hit.index),
         })
+    return listed
+
+
+def _file_rows(listed: list[dict[str, Any]], written: list[Written]) -> list[dict[str, Any]]:
+    """Each planted defect's row in the file as written (a REDCap records file interleaves its
+    forms, so a part's row i is not the file's row first_row + i there)."""
+    rows = {id(w.part): w.file_rows for w in written if w.file_rows is not None}
+    for d in listed:
+        part, index = d.pop("_at")
+        if part in rows:
+            d["row"] = rows[part][index]
     return listed
 
 
@@ -109,7 +120,7 @@ def generate_centers(
     patients_per_center: int | list[int] = 40,
     seed: int = 20240601,
     defects: bool = False,
-    centers: int = 4,
+    centers: int | None = None,
     truth_format: str = "csv",
     mappings: list[Path] | None = None,
     render_files: bool = True,
@@ -121,6 +132,8 @@ def generate_centers(
     canonical truth, `mappings/<key>.yaml` the mapping to read the center's files,
     `manifest.json`, and with `defects=True` also `defects.json` (one entry per planted defect).
     Returns the manifest. `render_files=False` writes only the truth (fast, for scale tests)."""
+    order = [Path(p) for p in (mappings or demo_mappings())]
+    centers = len(order) if centers is None else centers  # default: one center per mapping
     if centers < 1:
         raise ValueError("centers must be at least 1")
     sizes = [patients_per_center] * centers if isinstance(patients_per_center, int) else list(patients_per_center)
@@ -128,7 +141,6 @@ def generate_centers(
         raise ValueError("patients_per_center must be at least 1 (one number, or one per center)")
     if truth_format not in ("csv", "parquet"):
         raise ValueError("truth_format is csv or parquet")
-    order = [Path(p) for p in (mappings or demo_mappings())]
     if not order:
         raise ValueError("no mapping files to generate centers from")
     catalog = load_catalog()
@@ -158,11 +170,14 @@ def generate_centers(
             continue
         _write_mapping(src, key, center_id, base.center_id, out / "mappings")
         parts = split(truth, mapping, catalog)
+        planted = []
         if defects and copy == 0:
             dealt = min(len(order), centers)
-            manifest["defects"] += _plant(parts, [n for i, n in enumerate(planter.DEMO) if i % dealt == k], key, center_id)
+            planted = _plant(parts, [n for i, n in enumerate(planter.DEMO) if i % dealt == k], key, center_id)
         title = f"{mapping.center_id} registry export (de-identified)"
-        write_center([write_part(p, catalog) for p in parts], out / "centers" / key, title)
+        written = [write_part(p, catalog) for p in parts]
+        write_center(written, out / "centers" / key, title)
+        manifest["defects"] += _file_rows(planted, written)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     if defects:
         (out / "defects.json").write_text(json.dumps(manifest["defects"], indent=2, ensure_ascii=False), encoding="utf-8")

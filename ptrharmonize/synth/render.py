@@ -31,6 +31,7 @@ class Written:
     numeric_text: set[str] = field(default_factory=set)  # Excel: text columns that hold numbers
     labels: dict[str, list[str]] = field(default_factory=dict)  # SPSS: value labels, codes 1..n
     booleans: dict[str, tuple[str, str]] = field(default_factory=dict)  # SPSS: (false, true) labels: 0/1
+    file_rows: list[int] | None = None  # the file row of each row, where not first_row() + index (REDCap)
 
 
 def _typed(c: pl.Expr, dtype: pl.DataType, col: ColumnSpec) -> pl.Expr:
@@ -66,7 +67,7 @@ class Writer:
     def __init__(self, part: Part, catalog: Catalog) -> None:
         self.part, self.catalog = part, catalog
         self.tspec = catalog.tables[part.table]
-        self.text = part.kind == "csv"
+        self.text = part.kind in ("csv", "redcap")
         self.labels_on = part.kind == "spss" and bool(part.block.reader_options.get("value_labels"))
         self.out = Written(part, pl.DataFrame())
 

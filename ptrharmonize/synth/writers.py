@@ -86,12 +86,17 @@ def write_center(items: list[Written], folder: Path, title: str) -> list[Path]:
         path = folder / w.part.block.file
         path.parent.mkdir(parents=True, exist_ok=True)
         kind = w.part.kind
-        if kind == "excel":
+        if kind in ("excel", "redcap"):  # parts that share one file
             books.setdefault(w.part.block.file, []).append(w)
             continue
         {"csv": write_csv, "spss": write_spss, "parquet": write_parquet}[kind](w, path)
         written.append(path)
     for file, ws in books.items():
+        if ws[0].part.kind == "redcap":
+            from .redcap import write_redcap
+
+            written += write_redcap(ws, folder)
+            continue
         write_excel(ws, folder / file, title)
         written.append(folder / file)
     return written
