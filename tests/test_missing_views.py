@@ -386,3 +386,15 @@ def test_recovery_without_outcomes_table_uses_the_last_record():
     reasons = {r["variable"]: (r["state"], r["reason"])
                for r in reg.rows("SELECT * FROM patient_missing WHERE patient_id = 'P'")}
     assert reasons["platelet_recovery_90d"] == ("unknown", "followup_ended_in_window")
+
+
+def test_every_derivation_states_its_missing_data_handling_with_a_source():
+    """Issue 16: "Each definition's handling of missing data is written next to it in
+    schemas/definitions.yaml with its source." Every section the views read (all but the
+    analysis settings) has a `missing_data` text naming its source."""
+    defs = CATALOG.definitions
+    for section, body in defs.items():
+        if section == "analysis":  # statistical choices, not a derivation
+            continue
+        text = body.get("missing_data") if isinstance(body, dict) else None
+        assert text and "Source:" in text, section
