@@ -38,9 +38,10 @@ _CODICE_FISCALE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{6}[0-9LMNP-Vlmnp-v]{2}[A
 _DATE_OR_TIME = re.compile(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b|\b\d{1,2}:\d{2}(?::\d{2})?\b")
 
 
-def national_id(text: str) -> bool:
-    """A check-digit-valid national id of NL (BSN), IT (codice fiscale), DE (Steuer-ID), FR (NIR),
-    UK (NHS number) or CN (resident id) anywhere in `text`."""
+@lru_cache(maxsize=1)
+def _stdnum() -> tuple:
+    """python-stdnum's modules, imported once (an import statement per call was ~half of the
+    check's time on a column of codes)."""
     from stdnum.cn import ric
     from stdnum.de import idnr
     from stdnum.fr import nir
@@ -48,6 +49,13 @@ def national_id(text: str) -> bool:
     from stdnum.it import codicefiscale
     from stdnum.nl import bsn
 
+    return bsn, nhs, idnr, ric, nir, codicefiscale
+
+
+def national_id(text: str) -> bool:
+    """A check-digit-valid national id of NL (BSN), IT (codice fiscale), DE (Steuer-ID), FR (NIR),
+    UK (NHS number) or CN (resident id) anywhere in `text`."""
+    bsn, nhs, idnr, ric, nir, codicefiscale = _stdnum()
     for m in _CODICE_FISCALE.finditer(text):
         if codicefiscale.is_valid(m.group().upper()):
             return True
@@ -85,6 +93,15 @@ def phone(text: str) -> bool:
     return False
 
 
+def _rejects(matcher: object, ch: str) -> bool:
+    """The matcher's test of the character next to a candidate (a Latin letter, '%' or a currency
+    sign rejects it), answered directly for ASCII: Basic Latin's letters are A-Z and a-z, its
+    only currency sign '$'; the library's Unicode-block lookup for anything else."""
+    if ch.isascii():
+        return ch.isalpha() or ch in "%$"
+    return matcher._is_invalid_punctuation_symbol(ch) or matcher._is_latin_letter(ch)  # type: ignore[attr-defined]
+
+
 @lru_cache(maxsize=1)
 def _any_region_matcher() -> type:
     """libphonenumber's matcher, trying every region of PHONE_REGIONS on each candidate it parses.
@@ -106,15 +123,11 @@ def _any_region_matcher() -> type:
             if not pm.fullmatch(pm._MATCHING_BRACKETS, candidate) or pm._PUB_PAGES.search(candidate):
                 return None
             if self.leniency >= Leniency.VALID:
-                if offset > 0 and not pm._LEAD_PATTERN.match(candidate):
-                    before = self.text[offset - 1]
-                    if self._is_invalid_punctuation_symbol(before) or self._is_latin_letter(before):
-                        return None
+                if offset > 0 and not pm._LEAD_PATTERN.match(candidate) and _rejects(self, self.text[offset - 1]):
+                    return None
                 last = offset + len(candidate)
-                if last < len(self.text):
-                    after = self.text[last]
-                    if self._is_invalid_punctuation_symbol(after) or self._is_latin_letter(after):
-                        return None
+                if last < len(self.text) and _rejects(self, self.text[last]):
+                    return None
             for region in PHONE_REGIONS:
                 try:
                     numobj = parse(candidate, region, keep_raw_input=True)

@@ -324,3 +324,29 @@ def test_reader_property_forms_instances_and_checkboxes(tmp_path_factory):
                 for r in got.iter_rows(named=True)] == rep
 
     check()
+
+
+def test_a_data_access_group_not_mapped_to_the_center_is_refused(submission):
+    """A row whose center comes from a data access group the mapping does not map to its
+    center_id is an error at that row (the group written as sent), not a row stored under
+    another center's code."""
+    import polars as pl
+
+    from ptrharmonize.cdm import load_catalog
+    from ptrharmonize.validate import Engine
+
+    m, folder = submission
+    m.write_text(m.read_text(encoding="utf-8").replace("values: {leiden: NL-LEI}", "values: {other: NL-LEI}"), encoding="utf-8")
+    result = Engine(load_catalog(), column_engine="polars").validate(apply_mapping(m, folder))
+    try:
+        hit = result.issues.filter(pl.col("rule_id") == "patients.center_is_the_submissions")
+        assert hit.get_column("row").to_list() == [2, 5, 8] and set(hit.get_column("value").to_list()) == {"leiden"}
+        assert result.blocking
+    finally:
+        result.cleanup()
+    m.write_text(MAPPING, encoding="utf-8")  # mapped to the center: no such issue
+    result = Engine(load_catalog(), column_engine="polars").validate(apply_mapping(m, folder))
+    try:
+        assert result.issues.filter(pl.col("rule_id") == "patients.center_is_the_submissions").height == 0
+    finally:
+        result.cleanup()

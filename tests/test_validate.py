@@ -73,7 +73,10 @@ def test_catalog_rules_all_covered_by_a_planted_defect() -> None:
     """Every cross-field rule in rules.yaml has a defect in the dirty extract."""
     catalog_ids = {r["id"] for r in load_catalog().rules}
     planted = {d[4] for d in DEFECTS} | {d[3] for d in MULTI_DEFECTS}
-    assert catalog_ids - planted == set()
+    # A canonical extract's center is the one its patients name, so a row naming another center
+    # needs a mapped submission: tested in tests/test_redcap.py (a data access group not mapped).
+    mapped_only = {"patients.center_is_the_submissions"}
+    assert catalog_ids - planted == mapped_only
 
 
 def test_json_shape_is_exact(dirty_extract: Path) -> None:

@@ -482,7 +482,8 @@ def _compile_polars(frame: pl.LazyFrame, rule: Any) -> str | None:
 
 
 def _duckdb_catalog(specs: dict[str, Any], definitions: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-    """The relations a rule query sees, typed and empty: the tables, canonical_lab_units and crs_graded."""
+    """The relations a rule query sees, typed and empty: the tables, canonical_lab_units,
+    submission_center and crs_graded."""
     from ..derive import install_crs_graded
 
     con = duckdb.connect()
@@ -490,6 +491,7 @@ def _duckdb_catalog(specs: dict[str, Any], definitions: dict[str, Any]) -> duckd
         cols = [f"{qi(c.name)} {DUCKDB_TYPES[c.type]}" for c in spec.columns]
         con.execute(f"CREATE TABLE {qi(name)} ({', '.join(cols)}, _file VARCHAR, _row BIGINT)")
     con.execute("CREATE TABLE canonical_lab_units (analyte VARCHAR, unit VARCHAR)")
+    con.execute("CREATE TABLE submission_center (center_id VARCHAR)")
     install_crs_graded(con, definitions)
     return con
 

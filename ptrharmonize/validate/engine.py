@@ -312,7 +312,7 @@ class Engine:
                 with self._timed("identifier_scan"):
                     self._phi_values(table, path, cols, outcomes, issues, phi_values)
             with self._timed("cross_table_duckdb"):
-                self._cross_table(staged, outcomes, issues)
+                self._cross_table(staged, outcomes, issues, sub.center_id)
         except BaseException:
             if owns:
                 shutil.rmtree(work, ignore_errors=True)
@@ -567,7 +567,7 @@ class Engine:
         return typed
 
     def _cross_table(self, staged: dict[str, Path], outcomes: dict[str, _Outcome],
-                     issues: list[pl.DataFrame]) -> None:
+                     issues: list[pl.DataFrame], center: str | None = None) -> None:
         sql_rules = [r for r in self.rules if r.engine == "duckdb" and outcomes[r.id].status is None]
         if not sql_rules:
             return
@@ -583,6 +583,11 @@ class Engine:
             db.run(con, "CREATE TABLE canonical_lab_units (analyte VARCHAR, unit VARCHAR)")
             if units:
                 con.executemany("INSERT INTO canonical_lab_units VALUES (?, ?)", list(units.items()))
+            # The center the submission is sent for (a mapping's center_id; none for an extract
+            # whose rows name it): rows naming another center are refused by a rule.
+            db.run(con, "CREATE TABLE submission_center (center_id VARCHAR)")
+            if center is not None:
+                con.execute("INSERT INTO submission_center VALUES (?)", [center])
             crs_error = self._install_crs_graded(con)
             for r in sql_rules:
                 o = outcomes[r.id]

@@ -1,5 +1,5 @@
 """`engine: duckdb` with `sql:` and `denominator:` (rules.yaml): a custom query over the
-submission's tables (views of the staged files, plus `canonical_lab_units` and `crs_graded`)
+submission's tables (views of the staged files, plus `canonical_lab_units`, `submission_center` and `crs_graded`)
 returning the failing rows as `_file, _row, value`, and a query counting the rows checked."""
 
 from __future__ import annotations
