@@ -107,9 +107,9 @@ def validate(
     def body() -> int:
         from contextlib import closing
 
-        from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
+        from .batch import in_order, is_small, output_for
+        from .commands.common import prepare_batch
         from .errors import run_guarded_each
-        from .outputs import check_ingest_paths
         from .report.issues import (
             render_terminal,
             to_json_dict,
@@ -118,22 +118,11 @@ def validate(
             write_json,
         )
         from .validate import Engine
-        from .validate.catalog import checked_catalog
-        from .validate.rules import all_rules
         from .validate.stage import validate_and_keep
-        from .validate.thresholds import load_thresholds
 
         if format not in ("text", "json"):
             raise UserError("--format must be 'text' or 'json'")
-        if jobs < 1:
-            raise UserError("--jobs must be at least 1")
-        pairs = pair_mappings(paths, mapping)
-        several = len(pairs) > 1
-        # The store or an input named as the output first: that message says what is at stake.
-        check_ingest_paths(None, output, pairs, thresholds, several)
-        check_outputs(output, paths)
-        cat = checked_catalog()
-        th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
+        pairs, several, cat, th = prepare_batch(paths, mapping, None, output, thresholds, jobs)
         docs: list[dict] = []
 
         def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[ValidationResult, Path | None]:

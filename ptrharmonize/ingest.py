@@ -8,7 +8,6 @@ entirely; a rejected one (blocking errors) never touches the store.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,15 @@ from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
 from .store import connect as connect_store
-from .store import create_schema, literal_path, qi, row_digest_sql, write_findings
+from .store import (
+    create_schema,
+    literal_path,
+    open_read_only,
+    qi,
+    row_digest_sql,
+    write_findings,
+    write_submission,
+)
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -150,13 +157,10 @@ class StoreWriter:
             if prev:
                 db.run(con, "UPDATE submissions SET status = 'superseded' WHERE center_id = ? AND status = 'active'",
                        [center])
-            db.run(
-                con,
-                "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-                [sid, center, datetime.now(), str(sub.source_path), content, json.dumps(files),
-                 str(Path(sub.mapping_file).resolve()) if sub.mapping_file else None, mapping_sum,
-                 json.dumps(result.rows), result.n_errors, result.n_warnings],
-            )
+            write_submission(con, sid, center, str(sub.source_path), "active", result,
+                             content_checksum=content, file_checksums=files,
+                             mapping_file=str(Path(sub.mapping_file).resolve()) if sub.mapping_file else None,
+                             mapping_checksum=mapping_sum)
             _store_findings(con, result, center, sid)
             if result.collection is not None:
                 collection.write(con, result.collection, center, sid)
@@ -243,11 +247,7 @@ def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, ce
 def store_status(store: Path) -> dict[str, object]:
     if not Path(store).exists():
         raise UserError(f"{store}: store not found (create it with ptrh ingest)")
-    try:
-        con = duckdb.connect(str(store), read_only=True)
-    except duckdb.Error as exc:
-        raise UserError(f"{store}: cannot open the store read-only ({str(exc).splitlines()[0]}); "
-                        "if an ingest is writing it, try again when it has finished") from None
+    con = open_read_only(store)
     try:
         subs = db.frame(con, "SELECT submission_id, center_id, submitted_at, status, n_errors, n_warnings, "
                              "row_counts, mapping_file FROM submissions ORDER BY center_id, submitted_at")

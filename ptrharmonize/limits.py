@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "max_shrink_share": 0.5,
     "center_id_pattern": r"^[^\W_][\w.-]{0,39}$",
     "column_issue_min_rows": 20,
+    "validate_views_memory": "512MB",
 }
 
 

@@ -26,7 +26,7 @@ from ptrharmonize.cdm import load_catalog
 from ptrharmonize.cli import app
 from ptrharmonize.read.canonical import read_canonical
 from ptrharmonize.validate import Engine
-from ptrharmonize.validate.engine import rule_status
+from ptrharmonize.validate.result import rule_status
 from ptrharmonize.validate.rules import all_rules
 
 runner = CliRunner()

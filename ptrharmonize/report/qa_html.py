@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .history import trend
+from .history import trend, trend_scales
 from .qa import QAReport
 from .templating import human
 from .templating import render as render_template
@@ -152,8 +152,10 @@ def _bleeding(d: dict[str, Any]) -> tuple[list[Any], list[Any], dict[str, dict[A
 
 def _history(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
-    for i, (c, subs) in enumerate((d.get("history") or {}).items()):
-        out[c] = {"submissions": subs, "trend": trend(c, subs, i)}
+    histories = d.get("history") or {}
+    scales = trend_scales(histories)  # one axis per count for every center: heights compare across centers
+    for i, (c, subs) in enumerate(histories.items()):
+        out[c] = {"submissions": subs, "trend": trend(c, subs, i, scales)}
     return out
 
 
