@@ -98,8 +98,9 @@ def validate(
 ) -> None:
     """Check a submission against the common data model and the rule catalog.
 
-    Every finding is one row: rule id, severity, file, spreadsheet row (header = 1), column,
-    value and a message for the person who fixes the data. Exit 0 when no error rule exceeds
+    Every finding is one row: rule id, severity, file, sheet, spreadsheet row (header = 1) and
+    place (SPSS: case number), patient code, column and the center's own header, value, a message
+    for the person who fixes the data (in the mapping's `language:`) and a hint for the coordinator. Exit 0 when no error rule exceeds
     its threshold (warnings allowed), 1 when one does, 2 when the check could not run; for
     several folders, the worst of them.
     """
@@ -107,33 +108,21 @@ def validate(
     def body() -> int:
         from contextlib import closing
 
-        from .batch import check_outputs, in_order, is_small, output_for, pair_mappings
+        from .batch import in_order, is_small, output_for
+        from .commands.common import prepare_batch
         from .errors import run_guarded_each
-        from .outputs import check_ingest_paths
         from .report.issues import (
             render_terminal,
             to_json_dict,
-            with_source_columns,
             write_issues,
             write_json,
         )
         from .validate import Engine
-        from .validate.catalog import checked_catalog
-        from .validate.rules import all_rules
         from .validate.stage import validate_and_keep
-        from .validate.thresholds import load_thresholds
 
         if format not in ("text", "json"):
             raise UserError("--format must be 'text' or 'json'")
-        if jobs < 1:
-            raise UserError("--jobs must be at least 1")
-        pairs = pair_mappings(paths, mapping)
-        several = len(pairs) > 1
-        # The store or an input named as the output first: that message says what is at stake.
-        check_ingest_paths(None, output, pairs, thresholds, several)
-        check_outputs(output, paths)
-        cat = checked_catalog()
-        th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
+        pairs, several, cat, th = prepare_batch(paths, mapping, None, output, thresholds, jobs)
         docs: list[dict] = []
 
         def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[ValidationResult, Path | None]:
@@ -145,12 +134,12 @@ def validate(
                 return eng.validate(sub), None
 
         def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[ValidationResult, Path | None]]]) -> int:
-            (path, mp), get = item
+            (path, _mp), get = item
             result, kept = get()
             try:
                 out = output_for(output, path, several)
                 if out is not None:
-                    write_issues(with_source_columns(result.issues, mp), out)
+                    write_issues(result.issues, out)
                 if format == "json":
                     docs.append(to_json_dict(result))
                     for line in result.could_not_run:

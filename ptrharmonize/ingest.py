@@ -8,7 +8,6 @@ entirely; a rejected one (blocking errors) never touches the store.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +22,17 @@ from .errors import UserError
 from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
+from .pause_points import reached
 from .store import connect as connect_store
-from .store import create_schema, literal_path, qi, row_digest_sql, write_findings
+from .store import (
+    create_schema,
+    literal_path,
+    open_read_only,
+    qi,
+    row_digest_sql,
+    write_findings,
+    write_submission,
+)
 from .submission import Submission
 from .validate import ValidationResult
 
@@ -76,6 +84,7 @@ class StoreWriter:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
+            reached("before_lock")
             lock = StoreLock(self.store, self.wait_s)
             lock.__enter__()
             try:
@@ -100,6 +109,7 @@ class StoreWriter:
                 lock.__exit__(None, None, None)
                 raise
             self._lock, self._con = lock, con
+            reached("locked")
         return self._con
 
     def close(self) -> None:
@@ -109,6 +119,7 @@ class StoreWriter:
             if con is not None:
                 try:
                     db.run(con, "CHECKPOINT")
+                    reached("checkpointed")
                 finally:
                     con.close()
         finally:
@@ -146,26 +157,26 @@ class StoreWriter:
         sid = f"{center}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         db.run(con, "BEGIN TRANSACTION")
         try:
+            reached("in_transaction")
             _replace_center(con, catalog, result, center, sid)
             if prev:
                 db.run(con, "UPDATE submissions SET status = 'superseded' WHERE center_id = ? AND status = 'active'",
                        [center])
-            db.run(
-                con,
-                "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-                [sid, center, datetime.now(), str(sub.source_path), content, json.dumps(files),
-                 str(Path(sub.mapping_file).resolve()) if sub.mapping_file else None, mapping_sum,
-                 json.dumps(result.rows), result.n_errors, result.n_warnings],
-            )
+            write_submission(con, sid, center, str(sub.source_path), "active", result,
+                             content_checksum=content, file_checksums=files,
+                             mapping_file=str(Path(sub.mapping_file).resolve()) if sub.mapping_file else None,
+                             mapping_checksum=mapping_sum)
             _store_findings(con, result, center, sid)
             if result.collection is not None:
                 collection.write(con, result.collection, center, sid)
             else:  # a validation kept before the record existed: what was staged is what was sent
                 db.run(con, "DELETE FROM collection WHERE center_id = ?", [center])
+            reached("before_commit")
             db.run(con, "COMMIT")
         except BaseException:
             db.run(con, "ROLLBACK")
             raise
+        reached("committed")
         return IngestOutcome("stored", sid, center, result.rows, replaced=prev[0][0] if prev else None)
 
     def _check_same_source(self, sub: Submission, center: str, stored_mapping: str | None) -> None:
@@ -233,6 +244,7 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
         key, digest, method = row_digest_sql(catalog, table)
         db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest}, {method} FROM read_parquet(?)",
                [sid, table, literal_path(path)])
+        reached(f"replaced:{table}")
 
 
 def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:
@@ -243,11 +255,7 @@ def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, ce
 def store_status(store: Path) -> dict[str, object]:
     if not Path(store).exists():
         raise UserError(f"{store}: store not found (create it with ptrh ingest)")
-    try:
-        con = duckdb.connect(str(store), read_only=True)
-    except duckdb.Error as exc:
-        raise UserError(f"{store}: cannot open the store read-only ({str(exc).splitlines()[0]}); "
-                        "if an ingest is writing it, try again when it has finished") from None
+    con = open_read_only(store)
     try:
         subs = db.frame(con, "SELECT submission_id, center_id, submitted_at, status, n_errors, n_warnings, "
                              "row_counts, mapping_file FROM submissions ORDER BY center_id, submitted_at")

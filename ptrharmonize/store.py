@@ -60,9 +60,17 @@ CREATE TABLE IF NOT EXISTS issues (
   "row" BIGINT,
   "column" VARCHAR,
   value VARCHAR,
-  message VARCHAR
+  message VARCHAR,
+  sheet VARCHAR,
+  place VARCHAR,
+  patient_id VARCHAR,
+  source_column VARCHAR,
+  hint VARCHAR
 )
 """
+# The issue record's fields (validate/issue_record.py) added after the first ten columns: added to
+# a store of before them, and written by name, so the store holds the record every output shows.
+ISSUE_EXTRA_COLUMNS = ("sheet", "place", "patient_id", "source_column", "hint")
 
 RULE_RESULTS_DDL = """
 CREATE TABLE IF NOT EXISTS rule_results (
@@ -118,6 +126,8 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None
         con.execute(table_ddl(catalog, table))
     con.execute(SUBMISSIONS_DDL)
     con.execute(ISSUES_DDL)
+    for c in ISSUE_EXTRA_COLUMNS:
+        con.execute(f"ALTER TABLE issues ADD COLUMN IF NOT EXISTS {qi(c)} VARCHAR")
     con.execute(RULE_RESULTS_DDL)
     con.execute(COLLECTION_DDL)
     con.execute(SUBMISSION_ROWS_DDL)
@@ -141,17 +151,48 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return duckdb.connect(str(path), config={"storage_compatibility_version": STORE_STORAGE_VERSION})
 
 
+def _cannot_open(store: Path, exc: duckdb.Error) -> UserError:
+    return UserError(f"{store}: cannot open the store read-only ({str(exc).splitlines()[0]}); "
+                     "is it a ptrh store, and is an ingest still writing it?")
+
+
+def open_read_only(store: Path | str) -> duckdb.DuckDBPyConnection:
+    """The store itself, read-only, for a command that only reads it (`status`, `diff`); exit 2
+    with the reason when it cannot be opened. Every reader of the store opens it here or through
+    `attach_read_only`."""
+    store = Path(store)
+    try:
+        return connect(store, read_only=True)
+    except duckdb.Error as exc:
+        raise _cannot_open(store, exc) from None
+
+
 def attach_read_only(con: duckdb.DuckDBPyConnection, store: Path | str, alias: str) -> set[str]:
     """ATTACH the store READ_ONLY as `alias` in a private connection (an analysis or a report
-    never writes it, and may run while another process reads it); the names of its tables.
-    Every reader of the store opens it here."""
+    never writes it, and may run while another process reads it); the names of its tables."""
     store = Path(store)
     try:
         db.run(con, f"ATTACH {_literal(str(store))} AS {qi(alias)} (READ_ONLY)")
     except duckdb.Error as exc:
-        raise UserError(f"{store}: cannot open the store read-only ({str(exc).splitlines()[0]}); "
-                        "is it a ptrh store, and is an ingest still writing it?") from None
+        raise _cannot_open(store, exc) from None
     return {r[0] for r in db.rows(con, "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias])}
+
+
+def write_submission(con: duckdb.DuckDBPyConnection, sid: str, center: str, source: str, status: str,
+                     result: Any, *, submitted_at: Any = None, content_checksum: str | None = None,
+                     file_checksums: Any = None, mapping_file: str | None = None,
+                     mapping_checksum: str | None = None) -> None:
+    """One row of `submissions` for a validation `result` (its row counts, errors and warnings):
+    the ingest and the QA report of a submission before ingest record it the same way."""
+    import json
+    from datetime import datetime
+
+    db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, content_checksum, "
+                "file_checksums, mapping_file, mapping_checksum, row_counts, status, n_errors, n_warnings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           [sid, center, submitted_at or datetime.now(), source, content_checksum,
+            json.dumps(file_checksums) if file_checksums is not None else None, mapping_file, mapping_checksum,
+            json.dumps(result.rows), status, result.n_errors, result.n_warnings])
 
 
 def write_findings(con: duckdb.DuckDBPyConnection, issues: Any, rules: Any, center: str, sid: str) -> None:
@@ -160,8 +201,11 @@ def write_findings(con: duckdb.DuckDBPyConnection, issues: Any, rules: Any, cent
     the store's ingest and the QA report of a submission write them the same way."""
     con.register("_new_issues", issues.to_arrow())
     try:
-        db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", value, "
-               "message FROM _new_issues", [sid, center])
+        cols = ["rule_id", "severity", "table", "file", "row", "column", "value", "message",
+                *(c for c in ISSUE_EXTRA_COLUMNS if c in issues.columns)]
+        names = ", ".join(qi(c) for c in cols)
+        db.run(con, f"INSERT INTO issues (submission_id, center_id, {names}) SELECT ?, ?, {names} FROM _new_issues",
+               [sid, center])
     finally:
         con.unregister("_new_issues")
     con.register("_new_rules", rules.to_arrow())

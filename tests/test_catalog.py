@@ -138,6 +138,18 @@ def test_unknown_key_is_exit_2_with_file_line_and_key(tmp_path: Path, monkeypatc
     assert f"{f}, line {line_of(f, 'plausible_mx')}, key 'plausible_mx': unknown key" in " ".join(res.output.split())
 
 
+def test_unknown_definitions_key_is_exit_2_before_validate_reads_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_extract: Path) -> None:
+    """Issue 24: schemas/definitions.yaml is checked like the other catalogs (a threshold's
+    typo silently kept the default)."""
+    root = copy_schemas(tmp_path)
+    f = root / "definitions.yaml"
+    f.write_text(f.read_text().replace("  refractory_below: 5000", "  refractory_belw: 5000", 1))
+    res = _validate(root, clean_extract, monkeypatch)
+    assert res.exit_code == 2
+    assert f"{f}, line {line_of(f, 'refractory_belw')}, key 'refractory_belw': unknown key" in " ".join(res.output.split())
+
+
 def test_misspelt_severity_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_extract: Path) -> None:
     root = copy_schemas(tmp_path)
     f = root / "rules.yaml"
@@ -307,6 +319,15 @@ def test_reason_with_brackets_is_printed_as_text(tmp_path: Path, monkeypatch: py
         ("tables/crs_assessments.yaml", "fills: reported_scale", "fills: reported_scal", "reported_scal,", "fills"),
         # an identifier scan of a column that does not exist
         ("phi.yaml", "  labs: [patient_id]", "  labs: [patient_idd]", "patient_idd", "labs"),
+        # a misspelt threshold in definitions.yaml left the default in force without a word
+        ("definitions.yaml", "  refractory_below: 5000", "  refractory_belw: 5000", "refractory_belw:",
+         "refractory_belw"),
+        # an extra key in a section a derivation reads, and one in the analyses' section
+        ("definitions.yaml", "  max_pct: 100 ", "  max_pct: 100\n    min_pct: 21 ", "min_pct:", "min_pct"),
+        ("definitions.yaml", "  horizon_days: 30 ", "  horizon_day: 30 ", "horizon_day:", "horizon_day"),
+        # a misspelt key of completeness.yaml (the outcome then had no tolerance), and a severity
+        ("completeness.yaml", "    threshold: 0.5", "    treshold: 0.5", "treshold:", "treshold"),
+        ("completeness.yaml", "    severity: warning", "    severity: warnign", "warnign", "severity"),
     ],
 )
 def test_other_catalog_files_are_checked(tmp_path: Path, file: str, old: str, new: str, needle: str, key: str) -> None:

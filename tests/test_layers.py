@@ -17,16 +17,16 @@ LAYERS: list[tuple[str, set[str]]] = [
     # plumbing every step may use: paths, the error type, DuckDB idioms, checksums, the lock,
     # limits, output-path checks, the packaged model folder
     ("plumbing", {"", "paths", "errors", "db", "spreadsheet", "checksums", "lock", "submission", "limits",
-                  "center_id", "outputs", "model", "identifiers", "stage_seal"}),
-    # the declarative model: the CDM, units, what a center collects, a registry folder
-    ("model", {"cdm", "units", "collection", "registry", "phi_scan"}),
-    # clinical definitions as SQL over relations named like the CDM tables (views/*.sql); the
-    # validation engine grades CRS with them, the analyses derive everything with them
-    ("definitions", {"derive"}),
+                  "center_id", "outputs", "model", "identifiers", "stage_seal", "pause_points"}),
+    # the declarative model: the CDM, units, what a center collects, a registry folder, and the
+    # clinical definitions as typed SQL macros with the CRS grade (validation grades CRS with it)
+    ("model", {"cdm", "units", "collection", "registry", "phi_scan", "definition_sql", "messages"}),
     ("read", {"read", "scan"}),  # scan: profiling a center's files (scan.render is a report)
     ("mapping", {"mapping"}),
     ("validate", {"validate"}),
-    ("store", {"store", "store_views"}),
+    ("store", {"store"}),
+    # the derived views over the store (views/*.sql): after the store, never imported by validate
+    ("derive", {"derive", "store_views"}),
     ("ingest", {"ingest"}),
     ("stats", {"stats"}),
     ("analysis", {"analysis", "synth"}),
@@ -103,9 +103,20 @@ def test_a_climb_inside_a_function_is_found(tmp_path: Path) -> None:
     them lazy inside a function, in a package laid out like ours."""
     pkg = tmp_path / "ptrharmonize"
     (pkg / "validate").mkdir(parents=True)
-    (pkg / "validate" / "engine.py").write_text("from ..store import qi\nfrom ..cdm import FILE_COL\n")
+    (pkg / "validate" / "engine.py").write_text("from ..store import qi\nfrom ..cdm import FILE_COL\n"
+                                               "from ..definition_sql import install_crs_graded\n")
+    (pkg / "validate" / "catalog.py").write_text("def grade():\n    from ..derive import install_crs_graded\n")
     (pkg / "errors.py").write_text("def run():\n    from .read import ReadError\n    return ReadError\n")
     assert climbs(pkg) == [
         "ptrharmonize/errors.py:2: errors (plumbing) imports read (read)",
+        "ptrharmonize/validate/catalog.py:2: validate (validate) imports derive (derive)",
         "ptrharmonize/validate/engine.py:1: validate (validate) imports store (store)",
     ]
+
+
+def test_validate_reads_the_definitions_below_it_not_the_derived_views() -> None:
+    """Issue 24: validate -> derive was a climb the layer order allowed; derive now comes after
+    the store, and the engine and the catalog check reach the CRS grade through definition_sql."""
+    assert RANK["derive"] > RANK["store"] > RANK["validate"] > RANK["definition_sql"]
+    validate = [t for p in (PACKAGE / "validate").rglob("*.py") for _, t in _imports(p)]
+    assert "derive" not in validate and "definition_sql" in validate

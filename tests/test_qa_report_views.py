@@ -162,17 +162,23 @@ def test_without_javascript_the_page_is_complete(reg: dict, tmp_path: Path) -> N
 # --------------------------------------------------------------------------- print
 
 
-def test_print_to_pdf_is_a4_with_every_section_open(reg: dict) -> None:
+def _printed(reg: dict):
+    """The QA report printed to PDF by headless Chromium (once per module), read by pypdf."""
     from pypdf import PdfReader
 
     pdf = reg["base"] / "qa.pdf"
-    res = chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf}", reg["out"].resolve().as_uri()],
-                   reg["base"] / "profile-pdf")
-    assert pdf.is_file(), res.stderr[-2000:]
-    reader = PdfReader(str(pdf))
+    if not pdf.is_file():
+        res = chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf}", reg["out"].resolve().as_uri()],
+                       reg["base"] / "profile-pdf")
+        assert pdf.is_file(), res.stderr[-2000:]
+    return pdf, PdfReader(str(pdf))
+
+
+def test_print_to_pdf_is_a4_with_every_section_open(reg: dict) -> None:
+    pdf, reader = _printed(reg)
     n = len(reader.pages)
     print(f"\nQA report printed: {n} A4 pages, {pdf.stat().st_size:,} bytes: {pdf}")
-    assert 3 <= n <= 60  # two centers, 164 rules each, 11 figures: about 26 pages
+    assert 3 <= n <= 70  # two centers, 164 rules each, 11 figures, tables at 8 pt: about 52 pages
     for page in reader.pages:
         w, h = float(page.mediabox.width), float(page.mediabox.height)
         assert abs(w - 595.3) < 2 and abs(h - 841.9) < 2, (w, h)  # A4 portrait, in points
@@ -191,6 +197,85 @@ def test_print_to_pdf_is_a4_with_every_section_open(reg: dict) -> None:
     # the issue list: the message, the last column, in full
     msg = next(r["message"] for r in _issue_rows(reg) if r["data-rule"] == "transfusions.dose_or_units")
     assert re.sub(r"\s+", "", msg) in flat
+
+
+# The print stylesheet's page: A4 (210 x 297 mm) less the @page margins (10 mm each side,
+# 12 mm top, 14 mm bottom): 190 x 271 mm of printable area.
+PRINT_W_MM, PRINT_H_MM, MARGIN_X_PT = 190.0, 271.0, 10 / 25.4 * 72
+MEASURE_PRINT_LAYOUT = """(function () {
+  /* the print rules applied to the screen, on a page as wide as A4's printable width */
+  Array.prototype.forEach.call(document.styleSheets, function (s) {
+    Array.prototype.forEach.call(s.cssRules, function (r) {
+      if (r.media && /print/.test(r.media.mediaText)) { r.media.appendMedium('screen'); }
+    });
+  });
+  document.documentElement.style.width = '190mm';
+  var mm = 96 / 25.4, out = [];
+  Array.prototype.forEach.call(document.querySelectorAll('figure'), function (f) {
+    var r = f.getBoundingClientRect(), svg = f.querySelector('svg');
+    var g = svg ? svg.getBoundingClientRect() : r;
+    out.push({caption: (f.querySelector('figcaption') || f).textContent.trim().slice(0, 60),
+              left: r.left / mm, right: r.right / mm, height: r.height / mm,
+              svg_left: g.left / mm, svg_right: g.right / mm, svg_height: g.height / mm,
+              break_inside: getComputedStyle(f).breakInside});
+  });
+  var h2 = document.querySelector('main h2');
+  var pre = document.createElement('pre'); pre.id = 'print-layout';
+  pre.textContent = JSON.stringify({page: document.body.scrollWidth / mm, figures: out, h2: h2.textContent.trim(),
+                                    h2_pt: parseFloat(getComputedStyle(h2).fontSize) * 0.75});
+  document.body.appendChild(pre);
+})();"""
+
+
+def test_print_figures_fit_the_a4_width_and_are_never_cut(reg: dict) -> None:
+    """Issue 21: every figure fits A4's printable width and is not cut across pages. The layout
+    is measured in Chromium with the print rules applied on a page as wide as A4's printable
+    area; the PDF Chromium prints is then read for where each trend figure's texts landed."""
+    page = reg["base"] / "print-layout.html"
+    page.write_text(with_test_scripts(reg["html"], MEASURE_PRINT_LAYOUT), encoding="utf-8")
+    dom = dump(reg, "", page=page, name="print-layout")
+    m = re.search(r'<pre id="print-layout">(.*?)</pre>', dom, re.S)
+    assert m, "the layout was not measured"
+    layout = json.loads(htmllib.unescape(m.group(1)))
+    figures = layout["figures"]
+    n_trend = reg["html"].count('<figure class="trend">')
+    assert len(figures) == reg["html"].count("<figure") and n_trend >= 1
+    # nothing is wider than the printable width: Chromium would shrink the whole document to fit
+    # (the rule table once did: 5 pt text)
+    assert layout["page"] <= PRINT_W_MM + 0.5, "something is wider than the printable width"
+    for f in figures:
+        assert -0.5 <= f["left"] and f["right"] <= PRINT_W_MM + 0.5, f
+        assert f["svg_left"] >= f["left"] - 0.5 and f["svg_right"] <= f["right"] + 0.5, f  # the drawing stays in its frame
+        # shorter than a page and never broken inside: printed whole on one page
+        assert f["height"] <= PRINT_H_MM and f["break_inside"] == "avoid", f
+    # In the PDF: no text starts outside the printable width (a clipped figure or table would
+    # put some past the right margin), and each trend figure's three panel titles and three
+    # x-axis labels are on one page, the titles above the labels.
+    _, reader = _printed(reg)
+    placed = []
+    for i, p in enumerate(reader.pages):
+        items: list[tuple[float, float, str, float]] = []
+
+        def visit(text, cm, tm, _font, size, items=items):
+            if text.strip():
+                items.append((tm[4] * cm[0] + tm[5] * cm[2] + cm[4], tm[4] * cm[1] + tm[5] * cm[3] + cm[5],
+                              text.strip(), size * tm[0] * cm[0]))
+        p.extract_text(visitor_text=visit)
+        if i == 0:  # printed at the size the print stylesheet gives (not shrunk to fit)
+            sizes = [pt for _, _, t, pt in items if t == layout["h2"]]
+            assert sizes and abs(sizes[0] - layout["h2_pt"]) < 0.3, (sizes, layout["h2_pt"])
+        width = float(p.mediabox.width)
+        assert all(MARGIN_X_PT - 2 <= x <= width - MARGIN_X_PT for x, _, _, _ in items), i
+        axis = {}
+        for x, y, t, _ in items:
+            if t == "submission":
+                axis.setdefault(round(y, 1), []).append(x)
+        titles = {round(y, 1) for _, y, t, _ in items if t.endswith(" warnings") and len(t) <= 12}
+        for y, xs in axis.items():
+            if len(xs) == 3:  # one trend figure's three panels
+                placed.append((i, y, [t for t in titles if t > y]))
+    assert len(placed) == n_trend, placed
+    assert all(above for _, _, above in placed), placed
 
 
 def _issue_rows(reg: dict) -> list[dict]:

@@ -42,38 +42,38 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("report/missing.py", "pop"): "built above from var and rule['population']",
     ("report/missing.py", "name"): "the constants 'collection', 'patient_summary', 'patient_missing'",
     ("analysis/sensitivity.py", "sets"): "'c = coalesce(c, TRUE|FALSE)' over the constant BINARY",
-    ("derive.py", "float(value)"): "a number (definitions.yaml, typed by float())",
-    ("derive.py", "int(value)"): "a number (definitions.yaml, typed by int())",
+    ("definition_sql.py", "float(value)"): "a number (definitions.yaml, typed by float())",
+    ("definition_sql.py", "int(value)"): "a number (definitions.yaml, typed by int())",
     ("derive.py", "temp"): "'TEMP ' or ''",
+    ("definition_sql.py", "temp"): "'TEMP ' or ''",
     ("derive.py", "name"): "macro names from the DEFS whitelist, asserted against _NAME_RE",
-    ("derive.py", "literal"): "rendered by _render from a typed, validated definition",
+    ("definition_sql.py", "name"): "macro names from the DEFS whitelist, asserted against _NAME_RE",
+    ("definition_sql.py", "literal"): "rendered by _render from a typed, validated definition",
     ("derive.py", "key"): "definition keys, filtered by re.fullmatch('[a-z0-9_.]+')",
-    ("derive.py", "file_name"): "an error message, not SQL",
-    ("derive.py", "sql[:80]"): "an error message, not SQL",
+    ("definition_sql.py", "file_name"): "an error message, not SQL",
+    ("definition_sql.py", "sql[:80]"): "an error message, not SQL",
     ("ingest.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
-    ("report/qa.py", "STORE_ALIAS"): "a constant alias",
-    ("report/qa.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
+    ("report/qa_source.py", "STORE_ALIAS"): "a constant alias",
+    ("report/qa_source.py", "cols"): "', '.join(qi(c.name) ...) over catalog columns",
     ("report/qa.py", "expr"): "qi(col.name) of a catalog column, optionally wrapped in NULLIF(trim(...))",
     ("report/qa.py", "i"): "a loop counter",
     ("report/qa.py", "', '.join(parts)"): "count(<qi(catalog column)>) AS c<i>",
-    ("report/qa.py", "sql"): "a constant of DISTRIBUTIONS",
-    ("report/qa.py", "name"): "macro names from derive.definition_macros (whitelisted)",
-    ("report/qa.py", "literal"): "rendered by derive._render (typed, validated)",
+    ("report/qa.py", "sql"): "a query of the packaged report/distributions.yaml (never a registry's file)",
     ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
     ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",
     ("federated/qa_store.py", "', '.join(('?' for _ in RULE_COLUMNS))"): "one ? placeholder per constant column",
     ("ingest.py", "method"): "store.row_digest_sql: the constant expression 'duckdb-hash-' || version()",
     ("report/history.py", "method"): "one of two constant expressions",
-    ("validate/catalog.py", "cols"): "', '.join(qi(<column>) <type from cdm.DUCKDB_TYPES>)",
-    ("validate/catalog.py", "condition"): "a column's applies_when from tables/*.yaml, compiled on an empty in-memory table",
+    ("validate/catalog_compile.py", "cols"): "', '.join(qi(<column>) <type from cdm.DUCKDB_TYPES>)",
+    ("validate/catalog_compile.py", "condition"): "a column's applies_when from tables/*.yaml, compiled on an empty in-memory table",
     ("ingest.py", "key"): "store.row_digest_sql: md5 over qi(<catalog column>) casts",
     ("ingest.py", "digest"): "store.row_digest_sql: md5 over qi(<catalog column>) casts",
     ("report/qa.py", "when"): "a column's applies_when from tables/*.yaml, compiled by the catalog check at load",
     ("report/qa.py", "cond"): "' FILTER (WHERE <applies_when>)' or ''",
-    ("validate/catalog.py", "', '.join(cols)"): "qi(<catalog column>) <type from cdm.DUCKDB_TYPES>",
-    ("validate/catalog.py", "q.failing"): "a rule query of the catalog, compiled against empty in-memory tables",
-    ("validate/catalog.py", "q.denominator"): "a rule query of the catalog, compiled against empty in-memory tables",
+    ("validate/catalog_compile.py", "', '.join(cols)"): "qi(<catalog column>) <type from cdm.DUCKDB_TYPES>",
+    ("validate/catalog_compile.py", "q.failing"): "a rule query of the catalog, compiled against empty in-memory tables",
+    ("validate/catalog_compile.py", "q.denominator"): "a rule query of the catalog, compiled against empty in-memory tables",
     ("validate/checks/during_life.py", "grace"): "' + INTERVAL <int()> DAY' or ''",
 }
 
@@ -87,15 +87,16 @@ REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
     ("analysis/runner.py", "table_ddl(catalog, table)"): "DDL from the catalog, identifiers through qi",
     ("analysis/runner.py", 'sql + " ORDER BY center_id, submitted_at"'): "a constant statement",
     ("derive.py", "sql"): "statements of the packaged views/*.sql files",
+    ("definition_sql.py", "sql"): "statements of the packaged views/*.sql files",
     ("derive.py", 'f"CREATE OR REPLACE {temp}VIEW derivation_definitions AS\\n" + "\\nUNION ALL ".join(parts)'):
         "parts are the reviewed f-strings of _create_definitions_view",
     ("report/qa.py", '"SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues"'):
         "identifiers through qi",
-    ("report/qa.py", 'sql.format(w="WHERE database_name = ?")'): "a constant clause, value bound",
-    ("report/qa.py", "sql.format(w=where)"): "where is one of two constant clauses, values bound",
-    ("report/qa.py", "table_ddl(catalog, table)"): "DDL from the catalog",
-    ("report/qa.py", "ddl"): "the store's constant DDL strings",
-    ("report/qa.py", "sql"): "packaged view statements (derive.view_statements)",
+    ("report/qa_source.py", 'sql.format(w="WHERE database_name = ?")'): "a constant clause, value bound",
+    ("report/qa_source.py", "sql.format(w=where)"): "where is one of two constant clauses, values bound",
+    ("report/qa_source.py", "table_ddl(catalog, table)"): "DDL from the catalog",
+    ("report/qa_source.py", "ddl"): "the store's constant DDL strings",
+    ("report/qa_source.py", "sql"): "packaged view statements (derive.view_statements)",
     ("store.py", "table_ddl(catalog, table)"): "DDL from the catalog",
     ("store.py", "SUBMISSIONS_DDL"): "a constant",
     ("store.py", "ISSUES_DDL"): "a constant",
@@ -222,7 +223,7 @@ HOSTILE = [
 @pytest.mark.parametrize("text", HOSTILE)
 def test_quoting_functions_round_trip_through_duckdb(text: str, tmp_path: Path) -> None:
     from ptrharmonize.analysis.runner import _literal as runner_literal
-    from ptrharmonize.report.qa import _literal as qa_literal
+    from ptrharmonize.report.qa_source import _literal as qa_literal
     from ptrharmonize.validate.engine import _sql_str
 
     con = duckdb.connect()
@@ -242,7 +243,9 @@ def test_quoting_functions_round_trip_through_duckdb(text: str, tmp_path: Path) 
 
 # --------------------------------------------------------------------------- end to end
 
-MARK = "DROP TABLE"
+# Every hostile text below carries "; DROP TABLE" (the code's own `DROP TABLE temp.x` of a table
+# it made is not one of them).
+MARK = "; DROP TABLE"
 # A center id is a code checked against schemas/limits.yaml's pattern (issue 23): a hostile one is
 # refused before any SQL (tests/test_hostile.py::test_center_id_refused); the other hostile texts
 # below are data and must pass through as such.

@@ -875,7 +875,7 @@ def test_bad_definitions_are_refused(override):
 
 
 def test_missing_definition_key_is_named(monkeypatch):
-    import ptrharmonize.derive as d
+    import ptrharmonize.definition_sql as d
 
     monkeypatch.setattr(d, "load_definitions", lambda: {"bsa": {"formula": "dubois"}})
     with pytest.raises(derive.DefinitionError, match="bsa.formulas"):

@@ -31,6 +31,29 @@ def load_submission(path: Path, mapping: Path | None):
     return sub
 
 
+def prepare_batch(paths: list[Path], mapping: list[Path] | None, store: Path | None, output: Path | None,
+                  thresholds: Path | None, jobs: int):
+    """What `validate` and `ingest` check before any submission is read: the folders paired with
+    their mappings, whether there are several, the catalog checked at load and the thresholds.
+    The store or an input named as the output is refused first: that message says what is at
+    stake."""
+    from ..batch import check_outputs, pair_mappings
+    from ..outputs import check_ingest_paths
+    from ..validate.catalog import checked_catalog
+    from ..validate.rules import all_rules
+    from ..validate.thresholds import load_thresholds
+
+    if jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    pairs = pair_mappings(paths, mapping)
+    several = len(pairs) > 1
+    check_ingest_paths(store, output, pairs, thresholds, several)
+    check_outputs(output, paths)
+    cat = checked_catalog()
+    th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
+    return pairs, several, cat, th
+
+
 class ProgressDisplay:
     """A rich progress bar over the submission's tables, with rows per second; silent when quiet.
 

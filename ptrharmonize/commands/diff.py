@@ -78,14 +78,11 @@ def diff_command(
 
         from .. import db
         from ..report.history import center_history
+        from ..store import open_read_only
 
         if not store.is_file():
             raise UserError(f"{store}: store not found (create it with `ptrh ingest EXTRACT --store {store}`)")
-        try:
-            con = duckdb.connect(str(store), read_only=True)
-        except duckdb.Error as exc:
-            raise UserError(f"{store}: cannot open the store read-only ({str(exc).splitlines()[0]}); "
-                            "is an ingest still writing it?") from None
+        con = open_read_only(store)
         try:
             try:
                 centers = [r[0] for r in db.rows(con, "SELECT DISTINCT center_id FROM submissions ORDER BY 1")]

@@ -45,27 +45,15 @@ def register(app: typer.Typer) -> None:
         def body() -> int:
             from contextlib import closing
 
-            from ..batch import check_outputs, in_order, is_small, output_for, pair_mappings
+            from ..batch import in_order, is_small, output_for
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
-            from ..outputs import check_ingest_paths
-            from ..report.issues import render_terminal, with_source_columns, write_issues
+            from ..report.issues import render_terminal, write_issues
             from ..validate import Engine
-            from ..validate.catalog import checked_catalog
-            from ..validate.rules import all_rules
             from ..validate.stage import find_kept
-            from ..validate.thresholds import load_thresholds
-            from .common import ProgressDisplay, load_submission
+            from .common import ProgressDisplay, load_submission, prepare_batch
 
-            if jobs < 1:
-                raise UserError("--jobs must be at least 1")
-            pairs = pair_mappings(paths, mapping)
-            several = len(pairs) > 1
-            # The store or an input named as the output first: that message says what is at stake.
-            check_ingest_paths(store, output, pairs, thresholds, several)
-            check_outputs(output, paths)
-            cat = checked_catalog()
-            th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
+            pairs, several, cat, th = prepare_batch(paths, mapping, store, output, thresholds, jobs)
 
             def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[Any, Any, Any, str | None]:
                 """The validation to store: the kept one when --stage has it, else a fresh one,
@@ -92,7 +80,7 @@ def register(app: typer.Typer) -> None:
                 try:
                     out_file = output_for(output, path, several)
                     if out_file is not None:
-                        write_issues(with_source_columns(result.issues, mp), out_file)
+                        write_issues(result.issues, out_file)
                     if not quiet:
                         render_terminal(result, console, str(path), max_issues=10)
                     out = writer.ingest(sub, result, sums)

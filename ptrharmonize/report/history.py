@@ -160,30 +160,60 @@ def history(con: duckdb.DuckDBPyConnection, centers: list[str]) -> dict[str, lis
     return {c: center_history(con, c) for c in centers}
 
 
-def trend(center: str, subs: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
-    """Coordinates for the small trend figure (trend.svg.j2): each series scaled to its own
-    range (its minimum and maximum are written in the legend), one point per submission."""
+def nice_ceiling(value: float) -> int:
+    """The smallest of 1, 2, 5 x 10^k (k >= 0) at or above `value`: an axis maximum a reader can
+    take in at a glance (0 for an all-zero series still gets an axis up to 1)."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= value:
+                return m * step
+        step *= 10
+
+
+def trend_scales(histories: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """One axis maximum per measure, shared by every center of the report, so that the same
+    height means the same count in each center's figure (a data manager compares centers)."""
+    return {key: nice_ceiling(max((int(s[key]) for subs in histories.values() for s in subs), default=0))
+            for key, *_ in TREND_SERIES}
+
+
+def trend(center: str, subs: list[dict[str, Any]], index: int,
+          scales: dict[str, int] | None = None) -> dict[str, Any] | None:
+    """Coordinates for the small trend figure (trend.svg.j2): small multiples, one panel per
+    measure (rows, errors, warnings), each with a labelled y axis from 0 to the measure's
+    maximum in `scales` (shared by the centers of a report; this center's own by default) and
+    one point per submission on a labelled x axis. Counts that differ by orders of magnitude
+    are never drawn on one axis, and no series is stretched to its own range."""
     if len(subs) < 2:
         return None
-    width, height, left, top, right, bottom = 560, 170, 8, 8, 8, 22
-    pw, ph = width - left - right, height - top - bottom
+    scales = scales or trend_scales({center: subs})
+    width, height, gap, left, top, bottom = 560, 170, 14, 44, 20, 34
+    pw = (width - left * len(TREND_SERIES) - gap * (len(TREND_SERIES) - 1)) / len(TREND_SERIES)
+    ph = height - top - bottom
     n = len(subs)
+    panels = []
+    for j, (key, label, colour, dash, marker) in enumerate(TREND_SERIES):
+        x0 = left + j * (pw + left + gap)
+        top_value = max(scales.get(key, 0), nice_ceiling(max(int(s[key]) for s in subs)))
 
-    def x(i: int) -> float:
-        return round(left + 20 + (pw - 40) * i / (n - 1), 1)
+        def y(v: float, top_value: int = top_value) -> float:
+            return round(top + ph - ph * v / top_value, 1)
 
-    series = []
-    for key, label, colour, dash, marker in TREND_SERIES:
-        vals = [int(s[key]) for s in subs]
-        lo, hi = min(vals), max(vals)
-        span = (hi - lo) or 1
-        pts = [{"x": x(i), "y": round(top + ph - 10 - (ph - 50) * ((v - lo) / span if hi > lo else 0.5), 1), "value": v}
-               for i, v in enumerate(vals)]
-        series.append({"label": label, "colour": colour, "dash": dash, "marker": marker, "points": pts,
-                       "min": lo, "max": hi})
+        pts = [{"x": round(x0 + 10 + (pw - 20) * i / (n - 1), 1), "y": y(int(s[key])), "value": int(s[key])}
+               for i, s in enumerate(subs)]
+        panels.append({
+            "key": key, "label": label, "colour": colour, "dash": dash, "marker": marker, "points": pts,
+            "x0": round(x0, 1), "max": top_value,
+            "yticks": [{"y": y(v), "value": v} for v in (0, top_value / 2, top_value)
+                       if v == int(v)],
+            "xticks": [{"x": p["x"], "label": f"#{i + 1}"} for i, p in enumerate(pts)],
+        })
     last = subs[-1]
-    alt = (f"Trend over {n} submissions of {center}: rows {subs[0]['rows']:,} to {last['rows']:,}, "
-           f"errors {subs[0]['errors']:,} to {last['errors']:,}, warnings {subs[0]['warnings']:,} to "
-           f"{last['warnings']:,}.")
-    return {"id": index, "width": width, "height": height, "left": left, "top": top, "plot_w": pw, "plot_h": ph,
-            "xticks": [{"x": x(i), "label": f"#{i + 1}"} for i in range(n)], "series": series, "alt": alt}
+    alt = (f"Trend over {n} submissions of {center}, one panel per count, each axis from 0 and the same for "
+           f"every center of this report: rows {subs[0]['rows']:,} to {last['rows']:,} (axis to "
+           f"{panels[0]['max']:,}), errors {subs[0]['errors']:,} to {last['errors']:,} (axis to "
+           f"{panels[1]['max']:,}), warnings {subs[0]['warnings']:,} to {last['warnings']:,} (axis to "
+           f"{panels[2]['max']:,}).")
+    return {"id": index, "width": width, "height": height, "top": top, "plot_w": round(pw, 1), "plot_h": ph,
+            "panels": panels, "alt": alt}

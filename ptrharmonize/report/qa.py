@@ -1,15 +1,5 @@
-"""The QA report's numbers, computed from one DuckDB connection.
-
-Two sources give the same connection shape, so every section is computed by the same code:
-
-- the pooled store (`open_store_source`): attached read-only into a private in-memory
-  connection; the CDM tables, `submissions`, `issues` and `rule_results` become views of it;
-- one submission before ingest (`open_submission_source`): the validation engine's staged,
-  typed Parquet files become the CDM tables, its issue and rule-result frames the
-  `issues` / `rule_results` tables.
-
-The derived views (`derive.install_views`) are installed on top; when a view file is missing
-or fails, the sections that need it say so instead of failing the whole report.
+"""The QA report's numbers, section by section, computed from one DuckDB connection
+(`qa_source.QASource`: the pooled store or one submission before ingest, in the same shape).
 
 Nothing here formats HTML (see `qa_html.py`). Patient data stay pseudonymous: the report
 carries aggregates, the issue list's values are masked when a `phi.` rule flagged the value or
@@ -20,76 +10,43 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import duckdb
 import polars as pl
+import yaml
 
 from .. import db
 from ..cdm import Catalog, load_catalog
-from ..collection import COLLECTION_DDL
-from ..errors import UserError
-from ..store import (
-    ISSUES_DDL,
-    RULE_RESULTS_DDL,
-    SUBMISSION_ROWS_DDL,
-    SUBMISSIONS_DDL,
-    attach_read_only,
-    literal_path,
-    qi,
-    table_ddl,
-    write_findings,
-)
+from ..store import qi
+from ..validate.issue_record import ISSUE_RECORD
 from .missing import missing_data
+from .qa_source import (  # noqa: F401 - where commands find them
+    ISSUE_COLUMNS,
+    QASource,
+    _relations,
+    open_store_source,
+    open_submission_source,
+)
 
 REDACTED = "[redacted]"
-ISSUE_COLUMNS = ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
-STORE_ALIAS = "qa_store"
-NO_CENTER = "(no single center)"
 
-# Key values whose distributions by center reveal unit or coding differences.
-# (id, label, unit, table or view needed, SQL giving center_id + value, log axis)
-DISTRIBUTIONS: tuple[tuple[str, str, str, str, str, bool], ...] = (
-    ("pre_count", "Pre-transfusion platelet count", "×10⁹/L", "transfusions",
-     "SELECT center_id, pre_count_e9l AS value FROM transfusions", False),
-    ("post_count", "Post-transfusion platelet count", "×10⁹/L", "transfusions",
-     "SELECT center_id, post_count_e9l AS value FROM transfusions", False),
-    ("lab_plt", "Platelet count, lab series (PLT)", "×10⁹/L", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'PLT'", False),
-    ("cci", "Corrected count increment (CCI)", "per µL · m² / 10¹¹ platelets", "transfusion_cci",
-     "SELECT center_id, cci AS value FROM transfusion_cci", False),
-    ("dose", "Platelet dose", "×10¹¹ platelets", "transfusions",
-     "SELECT center_id, dose_e11 AS value FROM transfusions", False),
-    ("units", "Units reported per transfusion", "units as the center counts them", "transfusions",
-     "SELECT center_id, units_reported AS value FROM transfusions", False),
-    ("storage", "Storage time of the unit", "h", "transfusions",
-     "SELECT center_id, storage_h AS value FROM transfusions", False),
-    ("temp", "Maximum temperature (CRS assessments)", "°C", "crs_assessments",
-     "SELECT center_id, max_temp_c AS value FROM crs_assessments", False),
-    ("il6", "IL-6", "pg/mL, log scale", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'IL6'", True),
-    ("il10", "IL-10", "pg/mL, log scale", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'IL10'", True),
-    ("ifng", "IFN-γ", "pg/mL, log scale", "labs",
-     "SELECT center_id, value FROM labs WHERE analyte = 'IFNG'", True),
-)
+# Key values whose distributions by center reveal unit or coding differences: one entry each in
+# report/distributions.yaml (id, label, unit, the relation it needs, its query, log axis).
+DISTRIBUTIONS_FILE = "distributions.yaml"
+
+
+@lru_cache(maxsize=1)
+def distributions() -> tuple[dict[str, Any], ...]:
+    text = resources.files(__package__).joinpath(DISTRIBUTIONS_FILE).read_text(encoding="utf-8")
+    return tuple(yaml.safe_load(text)["distributions"])
+
 
 # Reported scales whose grade the toolkit recomputes from the recorded signs.
 RECOMPUTED_SCALES = {"lee2014": "lee2014_grade", "astct2019": "astct2019_grade"}
-
-
-@dataclass
-class QASource:
-    con: duckdb.DuckDBPyConnection
-    mode: str                     # store | submission
-    label: str                    # the store file or the submission folder
-    notes: list[str] = field(default_factory=list)
-    views: set[str] = field(default_factory=set)
-
-    def close(self) -> None:
-        self.con.close()
 
 
 @dataclass
@@ -98,127 +55,6 @@ class QAReport:
     issues: dict[str, pl.DataFrame]            # center -> masked issue list (ISSUE_COLUMNS)
     values: dict[str, dict[str, list[float]]]  # distribution id -> center -> values (for figures)
     notes: list[str]
-
-
-# --------------------------------------------------------------------------- sources
-
-
-def _literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _relations(con: duckdb.DuckDBPyConnection, database: str | None = None) -> set[str]:
-    sql = ("SELECT table_name FROM duckdb_tables() {w} UNION ALL "
-           "SELECT view_name FROM duckdb_views() {w}")
-    if database is None:
-        where = "WHERE NOT internal AND database_name NOT IN ('system', 'temp') AND database_name <> ?"
-        return {r[0] for r in db.rows(con, sql.format(w=where), [STORE_ALIAS, STORE_ALIAS])}
-    return {r[0] for r in db.rows(con, sql.format(w="WHERE database_name = ?"), [database, database])}
-
-
-def open_store_source(store: Path, definitions: dict[str, Any] | None = None,
-                      catalog: Catalog | None = None) -> QASource:
-    """The pooled store, read-only, in a private in-memory connection, views installed."""
-    catalog = catalog or load_catalog()
-    store = Path(store)
-    if not store.is_file():
-        raise UserError(f"{store}: store not found (create it with `ptrh ingest EXTRACT --store {store}`)")
-    con = duckdb.connect()
-    try:
-        attach_read_only(con, store, STORE_ALIAS)
-        present = _relations(con, STORE_ALIAS)
-        if "submissions" not in present or "patients" not in present:
-            raise UserError(f"{store}: not a ptrh registry store (no submissions or patients table); "
-                            "create it with `ptrh ingest`")
-        for table in catalog.table_names:
-            if table in present:
-                db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM {STORE_ALIAS}.{qi(table)}")
-            else:
-                db.run(con, table_ddl(catalog, table))
-        for name, ddl in (("submissions", SUBMISSIONS_DDL), ("issues", ISSUES_DDL),
-                          ("rule_results", RULE_RESULTS_DDL), ("submission_rows", SUBMISSION_ROWS_DDL),
-                          ("collection", COLLECTION_DDL)):
-            if name in present:
-                db.run(con, f"CREATE VIEW {qi(name)} AS SELECT * FROM {STORE_ALIAS}.{qi(name)}")
-            else:
-                db.run(con, ddl)
-        src = QASource(con, "store", str(store))
-        src.views = install_views_safely(con, definitions, src.notes)
-        return src
-    except BaseException:
-        con.close()
-        raise
-
-
-def open_submission_source(result: Any, label: str, definitions: dict[str, Any] | None = None,
-                           catalog: Catalog | None = None, mapping: Path | None = None) -> QASource:
-    """One validated submission (a `ValidationResult`) as the same tables as the store."""
-    catalog = catalog or load_catalog()
-    con = duckdb.connect()
-    try:
-        for table in catalog.table_names:
-            path = result.staged.get(table)
-            if path is None:
-                db.run(con, table_ddl(catalog, table))
-                continue
-            cols = ", ".join(qi(c.name) for c in catalog.tables[table].columns)
-            db.run(con, f"CREATE VIEW {qi(table)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS submission_id, "
-                        f"_file AS source_file, _row AS source_row FROM read_parquet({_literal(literal_path(path))})")
-        for ddl in (SUBMISSIONS_DDL, ISSUES_DDL, RULE_RESULTS_DDL, COLLECTION_DDL):
-            db.run(con, ddl)
-        center = result.center_id or NO_CENTER
-        sid = "(this submission, not ingested)"
-        if getattr(result, "collection", None) is not None:
-            con.register("_qa_collection", result.collection.to_arrow())
-            db.run(con, 'INSERT INTO collection SELECT ?, ?, "table", "column", collected, how '
-                        "FROM _qa_collection", [sid, center])
-            con.unregister("_qa_collection")
-        db.run(con, "INSERT INTO submissions (submission_id, center_id, submitted_at, source_path, mapping_file, "
-                    "row_counts, status, n_errors, n_warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               [sid, center, dt.datetime.now().replace(microsecond=0), label,
-                str(mapping) if mapping else None, json.dumps(result.rows), "checked, not stored",
-                result.n_errors, result.n_warnings])
-        write_findings(con, result.issues.select(ISSUE_COLUMNS), result.rules, center, sid)
-        src = QASource(con, "submission", label)
-        if result.center_id is None:
-            src.notes.append("The submission does not come from exactly one center (check center_id in "
-                             f"patients); its issues are listed under '{NO_CENTER}'.")
-        src.views = install_views_safely(con, definitions, src.notes)
-        return src
-    except BaseException:
-        con.close()
-        raise
-
-
-def install_views_safely(con: duckdb.DuckDBPyConnection, definitions: dict[str, Any] | None,
-                         notes: list[str]) -> set[str]:
-    """Install the derived views; when that fails, install the view files one by one so the
-    sections whose views work still appear. Returns the names of the views available."""
-    before = _relations(con)
-    try:
-        from ..derive import VIEW_FILES, definition_macros, install_views, view_statements
-    except ImportError as exc:
-        notes.append(f"Derived views are not available in this installation ({exc}); "
-                     "PTR evaluability, CCI and CRS agreement are left out.")
-        return set()
-    try:
-        install_views(con, definitions)
-    except Exception as exc:  # noqa: BLE001 - degrade to the views that do work
-        notes.append(f"Not every derived view could be installed ({type(exc).__name__}: {exc}); "
-                     "sections that need a missing view say so.")
-        try:
-            for name, _key, literal in definition_macros(definitions):
-                db.run(con, f"CREATE OR REPLACE MACRO def_{name}() AS {literal}")
-        except Exception as exc2:  # noqa: BLE001
-            notes.append(f"The definitions could not be applied ({exc2}); no derived view is available.")
-            return set()
-        for file_name in VIEW_FILES:
-            try:
-                for sql in view_statements(file_name):
-                    db.run(con, sql)
-            except Exception as exc3:  # noqa: BLE001
-                notes.append(f"View file {file_name} not installed: {type(exc3).__name__}: {exc3}")
-    return _relations(con) - before
 
 
 # --------------------------------------------------------------------------- helpers
@@ -253,7 +89,7 @@ def reapply_thresholds(rules: pl.DataFrame,
     Adds `stored_threshold`, `stored_status`; `threshold`/`status` are the re-applied ones.
     Rules that were not applicable or could not run keep their status; `phi.` rules keep a
     threshold of 0, as in the engine."""
-    from ..validate.engine import lookup_threshold, rule_status
+    from ..validate.result import lookup_threshold, rule_status
 
     out = []
     for r in rules.iter_rows(named=True):
@@ -305,7 +141,10 @@ def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | Non
     active_ids = [r["submission_id"] for r in subs.iter_rows(named=True)
                   if r["status"] not in ("superseded", "rejected")]
     counts = {t: _count_by_center(con, t) for t in catalog.table_names}
-    issues_all = db.frame(con, "SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues")
+    issues_all = db.frame(con, "SELECT * FROM issues")
+    # A store written before a field of the issue record existed has it empty.
+    issues_all = issues_all.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in ISSUE_RECORD.items()
+                                          if c not in issues_all.columns]).select("center_id", *ISSUE_COLUMNS)
     rules = db.frame(con, "SELECT * FROM rule_results")
     rules = rules.filter(pl.col("submission_id").is_in(active_ids)) if rules.height else rules
     centers = sorted(
@@ -520,9 +359,10 @@ def _distributions(con: duckdb.DuckDBPyConnection, centers: list[str], views: se
                    notes: list[str]) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float]]]]:
     available = _relations(con)
     out, values = [], {}
-    for vid, label, unit, needs, sql, log in DISTRIBUTIONS:
-        entry: dict[str, Any] = {"id": vid, "label": label, "unit": unit, "log": log, "source": needs,
-                                 "by_center": {}}
+    for d in distributions():
+        vid, needs, sql = d["id"], d["needs"], d["sql"]
+        entry: dict[str, Any] = {"id": vid, "label": d["label"], "unit": d["unit"], "log": bool(d["log"]),
+                                 "source": needs, "by_center": {}}
         if needs not in available:
             entry["missing"] = f"view {needs} is not available"
             out.append(entry)

@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .history import trend
+from .history import trend, trend_scales
 from .qa import QAReport
 from .templating import human
 from .templating import render as render_template
@@ -35,7 +35,10 @@ SECTIONS = (
 
 # Issue-list columns beyond the fixed ones (rule, severity, file, row, column, value, message):
 # (key in the issue frame, header). A column added to the issue table is shown by adding it here.
-EXTRA_ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (("source_column", "center's column"),)
+EXTRA_ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("table", "table"), ("sheet", "sheet"), ("place", "place"), ("patient_id", "patient"),
+    ("source_column", "center's column"),
+    ("hint", "hint (coordinator)"))
 
 STATUS_ORDER = {"failed": 0, "error": 1, "passed": 2, "not_applicable": 3}
 
@@ -152,8 +155,10 @@ def _bleeding(d: dict[str, Any]) -> tuple[list[Any], list[Any], dict[str, dict[A
 
 def _history(d: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
-    for i, (c, subs) in enumerate((d.get("history") or {}).items()):
-        out[c] = {"submissions": subs, "trend": trend(c, subs, i)}
+    histories = d.get("history") or {}
+    scales = trend_scales(histories)  # one axis per count for every center: heights compare across centers
+    for i, (c, subs) in enumerate(histories.items()):
+        out[c] = {"submissions": subs, "trend": trend(c, subs, i, scales)}
     return out
 
 

@@ -31,6 +31,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from ._common import NotEstimable
+from .regression import _exp, _glm_fit  # one binomial fit and one overflow-safe exp for both
 
 
 def _levels(groups: Sequence[Any]) -> list[str]:
@@ -62,19 +63,6 @@ def _wald(terms: Sequence[str], params: Any, bse: Any, confidence: float, exp: b
     return out
 
 
-def _exp(v: float) -> float:
-    try:
-        return math.exp(v)
-    except OverflowError:
-        return math.inf
-
-
-def _glm(X: np.ndarray, y: np.ndarray) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return sm.GLM(y, X, family=sm.families.Binomial()).fit(tol=1e-12, maxiter=200)
-
-
 def logistic_center_fixed(
     X: Mapping[str, Any], y: Any, center: Sequence[Any], confidence: float = 0.95
 ) -> dict[str, Any]:
@@ -100,11 +88,11 @@ def logistic_center_fixed(
     if np.linalg.matrix_rank(Xd) < Xd.shape[1]:
         raise NotEstimable("singular design: an exposure is collinear with the centers "
                            "(for example a center that treats only one group)")
-    fit = _glm(Xd, yv)
+    fit = _glm_fit(Xd, yv)
     inter = np.column_stack([mat[:, [j]] * dummies for j in range(mat.shape[1])]) if names else np.empty((yv.size, 0))
     Xi = np.column_stack([Xd, inter])
     df = int(np.linalg.matrix_rank(Xi) - np.linalg.matrix_rank(Xd))
-    lr = max(0.0, 2.0 * (float(_glm(Xi, yv).llf) - float(fit.llf))) if df > 0 else None
+    lr = max(0.0, 2.0 * (float(_glm_fit(Xi, yv).llf) - float(fit.llf))) if df > 0 else None
     sep = separation(Xd, yv, terms)
     coefficients = _wald(terms, fit.params, fit.bse, confidence, exp=True)
     for c in coefficients:

@@ -146,6 +146,11 @@ def _score_stat(Xd: np.ndarray, y: np.ndarray, fit: Any, xnew: np.ndarray) -> fl
     return float(u @ np.linalg.solve(info, u))
 
 
+def _one_df_test(variable: str, stat: float) -> dict[str, Any]:
+    """A variable's entry or removal test: its chi-square statistic on 1 df and p."""
+    return {"variable": variable, "statistic": stat, "df": 1, "p_value": float(stats.chi2.sf(stat, 1))}
+
+
 def forward_lr(
     X: Mapping[str, Any],
     y: Any,
@@ -201,14 +206,7 @@ def forward_lr(
             else:
                 ll_new, _ = _loglik(design_for([*model, v]), yv)
                 stat = max(0.0, 2.0 * (ll_new - ll_model))
-            tests.append(
-                {
-                    "variable": v,
-                    "statistic": stat,
-                    "df": 1,
-                    "p_value": float(stats.chi2.sf(stat, 1)),
-                }
-            )
+            tests.append(_one_df_test(v, stat))
         if not tests:
             break
         best = min(tests, key=lambda t: (t["p_value"], -t["statistic"]))
@@ -235,14 +233,7 @@ def forward_lr(
             for v in model:
                 ll_without, _ = _loglik(design_for([m for m in model if m != v]), yv)
                 stat = max(0.0, 2.0 * (ll_model - ll_without))
-                removal.append(
-                    {
-                        "variable": v,
-                        "statistic": stat,
-                        "df": 1,
-                        "p_value": float(stats.chi2.sf(stat, 1)),
-                    }
-                )
+                removal.append(_one_df_test(v, stat))
             worst = max(removal, key=lambda t: (t["p_value"], -t["statistic"]))
             if not worst["p_value"] > removal_p:
                 break

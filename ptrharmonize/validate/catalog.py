@@ -15,30 +15,39 @@ Each problem names the file, the line and the key. `checked_catalog()` raises `C
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
-import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..cdm import (
-    DUCKDB_TYPES,
-    FILE_COL,
     POLARS_TYPES,
-    ROW_COL,
     Catalog,
     _table_from_yaml,
     load_catalog,
 )
-from ..db import qi
-from ..errors import UserError
 from ..paths import schemas_dir
-from .checks import RAW_PREFIX, Check, registry
+from .catalog_compile import (
+    _compile_condition,
+    _compile_duckdb,
+    _compile_polars,
+    _duckdb_catalog,
+    _typed_frame,
+)
+from .catalog_doc import CatalogError, Problem, _Doc, _pydantic_problems, _sql_line
+from .catalog_files import (
+    LEXICON,
+    _check_completeness,
+    _check_definitions,
+    _check_lexicon,
+    _check_limits,
+    _check_overrides,
+    _check_phi,
+    _check_units,
+)
+from .checks import Check, registry
 from .rules import catalog_rules, column_rules, rule_check_name
 
 SEVERITIES = ("error", "warning")
@@ -46,29 +55,6 @@ CATEGORIES = ("conformance", "completeness", "plausibility")
 Severity = Literal["error", "warning"]
 Category = Literal["conformance", "completeness", "plausibility"]
 CdmType = Literal[tuple(POLARS_TYPES)]  # type: ignore[valid-type]
-MAX_SHOWN = 8  # problems named in the one-line message of CatalogError
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file + (f", line {self.line}" if self.line else "")
-        return f"{where}, key '{self.key}': {self.message}" if self.key else f"{where}: {self.message}"
-
-
-class CatalogError(UserError):
-    """The catalog under schemas/ does not follow the catalog language (exit 2)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        shown = "; ".join(str(p) for p in problems[:MAX_SHOWN])
-        more = f" (and {len(problems) - MAX_SHOWN} more: ptrh schema check lists them)" if len(problems) > MAX_SHOWN else ""
-        super().__init__(f"the rule catalog cannot be used: {shown}{more}")
 
 
 class _Strict(BaseModel):
@@ -76,58 +62,6 @@ class _Strict(BaseModel):
 
 
 # -- YAML with node marks --------------------------------------------------------------------
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, same marks
-
-
-class _Doc:
-    """A YAML file's data and node tree, to give a line for a path of keys and indices."""
-
-    def __init__(self, path: Path, label: str) -> None:
-        self.path, self.label = path, label
-        text = path.read_text(encoding="utf-8")
-        loader = _LOADER(text)
-        try:
-            self.node = loader.get_single_node()
-            self.data = loader.construct_document(self.node) if self.node is not None else None
-        finally:
-            loader.dispose()
-
-    def line(self, loc: tuple[Any, ...], at_key: bool = False) -> int | None:
-        node, found = self.node, None
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                hit = next(((k, v) for k, v in node.value if k.value == part), None)
-                if hit is None:
-                    break
-                found, node = hit[0], hit[1]
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                node = found = node.value[part]
-            else:
-                break
-        target = found if at_key and found is not None else (node if node is not None else found)
-        return target.start_mark.line + 1 if target is not None else None
-
-    def problem(self, loc: tuple[Any, ...], message: str, key: str | None = None, at_key: bool = False) -> Problem:
-        name = key if key is not None else next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
-        return Problem(self.label, self.line(loc, at_key), name, message)
-
-
-def _pydantic_problems(doc: _Doc, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
-    out = []
-    for e in exc.errors():
-        loc = prefix + tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (a typo? the catalog language has no such attribute here)"
-            out.append(doc.problem(loc, msg, at_key=True))
-        elif e["type"] == "missing":
-            out.append(doc.problem(loc[:-1], f"required key is missing: {loc[-1]}", key=str(loc[-1])))
-        else:
-            value = e.get("input")
-            shown = f"{value!r}: " if isinstance(value, str | int | float | bool) else ""
-            out.append(doc.problem(loc, shown + e["msg"]))
-    return out
 
 
 # -- the language: models built from the check types ---------------------------------------
@@ -213,6 +147,8 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     for rel, doc in docs.items():
         if rel.startswith("tables/"):
             problems += _check_table(doc, rel, m, tables)
+        elif rel.startswith("messages/"):  # the issue list's message catalog (ptrharmonize/messages.py)
+            continue
         elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml",
                          "limits.yaml", LEXICON,  # limits.yaml: ptrharmonize/limits.py (issue 23)
                          "completeness.yaml"):  # completeness.yaml: report/missing.py (issue 16)
@@ -225,6 +161,9 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
         problems += _check_phi(docs["phi.yaml"], m, tables)
     if LEXICON in docs:
         problems += _check_lexicon(docs[LEXICON], tables)
+    problems += _check_messages(docs)
+    if "completeness.yaml" in docs:
+        problems += _check_completeness(docs["completeness.yaml"])
     problems += _check_definitions(docs["definitions.yaml"])
     if "units.yaml" in docs:
         problems += _check_units(docs["units.yaml"])
@@ -235,43 +174,21 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     return problems
 
 
-LEXICON = "onboarding/lexicon.yaml"  # ptrh scan / mapping draft (ptrharmonize/scan/match.py)
-_LEXICON_KEYS = {"tables", "columns", "codes", "booleans", "date_formats", "timestamp_formats"}
+def _check_messages(docs: dict[str, _Doc]) -> list[Problem]:
+    """Each message catalog names check types and rules that exist, with text templates."""
+    from ..messages import shape_problems
 
-
-def _check_lexicon(doc: _Doc, tables: dict[str, Any]) -> list[Problem]:
-    """The onboarding lexicon names CDM tables, columns and codes that exist, with word lists."""
-    data = doc.data
-    if not isinstance(data, dict):
-        return [doc.problem((), "must be a mapping (tables, columns, codes, booleans, date formats)", key="")]
-    out = [doc.problem((k,), f"unknown key {k!r} (known: {', '.join(sorted(_LEXICON_KEYS))})", at_key=True)
-           for k in data if k not in _LEXICON_KEYS]
-    cols = {c["name"]: c for _, t in tables.values() for c in t.get("columns", []) if isinstance(c, dict)}
-
-    def words(loc: tuple[Any, ...], v: Any) -> None:
-        if not isinstance(v, list) or not all(isinstance(w, str | int | float) for w in v):
-            out.append(doc.problem(loc, "must be a list of words"))
-
-    for name, v in (data.get("tables") or {}).items():
-        if name not in tables:
-            out.append(doc.problem(("tables", name), f"{name!r} is not a CDM table", at_key=True))
-        words(("tables", name), v)
-    for name, v in (data.get("columns") or {}).items():
-        if name not in cols:
-            out.append(doc.problem(("columns", name), f"{name!r} is not a column of any CDM table", at_key=True))
-        words(("columns", name), v)
-    for name, codes in (data.get("codes") or {}).items():
-        known = set(cols.get(name, {}).get("codes") or [])
-        if not known:
-            out.append(doc.problem(("codes", name), f"{name!r} is not a code column of the CDM", at_key=True))
-            continue
-        for code, v in (codes or {}).items():
-            if str(code) not in known:
-                out.append(doc.problem(("codes", name, code), f"{code!r} is not a code of {name}", at_key=True))
-            words(("codes", name, code), v)
-    for key in ("date_formats", "timestamp_formats"):
-        if key in data:
-            words((key,), data[key])
+    known = set(registry())
+    for name in ("rules.yaml", "phi.yaml"):
+        d = docs.get(name)
+        data = d.data if d is not None else None
+        entries = (data.get("rules") if name == "rules.yaml" else [data.get("columns"), *(data.get("values") or [])]) \
+            if isinstance(data, dict) else data if isinstance(data, list) else []
+        known |= {str(e["id"]) for e in entries or [] if isinstance(e, dict) and "id" in e}
+    out = []
+    for rel, doc in docs.items():
+        if rel.startswith("messages/"):
+            out += [doc.problem(loc, msg, at_key=True) for loc, msg in shape_problems(doc.data, known)]
     return out
 
 
@@ -316,22 +233,6 @@ def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any])
     return out
 
 
-def _compile_condition(columns: list[Any], condition: str) -> str | None:
-    """None when `condition` is a SQL boolean over these columns (DuckDB, as the QA report runs it)."""
-    from ..cdm import DUCKDB_TYPES
-
-    con = duckdb.connect()
-    try:
-        cols = ", ".join(f"{qi(c.name)} {DUCKDB_TYPES[c.type]}" for c in columns)
-        con.execute(f"CREATE TABLE t ({cols})")
-        con.execute(f"SELECT count(*) FILTER (WHERE {condition}) FROM t").fetchall()
-    except duckdb.Error as exc:
-        return str(exc).splitlines()[0]
-    finally:
-        con.close()
-    return None
-
-
 _MAPPING_COLUMN_KEYS = {"fills", "when", "multiply", "by"}
 
 
@@ -345,173 +246,6 @@ def _mapping_columns(node: Any, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, .
             else:
                 out += _mapping_columns(v, (*loc, k))
     return out
-
-
-def _check_overrides(doc: _Doc, m: dict[str, Any]) -> list[Problem]:
-    if doc.data is None:
-        return []
-    if not isinstance(doc.data, dict):
-        return [doc.problem((), "must map check types to their severity, category or message", key="")]
-    out = []
-    for name, value in doc.data.items():
-        if name not in registry():
-            out.append(doc.problem((name,), f"unknown check type (known: {', '.join(sorted(registry()))})", at_key=True))
-            continue
-        try:
-            m["override"].model_validate(value or {})
-        except ValidationError as exc:
-            out += _pydantic_problems(doc, exc, (name,))
-    return out
-
-
-def _check_phi(doc: _Doc, m: dict[str, Any], tables: dict[str, Any]) -> list[Problem]:
-    try:
-        model = m["phi"].model_validate(doc.data or {})
-    except ValidationError as exc:
-        return _pydantic_problems(doc, exc)
-    out = []
-    patterns = [(("columns", "name_pattern"), model.columns.name_pattern)] if model.columns else []
-    patterns += [(("values", i, "pattern"), v.pattern) for i, v in enumerate(model.values) if v.pattern]
-    patterns += [(("values", i, "candidates"), v.candidates) for i, v in enumerate(model.values) if v.candidates]
-    from ..identifiers import VALIDATORS
-
-    for i, v in enumerate(model.values):
-        if v.validator is not None and v.validator not in VALIDATORS:
-            out.append(doc.problem(("values", i, "validator"), f"{v.validator!r} is not a detector of "
-                                   f"ptrharmonize/identifiers.py ({', '.join(sorted(VALIDATORS))})"))
-        if not v.pattern and not v.validator:
-            out.append(doc.problem(("values", i), "a value rule needs a pattern or a validator"))
-    for loc, pattern in patterns:
-        try:
-            pl.Series([""]).str.contains(pattern)
-        except Exception as exc:  # noqa: BLE001 - polars' regex error, as text
-            out.append(doc.problem(loc, f"not a valid regular expression: {str(exc).splitlines()[0]}"))
-    all_cols = {c["name"] for _, data in tables.values() for c in data["columns"]}
-    for i, v in enumerate(model.values):
-        for j, c in enumerate(v.only_columns or []):
-            if c not in all_cols:
-                out.append(doc.problem(("values", i, "only_columns", j), f"{c!r} is not a column of any table"))
-    for table, cols in model.scan_columns.items():
-        if table not in tables:
-            out.append(doc.problem(("scan_columns", table), f"{table!r} is not a table", at_key=True))
-            continue
-        names = {c["name"] for c in tables[table][1]["columns"]}
-        for j, c in enumerate(cols):
-            if c not in names:
-                out.append(doc.problem(("scan_columns", table, j), f"{c!r} is not a column of {table}"))
-    return out
-
-
-def _check_definitions(doc: _Doc) -> list[Problem]:
-    if not isinstance(doc.data, dict):
-        return [doc.problem((), "must be a mapping of definition sections", key="")]
-    from ..derive import DefinitionError, definition_macros
-
-    try:
-        definition_macros(doc.data)
-    except DefinitionError as exc:
-        # "definitions: a.b.c must be ..." -> the line of a.b.c
-        m = re.match(r"definitions: (?:key )?([A-Za-z0-9_.]+)", str(exc))
-        loc = tuple(m.group(1).split(".")) if m else ()
-        return [doc.problem(loc, str(exc).removeprefix("definitions: "))]
-    return []
-
-
-def _check_units(doc: _Doc) -> list[Problem]:
-    from ..units import UnitError, _load
-
-    try:
-        _load(doc.path)
-    except (UnitError, KeyError, TypeError, ValueError) as exc:
-        return [doc.problem((), f"the unit registry cannot be loaded: {exc}", key="")]
-    return []
-
-
-def _check_limits(doc: _Doc) -> list[Problem]:
-    """limits.yaml (read by ptrharmonize/limits.py): known names, values of the default's kind."""
-    from ..limits import DEFAULTS
-
-    if doc.data is None:
-        return []
-    if not isinstance(doc.data, dict):
-        return [doc.problem((), "must map limit names to values", key="")]
-    out = []
-    for name, value in doc.data.items():
-        if name == "source":
-            continue
-        if name not in DEFAULTS:
-            out.append(doc.problem((name,), f"unknown limit (known: {', '.join(DEFAULTS)})", at_key=True))
-            continue
-        kind = type(DEFAULTS[name])
-        ok = isinstance(value, str) if kind is str else (
-            isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
-        if not ok:
-            out.append(doc.problem((name,), f"{value!r}: must be {'text' if kind is str else 'a number >= 0'}"))
-        elif name.endswith("_pattern"):
-            try:
-                re.compile(value)
-            except re.error as exc:
-                out.append(doc.problem((name,), f"not a valid regular expression: {exc}"))
-    return out
-
-
-def _typed_frame(spec: Any) -> pl.LazyFrame:
-    schema: dict[str, pl.DataType] = {FILE_COL: pl.Utf8(), ROW_COL: pl.Int64()}
-    for c in spec.columns:
-        schema[c.name] = c.polars_type
-        schema[RAW_PREFIX + c.name] = pl.Utf8()
-    return pl.DataFrame(schema=schema).lazy()
-
-
-def _compile_polars(frame: pl.LazyFrame, rule: Any) -> str | None:
-    """None when the rule's evaluation runs on the table's typed (empty) columns, else why not."""
-    try:
-        if "fails" in rule.spec:  # a custom condition: it must be one before it is combined
-            dtype = frame.select(pl.sql_expr(rule.spec["fails"]).alias("c")).collect().schema["c"]
-            if dtype not in (pl.Boolean, pl.Null):
-                return f"the expression gives {dtype}, not true/false"
-        ev = rule.evaluation()
-        out = frame.select(ev.rows.alias("rows"), ev.fails.alias("fails")).collect()
-    except Exception as exc:  # noqa: BLE001 - polars' own message is the explanation
-        text = " ".join(str(exc).split("\n\nResolved plan")[0].split())
-        return re.sub(r"; valid columns: \[[^\]]*\]", "", text)
-    for name in ("rows", "fails"):
-        if out.schema[name] != pl.Boolean:
-            return f"the expression gives {out.schema[name]}, not true/false"
-    return None
-
-
-def _duckdb_catalog(specs: dict[str, Any], definitions: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-    """The relations a rule query sees, typed and empty: the tables, canonical_lab_units,
-    submission_center and crs_graded."""
-    from ..derive import install_crs_graded
-
-    con = duckdb.connect()
-    for name, spec in specs.items():
-        cols = [f"{qi(c.name)} {DUCKDB_TYPES[c.type]}" for c in spec.columns]
-        con.execute(f"CREATE TABLE {qi(name)} ({', '.join(cols)}, _file VARCHAR, _row BIGINT)")
-    con.execute("CREATE TABLE canonical_lab_units (analyte VARCHAR, unit VARCHAR)")
-    con.execute("CREATE TABLE submission_center (center_id VARCHAR)")
-    install_crs_graded(con, definitions)
-    return con
-
-
-def _compile_duckdb(con: duckdb.DuckDBPyConnection, rule: Any) -> tuple[str, str] | None:
-    """None when the rule's queries compile and return what the engine reads, else (key, why)."""
-    q = rule.query()
-    try:
-        cols = [d[0] for d in con.execute(f"SELECT * FROM ({q.failing}) LIMIT 0").description]
-    except duckdb.Error as exc:
-        return "sql", " ".join(str(exc).split())
-    if [c.lower() for c in cols] != ["_file", "_row", "value"]:
-        return "sql", f"the query must return the columns _file, _row, value (it returns {', '.join(cols)})"
-    try:
-        desc = con.execute(f"SELECT * FROM ({q.denominator}) LIMIT 0").description
-    except duckdb.Error as exc:
-        return "denominator", " ".join(str(exc).split())
-    if len(desc) != 1:
-        return "denominator", "the query must return one number (a count of rows)"
-    return None
 
 
 def _check_rules(doc: _Doc, m: dict[str, Any], tables: dict[str, Any], definitions: dict[str, Any],
@@ -598,21 +332,6 @@ def _check_rules(doc: _Doc, m: dict[str, Any], tables: dict[str, Any], definitio
     finally:
         con.close()
     return out
-
-
-def _sql_line(doc: _Doc, loc: tuple[Any, ...], p: Problem, why: str) -> Problem:
-    """DuckDB names the line of the query (`LINE 3:`): in a block scalar (`sql: |`), that is the
-    third line after the key."""
-    m = re.search(r"LINE (\d+):", why)
-    node = doc.node
-    for part in loc:
-        node = (next((v for k, v in node.value if k.value == part), None) if isinstance(node, yaml.MappingNode)
-                else node.value[part] if isinstance(node, yaml.SequenceNode) else None)
-        if node is None:
-            return p
-    if m and isinstance(node, yaml.ScalarNode) and node.style in ("|", ">") and p.line:
-        return Problem(p.file, p.line + int(m.group(1)), p.key, p.message)
-    return p
 
 
 def table_column_index(data: dict[str, Any], column: str | None) -> int:

@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,36 +23,28 @@ from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
 from ..db import literal_path, qi
-from ..errors import library_message
+from ..definition_sql import install_crs_graded
 from ..submission import Submission
 from . import columns as colchecks
 from .catalog import checked_catalog, ensure_checked
 from .checks import Evaluation
+from .issue_rows import (
+    ISSUE_SCHEMA,
+    MAX_VALUE_CHARS,
+    RULE_RESULT_SCHEMA,
+    _issue_frame,
+    _reason,
+)
 from .parse import RAW_PREFIX, parse_steps
+from .result import (  # noqa: F401 - ValidationResult and the status helpers, re-exported
+    ValidationResult,
+    _Outcome,
+    lookup_threshold,
+    parse_threshold,
+    rule_status,
+)
 from .rules import Rule, all_rules, structural_message
 
-ISSUE_SCHEMA: dict[str, pl.DataType] = {
-    "rule_id": pl.Utf8(),
-    "severity": pl.Utf8(),
-    "table": pl.Utf8(),
-    "file": pl.Utf8(),
-    "row": pl.Int64(),
-    "column": pl.Utf8(),
-    "value": pl.Utf8(),
-    "message": pl.Utf8(),
-}
-RULE_RESULT_SCHEMA: dict[str, pl.DataType] = {
-    "rule_id": pl.Utf8(),
-    "table": pl.Utf8(),
-    "category": pl.Utf8(),
-    "severity": pl.Utf8(),
-    "checked": pl.Int64(),
-    "failed": pl.Int64(),
-    "fraction_failed": pl.Float64(),
-    "threshold": pl.Float64(),
-    "status": pl.Utf8(),
-    "reason": pl.Utf8(),
-}
 # Row groups of the staged Parquet: DuckDB's own row-group size. The streaming sink otherwise
 # writes many small, uneven row groups, and DuckDB's order-preserving parallel INSERT then has
 # to merge partial row groups at the checkpoint; aligned, each Parquet row group becomes one
@@ -63,7 +54,6 @@ STAGE_ROW_GROUP = 122_880
 # (checks, identifier scan, DuckDB rules, the store's INSERT) on the same machine, so speed
 # matters more than size (5.4 M lab rows: written in 0.55 s instead of 0.73 s, 73 MB instead of 46).
 STAGE_COMPRESSION = "lz4"
-MAX_VALUE_CHARS = 200  # a 1 MB cell is reported, not copied whole into every report
 
 Progress = Callable[[str, int], None]
 
@@ -74,101 +64,6 @@ COLUMN_ENGINES = ("pandera", "polars", "auto")
 # import pandas and pandera once), polars < 0.1 s per million rows for the same checks inside
 # its one pass over every rule (benchmarks/RESULTS.md). At this size pandera costs < 0.5 s.
 PANDERA_MAX_ROWS = 250_000
-
-
-@dataclass
-class _Outcome:
-    checked: int = 0
-    failed: int = 0
-    status: str | None = None  # not_applicable | error, decided before counting
-    reason: str | None = None
-
-
-@dataclass
-class ValidationResult:
-    issues: pl.DataFrame
-    rules: pl.DataFrame
-    rows: dict[str, int]
-    staged: dict[str, Path]
-    center_id: str | None
-    workdir: Path
-    _owns_workdir: bool = field(default=True, repr=False)
-    # Which CDM tables and columns the submission holds (collection.collection_frame): absent
-    # and declared ones are "not collected", which the store records at ingest (issue 16).
-    collection: pl.DataFrame | None = None
-
-    @property
-    def n_errors(self) -> int:
-        return int((self.issues["severity"] == "error").sum())
-
-    @property
-    def n_warnings(self) -> int:
-        return int((self.issues["severity"] == "warning").sum())
-
-    @property
-    def blocking(self) -> bool:
-        """True when an error rule exceeds its threshold, or could not run (an unchecked table is
-        not a clean one): the submission must not be stored."""
-        r = self.rules
-        return bool(((r["severity"] == "error") & r["status"].is_in(["failed", "error"])).any())
-
-    @property
-    def could_not_run(self) -> list[str]:
-        """`rule X could not run: ...` for every error rule that could not run (exit 2)."""
-        r = self.rules.filter((pl.col("severity") == "error") & (pl.col("status") == "error"))
-        return [f"rule {x['rule_id']} could not run: {x['reason']}" for x in r.iter_rows(named=True)]
-
-    @property
-    def exit_code(self) -> int:
-        if self.could_not_run:
-            return 2
-        return 1 if self.blocking else 0
-
-    def cleanup(self) -> None:
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a rule could not run, for every output: the library's first line, without the
-    spans it quotes (they may be cell values)."""
-    return library_message(exc) or type(exc).__name__
-
-
-def _truncate(e: pl.Expr) -> pl.Expr:
-    return (
-        pl.when(e.str.len_chars() > MAX_VALUE_CHARS)
-        .then(e.str.slice(0, MAX_VALUE_CHARS) + pl.lit("…"))
-        .otherwise(e)
-    )
-
-
-REDACTED = "[redacted]"
-
-
-def _display(e: pl.Expr) -> pl.Expr:
-    """Show a parsed value as a person wrote it: `200` not `200.0`, `2019-03-05T10:00:00`."""
-    e = e.str.replace(r"^(-?[0-9]+)\.0+$", "${1}")
-    return e.str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2}:[0-9]{2})(\.0+)?$", "${1}T${2}")
-
-
-def _issue_frame(rule: Rule, failures: pl.DataFrame, column: str | None = None,
-                 message: str | None = None, table: str | None = None) -> pl.DataFrame:
-    """Turn failing (_file, _row, value) rows of one rule into issue-table rows."""
-    n = failures.height
-    return pl.DataFrame(
-        {
-            "rule_id": [rule.id] * n,
-            "severity": [rule.severity] * n,
-            "table": [table or rule.table] * n,
-            "file": failures[FILE_COL].cast(pl.Utf8) if n else [],
-            "row": failures[ROW_COL].cast(pl.Int64) if n else [],
-            "column": [column or rule.column] * n,
-            "value": failures["value"].cast(pl.Utf8) if n else [],
-            "message": [message or rule.message] * n,
-        },
-        schema=ISSUE_SCHEMA,
-    ).with_columns(_truncate(_display(pl.col("value"))).alias("value"))
 
 
 def _explain_unreadable(sub: Submission, table: str) -> None:
@@ -196,37 +91,6 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
 def _sql_str(path: Path | str) -> str:
     """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
-
-
-def parse_threshold(value: Any) -> float:
-    """A tolerance: a fraction (< 1), a count of rows (>= 1), or a percentage string ('2%')."""
-    if isinstance(value, str):
-        v = value.strip()
-        if v.endswith("%"):
-            return float(v[:-1]) / 100.0
-        return float(v)
-    return float(value)
-
-
-def lookup_threshold(thresholds: dict[tuple[str, str | None], float] | None, rule_id: str,
-                     center: str | None, default: float) -> float:
-    """A rule's tolerance for a center: the center's own entry, else the registry-wide one, else
-    `default` (the catalog's, or the one stored with the counts)."""
-    for key in ((rule_id, center), (rule_id, None)):
-        if thresholds and key in thresholds:
-            return thresholds[key]
-    return default
-
-
-def rule_status(checked: int, failed: int, threshold: float) -> str:
-    """Failures within the tolerance pass (reported, not blocking); exactly at it passes too."""
-    if failed == 0:
-        return "passed"
-    if threshold <= 0:
-        return "failed"
-    if threshold < 1:
-        return "failed" if (failed / checked if checked else 1.0) > threshold else "passed"
-    return "failed" if failed > threshold else "passed"
 
 
 class Engine:
@@ -321,6 +185,11 @@ class Engine:
         issue_df = (
             pl.concat(issues) if issues else pl.DataFrame(schema=ISSUE_SCHEMA)
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
+        # The issue record every output renders: place, patient code, the center's words.
+        from .issue_record import center_terms, column_wide_message, complete
+
+        terms = center_terms(sub.mapping_file, self.catalog)
+        issue_df = complete(issue_df, {r.id: r for r in self.rules}, staged, self.catalog, sub.mapping_file, terms)
         # An identifier is never repeated, whichever rule happened to quote it, however cut.
         from ..phi_scan import redact_issue_values
 
@@ -330,7 +199,8 @@ class Engine:
         from ..limits import limit
         from .collapse import collapse_whole_columns
 
-        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")))
+        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")),
+                                          column_wide_message(self.catalog.root, terms.language))
         return ValidationResult(
             issues=issue_df,
             rules=rule_results,
@@ -621,10 +491,6 @@ class Engine:
             con.close()
 
     def _install_crs_graded(self, con: duckdb.DuckDBPyConnection) -> str | None:
-        try:
-            from ..derive import install_crs_graded
-        except ImportError:
-            return "CRS grading views are not available in this installation"
         try:
             install_crs_graded(con, self.definitions)
         except Exception as exc:  # noqa: BLE001

@@ -31,7 +31,8 @@ from ..checksums import rules_checksum, sha256_file, submission_checksums
 from ..errors import UserError
 from ..stage_seal import seal, sealed
 from ..submission import Submission
-from .engine import Engine, ValidationResult
+from .engine import Engine
+from .result import ValidationResult
 
 FORMAT = 1
 LEFTOVER_AFTER_S = 6 * 3600

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .engine import parse_threshold
+from .result import parse_threshold
 
 Thresholds = dict[tuple[str, str | None], float]
 
