@@ -98,8 +98,9 @@ def validate(
 ) -> None:
     """Check a submission against the common data model and the rule catalog.
 
-    Every finding is one row: rule id, severity, file, spreadsheet row (header = 1), column,
-    value and a message for the person who fixes the data. Exit 0 when no error rule exceeds
+    Every finding is one row: rule id, severity, file, sheet, spreadsheet row (header = 1) and
+    place (SPSS: case number), patient code, column and the center's own header, value, a message
+    for the person who fixes the data (in the mapping's `language:`) and a hint for the coordinator. Exit 0 when no error rule exceeds
     its threshold (warnings allowed), 1 when one does, 2 when the check could not run; for
     several folders, the worst of them.
     """
@@ -113,7 +114,6 @@ def validate(
         from .report.issues import (
             render_terminal,
             to_json_dict,
-            with_source_columns,
             write_issues,
             write_json,
         )
@@ -134,12 +134,12 @@ def validate(
                 return eng.validate(sub), None
 
         def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[ValidationResult, Path | None]]]) -> int:
-            (path, mp), get = item
+            (path, _mp), get = item
             result, kept = get()
             try:
                 out = output_for(output, path, several)
                 if out is not None:
-                    write_issues(with_source_columns(result.issues, mp), out)
+                    write_issues(result.issues, out)
                 if format == "json":
                     docs.append(to_json_dict(result))
                     for line in result.could_not_run:

@@ -23,6 +23,7 @@ from .identifiers import VALIDATORS
 
 RAW_PREFIX = "__raw__"
 REDACTED = "[redacted]"
+REDACTED_FIELDS = ("value", "patient_id")  # issue fields that may repeat a cell's text
 
 
 def scan_columns(catalog: Catalog, table: str, rule_spec: dict[str, Any], present: list[str]) -> list[str]:
@@ -106,7 +107,10 @@ def redact_issue_values(issues: pl.DataFrame, flagged: set[str], rules: list[Any
         return issues
     shown = set(flagged)
     shown |= {v[:limit] + "…" for v in flagged if len(v) > limit}
-    values = issues.get_column("value").drop_nulls().unique()
+    # The patient code of an issue's row too: pseudonymous in the CDM, yet a center that keys its
+    # rows by an identity number must not see it repeated in the list it gets back.
+    texts = [c for c in REDACTED_FIELDS if c in issues.columns]
+    values = pl.concat([issues.get_column(c).drop_nulls() for c in texts]).unique()
     extra: set[str] = set()
     for r in rules:
         if r.spec.get("all_text_columns"):
@@ -114,6 +118,7 @@ def redact_issue_values(issues: pl.DataFrame, flagged: set[str], rules: list[Any
     shown |= extra
     if not shown:
         return issues
+    hide = sorted(shown)
     return issues.with_columns(
-        pl.when(pl.col("value").is_in(sorted(shown))).then(pl.lit(REDACTED)).otherwise(pl.col("value")).alias("value")
+        [pl.when(pl.col(c).is_in(hide)).then(pl.lit(REDACTED)).otherwise(pl.col(c)).alias(c) for c in texts]
     )

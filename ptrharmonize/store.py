@@ -60,9 +60,17 @@ CREATE TABLE IF NOT EXISTS issues (
   "row" BIGINT,
   "column" VARCHAR,
   value VARCHAR,
-  message VARCHAR
+  message VARCHAR,
+  sheet VARCHAR,
+  place VARCHAR,
+  patient_id VARCHAR,
+  source_column VARCHAR,
+  hint VARCHAR
 )
 """
+# The issue record's fields (validate/issue_record.py) added after the first ten columns: added to
+# a store of before them, and written by name, so the store holds the record every output shows.
+ISSUE_EXTRA_COLUMNS = ("sheet", "place", "patient_id", "source_column", "hint")
 
 RULE_RESULTS_DDL = """
 CREATE TABLE IF NOT EXISTS rule_results (
@@ -118,6 +126,8 @@ def create_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog | None = None
         con.execute(table_ddl(catalog, table))
     con.execute(SUBMISSIONS_DDL)
     con.execute(ISSUES_DDL)
+    for c in ISSUE_EXTRA_COLUMNS:
+        con.execute(f"ALTER TABLE issues ADD COLUMN IF NOT EXISTS {qi(c)} VARCHAR")
     con.execute(RULE_RESULTS_DDL)
     con.execute(COLLECTION_DDL)
     con.execute(SUBMISSION_ROWS_DDL)
@@ -191,8 +201,11 @@ def write_findings(con: duckdb.DuckDBPyConnection, issues: Any, rules: Any, cent
     the store's ingest and the QA report of a submission write them the same way."""
     con.register("_new_issues", issues.to_arrow())
     try:
-        db.run(con, "INSERT INTO issues SELECT ?, ?, rule_id, severity, \"table\", file, \"row\", \"column\", value, "
-               "message FROM _new_issues", [sid, center])
+        cols = ["rule_id", "severity", "table", "file", "row", "column", "value", "message",
+                *(c for c in ISSUE_EXTRA_COLUMNS if c in issues.columns)]
+        names = ", ".join(qi(c) for c in cols)
+        db.run(con, f"INSERT INTO issues (submission_id, center_id, {names}) SELECT ?, ?, {names} FROM _new_issues",
+               [sid, center])
     finally:
         con.unregister("_new_issues")
     con.register("_new_rules", rules.to_arrow())

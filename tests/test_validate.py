@@ -26,6 +26,7 @@ from ptrharmonize.cdm import load_catalog
 from ptrharmonize.cli import app
 from ptrharmonize.read.canonical import read_canonical
 from ptrharmonize.validate import Engine
+from ptrharmonize.validate.issue_record import FIELDS
 from ptrharmonize.validate.result import rule_status
 from ptrharmonize.validate.rules import all_rules
 
@@ -84,7 +85,7 @@ def test_json_shape_is_exact(dirty_extract: Path) -> None:
     assert set(out) == {"summary", "issues", "rules", "missing_data"}  # missing_data: issue 16
     assert set(out["summary"]) == {"errors", "warnings", "rows"}
     for i in out["issues"]:
-        assert list(i) == ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
+        assert list(i) == FIELDS  # the issue record (validate/issue_record.py)
         assert i["severity"] in ("error", "warning")
         assert i["message"]
     for r in out["rules"]:
@@ -120,7 +121,7 @@ def test_issues_csv_for_the_center(dirty_extract: Path, tmp_path: Path) -> None:
     assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM, so Excel reads it as UTF-8
     with out.open(encoding="utf-8-sig") as fh:
         recs = list(csv.DictReader(fh))
-    assert list(recs[0]) == ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
+    assert list(recs[0]) == FIELDS
     assert any(r["rule_id"] == "patients.age_years.type" and r["row"] == "4" and r["value"] == "<5" for r in recs)
 
 

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
             from ..batch import in_order, is_small, output_for
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
-            from ..report.issues import render_terminal, with_source_columns, write_issues
+            from ..report.issues import render_terminal, write_issues
             from ..validate import Engine
             from ..validate.stage import find_kept
             from .common import ProgressDisplay, load_submission, prepare_batch
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
                 try:
                     out_file = output_for(output, path, several)
                     if out_file is not None:
-                        write_issues(with_source_columns(result.issues, mp), out_file)
+                        write_issues(result.issues, out_file)
                     if not quiet:
                         render_terminal(result, console, str(path), max_issues=10)
                     out = writer.ingest(sub, result, sums)

@@ -27,7 +27,8 @@ IGNORED = {"variant", "population_sql", "center_medians", "median_method", "rang
            # compute yet: compared once it does
            "by_center", "heterogeneity", "logistic_center_fixed", "gee_center", "gee_patient",
            "stratified_by_center", "bleeds_before_ptr_onset", "at_risk", "within_center",
-           "primary", "center_ids", "z", "mann_whitney",
+           "primary", "center_ids", "z", "mann_whitney", "heterogeneity_between_centers",
+           "mixed_patient",
            # run-analysis --missing worst-case|best-case (issue 16): not federated
            "sensitivity"}
 # under `population` and in the flows (issue 16) every count is compared, by center too; only

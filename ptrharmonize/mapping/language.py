@@ -16,7 +16,8 @@ import yaml
 from ..read import ReadError, safe_yaml
 
 TOP_KEYS = {"mapping_version", "center_id", "center_name", "description", "defaults", "conventions", "value_maps", "tables",
-            "not_collected"}  # not_collected: ptrharmonize/collection.py (issue 16)
+            "not_collected",  # not_collected: ptrharmonize/collection.py (issue 16)
+            "language"}  # language: of the center's issue list (validate/messages.py, issue 19)
 READER_KEYS = {
     "csv": {"delimiter", "encoding", "quote", "header_row", "skip_rows", "skip_rows_after_header", "comment"},
     "excel": {"sheet", "header_row", "skip_rows", "skip_rows_after_header"},

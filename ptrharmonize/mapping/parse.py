@@ -51,6 +51,11 @@ def parse_mapping(doc: dict[str, Any], path: Path, catalog: Catalog | None = Non
     problems: Problems = []
     for k in set(doc) - TOP_KEYS:
         problems.append(_p("warning", k, f"unknown top-level key '{k}' is ignored; allowed: {', '.join(sorted(TOP_KEYS))}"))
+    from ..messages import language_problem
+
+    why = language_problem(doc.get("language"), catalog.root or ".")
+    if why:
+        problems.append(_p("warning", "language", why))
     center_id, why = center_id_problem(doc.get("center_id"))  # text, NFC, a code (issue 23)
     if why:
         problems.append(_p("error", "center_id", why))

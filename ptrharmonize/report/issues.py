@@ -140,6 +140,26 @@ def _write_xlsx(safe: pl.DataFrame, path: Path) -> None:
     wb.save(path)
 
 
+def where_text(r: dict[str, Any]) -> str:
+    """Where a nurse finds the cell, in one line: file [sheet], place, the center's column,
+    patient, value as written (the issue record's fields; CDM column when nothing is mapped)."""
+    where = r.get("file") or ""
+    if r.get("sheet"):
+        where += f" [{r['sheet']}]"
+    if r.get("place") or r.get("row") is not None:
+        where += f", {r.get('place') or 'row ' + str(r['row'])}"
+    col = r.get("source_column") or r.get("column")
+    if col:
+        where += f", column {col}"
+        if r.get("source_column") and r.get("column") and r["column"] != r["source_column"]:
+            where += f" ({r['table']}.{r['column']})"
+    if r.get("patient_id"):
+        where += f", patient {r['patient_id']}"
+    if r.get("value") is not None:
+        where += f" = {r['value'][:60]!r}"
+    return where
+
+
 def render_terminal(result: ValidationResult, console: Console, source: str, max_issues: int = 20) -> None:
     console.print(f"[bold]Validation of[/bold] {source}")
     t = Table(title="Rows read", show_edge=False)
@@ -183,51 +203,12 @@ def render_terminal(result: ValidationResult, console: Console, source: str, max
         console.print(f"[bold]First {shown} of {result.issues.height:,} issues[/bold]")
         for r in result.issues.head(max_issues).iter_rows(named=True):
             color = "red" if r["severity"] == "error" else "yellow"
-            where = r["file"] or ""
-            if r["row"] is not None:
-                where += f", row {r['row']}"
-            if r["column"]:
-                where += f", column {r['column']}"
-            value = "" if r["value"] is None else f" = {escape(repr(r['value'][:60]))}"
-            console.print(f"[{color}]{r['severity']:7}[/{color}] {escape(where)}{value}  [dim]{r['rule_id']}[/dim]")
+            console.print(f"[{color}]{r['severity']:7}[/{color}] {escape(where_text(r))}  [dim]{r['rule_id']}[/dim]")
             console.print(f"         {escape(r['message'])}")
+            if r.get("hint"):
+                console.print(f"         [dim]hint: {escape(r['hint'])}[/dim]")
     if not result.blocking:  # what the derived outcomes will lack (issue 16)
         missing.render_terminal(missing.for_submission(result), console)
     verdict = ("[red]errors found: the submission cannot be stored as it is[/red]" if result.blocking
                else "[green]no blocking errors[/green]")
     console.print(f"{result.n_errors:,} errors, {result.n_warnings:,} warnings: {verdict}")
-
-
-def with_source_columns(issues: pl.DataFrame, mapping_path: Path | None) -> pl.DataFrame:
-    """Add `source_column`: the center's own header for each CDM column, so a nurse finds the cell."""
-    if mapping_path is None:
-        return issues
-    from ..mapping.lint import sources
-
-    names, places = sources(mapping_path)
-    lookup = pl.DataFrame(
-        [{"table": t, "column": c, "source_column": s} for t, cols in names.items() for c, s in cols.items()],
-        schema={"table": pl.Utf8, "column": pl.Utf8, "source_column": pl.Utf8},
-    )
-    out = issues.join(lookup, on=["table", "column"], how="left", maintain_order="left")
-    cols = list(issues.columns)
-    cols.insert(cols.index("column") + 1, "source_column")
-    return _with_places(out.select(cols), places)
-
-
-def _with_places(issues: pl.DataFrame, blocks: list[dict[str, str | None]]) -> pl.DataFrame:
-    """Add `sheet` (a workbook's sheet of the row) and `place` ("row 5", or "case 3" for SPSS,
-    whose cases are numbered from 1 without a header row), so that "row 5" of a workbook with
-    nine sheets names one cell."""
-    places = pl.DataFrame(blocks,
-                          schema={"table": pl.Utf8, "file": pl.Utf8, "sheet": pl.Utf8, "format": pl.Utf8})
-    places = places.unique(["table", "file"], keep="first", maintain_order=True)
-    out = issues.join(places, on=["table", "file"], how="left", maintain_order="left")
-    place = (pl.when(pl.col("row").is_null()).then(None)
-             .when(pl.col("format") == "spss").then(pl.format("case {}", pl.col("row") - 1))
-             .otherwise(pl.format("row {}", pl.col("row"))))
-    out = out.with_columns(place.alias("place"))
-    cols = list(issues.columns)
-    cols.insert(cols.index("file") + 1, "sheet")
-    cols.insert(cols.index("row") + 1, "place")
-    return out.select(cols)

@@ -22,6 +22,7 @@ import yaml
 from .. import db
 from ..cdm import Catalog, load_catalog
 from ..store import qi
+from ..validate.issue_record import ISSUE_RECORD
 from .missing import missing_data
 from .qa_source import (  # noqa: F401 - where commands find them
     ISSUE_COLUMNS,
@@ -140,7 +141,10 @@ def collect(src: QASource, thresholds: dict[tuple[str, str | None], float] | Non
     active_ids = [r["submission_id"] for r in subs.iter_rows(named=True)
                   if r["status"] not in ("superseded", "rejected")]
     counts = {t: _count_by_center(con, t) for t in catalog.table_names}
-    issues_all = db.frame(con, "SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues")
+    issues_all = db.frame(con, "SELECT * FROM issues")
+    # A store written before a field of the issue record existed has it empty.
+    issues_all = issues_all.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in ISSUE_RECORD.items()
+                                          if c not in issues_all.columns]).select("center_id", *ISSUE_COLUMNS)
     rules = db.frame(con, "SELECT * FROM rule_results")
     rules = rules.filter(pl.col("submission_id").is_in(active_ids)) if rules.height else rules
     centers = sorted(

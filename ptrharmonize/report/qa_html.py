@@ -35,7 +35,10 @@ SECTIONS = (
 
 # Issue-list columns beyond the fixed ones (rule, severity, file, row, column, value, message):
 # (key in the issue frame, header). A column added to the issue table is shown by adding it here.
-EXTRA_ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (("source_column", "center's column"),)
+EXTRA_ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("table", "table"), ("sheet", "sheet"), ("place", "place"), ("patient_id", "patient"),
+    ("source_column", "center's column"),
+    ("hint", "hint (coordinator)"))
 
 STATUS_ORDER = {"failed": 0, "error": 1, "passed": 2, "not_applicable": 3}
 

@@ -36,8 +36,9 @@ from ..store import (
     write_findings,
     write_submission,
 )
+from ..validate.issue_record import FIELDS
 
-ISSUE_COLUMNS = ["rule_id", "severity", "table", "file", "row", "column", "value", "message"]
+ISSUE_COLUMNS = FIELDS  # the issue record (validate/issue_record.py), as every output carries it
 STORE_ALIAS = "qa_store"
 NO_CENTER = "(no single center)"
 

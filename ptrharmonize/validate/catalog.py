@@ -147,6 +147,8 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     for rel, doc in docs.items():
         if rel.startswith("tables/"):
             problems += _check_table(doc, rel, m, tables)
+        elif rel.startswith("messages/"):  # the issue list's message catalog (ptrharmonize/messages.py)
+            continue
         elif rel not in ("rules.yaml", "definitions.yaml", "units.yaml", "phi.yaml", "check_types.yaml",
                          "limits.yaml", LEXICON,  # limits.yaml: ptrharmonize/limits.py (issue 23)
                          "completeness.yaml"):  # completeness.yaml: report/missing.py (issue 16)
@@ -159,6 +161,7 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
         problems += _check_phi(docs["phi.yaml"], m, tables)
     if LEXICON in docs:
         problems += _check_lexicon(docs[LEXICON], tables)
+    problems += _check_messages(docs)
     if "completeness.yaml" in docs:
         problems += _check_completeness(docs["completeness.yaml"])
     problems += _check_definitions(docs["definitions.yaml"])
@@ -169,6 +172,24 @@ def check_catalog(root: Path | None = None) -> list[Problem]:
     # The rules are compiled against well-formed tables and definitions only.
     problems += _check_rules(docs["rules.yaml"], m, tables, docs["definitions.yaml"].data, compile=not problems)
     return problems
+
+
+def _check_messages(docs: dict[str, _Doc]) -> list[Problem]:
+    """Each message catalog names check types and rules that exist, with text templates."""
+    from ..messages import shape_problems
+
+    known = set(registry())
+    for name in ("rules.yaml", "phi.yaml"):
+        d = docs.get(name)
+        data = d.data if d is not None else None
+        entries = (data.get("rules") if name == "rules.yaml" else [data.get("columns"), *(data.get("values") or [])]) \
+            if isinstance(data, dict) else data if isinstance(data, list) else []
+        known |= {str(e["id"]) for e in entries or [] if isinstance(e, dict) and "id" in e}
+    out = []
+    for rel, doc in docs.items():
+        if rel.startswith("messages/"):
+            out += [doc.problem(loc, msg, at_key=True) for loc, msg in shape_problems(doc.data, known)]
+    return out
 
 
 def _check_table(doc: _Doc, rel: str, m: dict[str, Any], tables: dict[str, Any]) -> list[Problem]:

@@ -185,6 +185,11 @@ class Engine:
         issue_df = (
             pl.concat(issues) if issues else pl.DataFrame(schema=ISSUE_SCHEMA)
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
+        # The issue record every output renders: place, patient code, the center's words.
+        from .issue_record import center_terms, column_wide_message, complete
+
+        terms = center_terms(sub.mapping_file, self.catalog)
+        issue_df = complete(issue_df, {r.id: r for r in self.rules}, staged, self.catalog, sub.mapping_file, terms)
         # An identifier is never repeated, whichever rule happened to quote it, however cut.
         from ..phi_scan import redact_issue_values
 
@@ -194,7 +199,8 @@ class Engine:
         from ..limits import limit
         from .collapse import collapse_whole_columns
 
-        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")))
+        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")),
+                                          column_wide_message(self.catalog.root, terms.language))
         return ValidationResult(
             issues=issue_df,
             rules=rule_results,
