@@ -31,6 +31,9 @@ QUOTERS = {"qi", "_literal", "_sql_str"}  # identifier and string-literal quotin
 
 # (file, interpolated expression) -> why it is safe. Keep this list short and the reasons true.
 REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
+    ("store.py", "names"): "', '.join(qi(c)) over the issue record's constant field names",
+    ("report/missing.py", "value"): "limits.yaml's validate_views_memory, checked by re.fullmatch('<number><unit>')",
+    ("report/missing.py", "spill"): "the temp folder path with ' doubled (a quoted SQL string)",
     ("analysis/runner.py", "STORE"): "a constant alias",
     ("analysis/runner.py", "restrict"): "built from constants and _literal(...) values",
     ("analysis/runner.py", "', '.join(_literal(c) for c in centers)"): "each center quoted by _literal",
@@ -90,8 +93,6 @@ REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
     ("definition_sql.py", "sql"): "statements of the packaged views/*.sql files",
     ("derive.py", 'f"CREATE OR REPLACE {temp}VIEW derivation_definitions AS\\n" + "\\nUNION ALL ".join(parts)'):
         "parts are the reviewed f-strings of _create_definitions_view",
-    ("report/qa.py", '"SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues"'):
-        "identifiers through qi",
     ("report/qa_source.py", 'sql.format(w="WHERE database_name = ?")'): "a constant clause, value bound",
     ("report/qa_source.py", "sql.format(w=where)"): "where is one of two constant clauses, values bound",
     ("report/qa_source.py", "table_ddl(catalog, table)"): "DDL from the catalog",
