@@ -31,9 +31,6 @@ QUOTERS = {"qi", "_literal", "_sql_str"}  # identifier and string-literal quotin
 
 # (file, interpolated expression) -> why it is safe. Keep this list short and the reasons true.
 REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
-    ("store.py", "names"): "', '.join(qi(c)) over the issue record's constant field names",
-    ("report/missing.py", "value"): "limits.yaml's validate_views_memory, checked by re.fullmatch('<number><unit>')",
-    ("report/missing.py", "spill"): "the temp folder path with ' doubled (a quoted SQL string)",
     ("analysis/runner.py", "STORE"): "a constant alias",
     ("analysis/runner.py", "restrict"): "built from constants and _literal(...) values",
     ("analysis/runner.py", "', '.join(_literal(c) for c in centers)"): "each center quoted by _literal",
