@@ -51,8 +51,8 @@ def _new_submission(tmp: Path) -> Path:
 
 
 def test_reader_over_the_memory_cap_is_exit_2_naming_the_file(store: Path, tmp_path: Path) -> None:
-    """A 500,000-row labs file (26 MB) needs ~200 MB resident to read; the other files ~50 MB (the
-    child's own size). Under a cap of 100 MB the labs file is refused by name, nothing stored; the
+    """A 500,000-row labs file (26 MB) needs ~150 MB resident to read beyond what the child shares
+    with its server; the other files a few MB. Under a cap of 40 MB the labs file is refused by name, nothing stored; the
     files read before it (patients, treatments, transfusions) passed under the same cap."""
     sub = _new_submission(tmp_path)
     lab = clean_rows()["labs"][0]
@@ -60,10 +60,10 @@ def test_reader_over_the_memory_cap_is_exit_2_naming_the_file(store: Path, tmp_p
     (pl.DataFrame({k: [lab[k]] * n for k in HEADERS["labs"]})
      .with_columns(value=(pl.int_range(n) % 90 + 10).cast(pl.Utf8)).write_csv(sub / "labs.csv"))
     before = snapshot(store)
-    res = run("ingest", sub, "--store", store, "--quiet", env={"PTRH_READER_MAX_MEMORY_MB": "100"})
+    res = run("ingest", sub, "--store", store, "--quiet", env={"PTRH_READER_MAX_MEMORY_MB": "40"})
     assert res.exit_code == 2, res.output
     text = " ".join(res.output.split())
-    assert ("error: labs.csv: reading this file needs more memory than the limit of 100 MB "
+    assert ("error: labs.csv: reading this file needs more memory than the limit of 40 MB "
             "(reader_max_memory_mb in schemas/limits.yaml, or PTRH_READER_MAX_MEMORY_MB)") in text, res.output
     assert snapshot(store) == before
 

@@ -7,7 +7,8 @@ runs in a child process forked from a small server (multiprocessing's forkserver
 and the readers already imported: a fork costs milliseconds, not an interpreter start) under
 
 - a memory cap of `reader_max_memory_mb` (schemas/limits.yaml, `PTRH_READER_MAX_MEMORY_MB`):
-  the parent reads the child's resident memory every 20 ms and kills it above the cap, with
+  the parent reads the child's resident memory every 20 ms and kills it when it exceeds the
+  server's own (~80 MB of interpreter, polars and readers that the fork shares) by the cap, with
   `RLIMIT_AS` at twice the cap + 4 GB as a backstop for an allocation faster than that, and
 - a wall clock of `reader_max_seconds` (`PTRH_READER_MAX_SECONDS`): the parent kills the child.
 
@@ -56,7 +57,8 @@ def _context() -> Any:
             ctx.set_forkserver_preload(["ptrharmonize.read.bounded", "ptrharmonize.mapping.readers",
                                         "ptrharmonize.read.csv", "ptrharmonize.read.excel",
                                         "ptrharmonize.read.spss", "ptrharmonize.read.parquet",
-                                        "ptrharmonize.read.redcap"])
+                                        "ptrharmonize.read.redcap", "ptrharmonize.limits", "ptrharmonize.errors",
+                                        "pyreadstat", "openpyxl", "olefile"])
             _CTX = ctx
         return _CTX
 
@@ -202,7 +204,7 @@ def bounded(display: str, fn: Callable[..., Any], *args: Any, retry_eager: dict[
     msg: tuple[Any, ...] | None = None
     over: str | None = None
     try:
-        msg, over = _wait(proc, recv, started, seconds, mem_mb)
+        msg, over = _wait(proc, recv, started, seconds, mem_mb, _server_mb())
     finally:
         if proc.is_alive():
             proc.kill()
@@ -241,8 +243,19 @@ def _resident_mb(pid: int) -> float:
     return 0.0
 
 
-def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float) -> tuple[Any, str | None]:
-    """Wait for the child's message, killing it when it passes the wall clock or the memory cap.
+def _server_mb() -> float:
+    """The reader server's resident memory: a forked child starts with it (the interpreter, polars
+    and the readers, ~80 MB, shared with the server), so the cap counts what the reader adds."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    return _resident_mb(pid) if pid else 0.0
+
+
+def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float,
+          base_mb: float) -> tuple[Any, str | None]:
+    """Wait for the child's message, killing it when it passes the wall clock or when its resident
+    memory passes the server's (`base_mb`) by more than the cap.
     Returns (message or None, None | "time" | "memory")."""
     while True:
         if recv.poll(POLL_SECONDS):
@@ -253,7 +266,7 @@ def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float) -
         if seconds > 0 and time.monotonic() - started >= seconds:
             proc.kill()
             return None, "time"
-        if mem_mb > 0 and _resident_mb(proc.pid) > mem_mb:
+        if mem_mb > 0 and _resident_mb(proc.pid) - base_mb > mem_mb:
             proc.kill()
             return None, "memory"
 
