@@ -22,6 +22,7 @@ from .errors import UserError
 from .limits import limit
 from .lock import StoreLock
 from .outputs import check_store_path, same_file
+from .pause_points import reached
 from .store import connect as connect_store
 from .store import (
     create_schema,
@@ -83,6 +84,7 @@ class StoreWriter:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
+            reached("before_lock")
             lock = StoreLock(self.store, self.wait_s)
             lock.__enter__()
             try:
@@ -107,6 +109,7 @@ class StoreWriter:
                 lock.__exit__(None, None, None)
                 raise
             self._lock, self._con = lock, con
+            reached("locked")
         return self._con
 
     def close(self) -> None:
@@ -116,6 +119,7 @@ class StoreWriter:
             if con is not None:
                 try:
                     db.run(con, "CHECKPOINT")
+                    reached("checkpointed")
                 finally:
                     con.close()
         finally:
@@ -153,6 +157,7 @@ class StoreWriter:
         sid = f"{center}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         db.run(con, "BEGIN TRANSACTION")
         try:
+            reached("in_transaction")
             _replace_center(con, catalog, result, center, sid)
             if prev:
                 db.run(con, "UPDATE submissions SET status = 'superseded' WHERE center_id = ? AND status = 'active'",
@@ -166,10 +171,12 @@ class StoreWriter:
                 collection.write(con, result.collection, center, sid)
             else:  # a validation kept before the record existed: what was staged is what was sent
                 db.run(con, "DELETE FROM collection WHERE center_id = ?", [center])
+            reached("before_commit")
             db.run(con, "COMMIT")
         except BaseException:
             db.run(con, "ROLLBACK")
             raise
+        reached("committed")
         return IngestOutcome("stored", sid, center, result.rows, replaced=prev[0][0] if prev else None)
 
     def _check_same_source(self, sub: Submission, center: str, stored_mapping: str | None) -> None:
@@ -237,6 +244,7 @@ def _replace_center(con: duckdb.DuckDBPyConnection, catalog: Catalog, result: Va
         key, digest, method = row_digest_sql(catalog, table)
         db.run(con, f"INSERT INTO submission_rows SELECT ?, ?, {key}, {digest}, {method} FROM read_parquet(?)",
                [sid, table, literal_path(path)])
+        reached(f"replaced:{table}")
 
 
 def _store_findings(con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str, sid: str) -> None:

@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "max_shrink_share": 0.5,
     "center_id_pattern": r"^[^\W_][\w.-]{0,39}$",
     "column_issue_min_rows": 20,
+    "reader_max_memory_mb": 8192.0,
+    "reader_max_seconds": 600.0,
     "validate_views_memory": "512MB",
 }
 

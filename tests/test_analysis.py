@@ -625,7 +625,8 @@ def test_center_aware_results_beside_the_pooled_ones(results: dict) -> None:
     rows = {r["variable"]: r for r in a["cart_characteristics"]["rows"]}
     assert rows["crs_grade_3plus"]["by_center"]["status"] == "ok"
     assert set(rows["crs_grade_3plus"]["by_center"]["centers"]) == {"A", "B"}
-    assert "by_center" not in rows["peak_temp_c"]
+    het = rows["peak_temp_c"]["by_center"]  # continuous: F test of PTR x center
+    assert het["status"] == "ok" and het["heterogeneity"]["test"] == "interaction_f"
     # Table 4: the selected model with center as a fixed effect and as a cluster
     mv = a["ptr_multivariable"]["by_center"]
     assert mv["logistic_center_fixed"]["status"] == "ok"
@@ -653,3 +654,52 @@ def test_figures_an_editor_accepts(results: dict) -> None:
     csv = pl.read_csv(results["_out"] / "tables" / "ptr_by_group.csv")
     assert csv["p_value"].dtype == pl.Float64  # numbers in the CSV, formatted in Markdown
     assert "| 0.007 |" in md  # p = 0.00650 printed to 3 decimals
+
+
+def test_heterogeneity_reported_wherever_centers_are_pooled(results: dict) -> None:
+    """Issue 18: "Heterogeneity is reported wherever centers are pooled". Each entry equals the
+    R-verified function (tests/test_heterogeneity.py) applied to the analysis's own data."""
+    from ptrharmonize.stats.heterogeneity import interaction_f, slope_heterogeneity
+
+    a = results["analyses"]
+    # Table 1: every row says whether the CAR-T vs chemotherapy difference differs by center
+    for r in a["baseline"]["rows"]:
+        assert "by_center" in r, r["variable"]
+        bc = r["by_center"]
+        if bc["status"] == "ok":
+            want = "interaction_f" if r["kind"] == "continuous" else "breslow_day_tarone"
+            assert bc["heterogeneity"]["test"] == want
+        else:
+            assert bc["reason"]
+    # Table 3 continuous row, recomputed
+    sub = _subgroup()
+    got = a["cart_characteristics"]
+    temp = {r["variable"]: r for r in got["rows"]}["peak_temp_c"]["by_center"]["heterogeneity"]
+    known = sub.filter(pl.col("peak_temp_c").is_not_null())
+    ref = interaction_f(known["peak_temp_c"].to_numpy(), known["ptr"].cast(pl.Float64).to_numpy(),
+                        known["center_id"].to_list())
+    assert _close(temp["statistic"], ref["statistic"]) and _close(temp["p_value"], ref["p_value"])
+    # Figure 2B: Cochran's Q / I^2 over the per-center slopes
+    _, tr = _frames()
+    h = a["cci_vs_il6"]["heterogeneity_between_centers"]
+    ref = slope_heterogeneity(tr["il6_same_day"].to_numpy(), tr["cci"].to_numpy(), tr["center_id"].to_list())
+    assert h["status"] == "ok" and h["test"] == "cochran_q" and h["k"] == 2
+    assert _close(h["statistic"], ref["statistic"]) and _close(h["i2_pct"], ref["i2_pct"])
+    table = pl.read_csv(results["_out"] / "tables" / "cci_vs_il6.csv")
+    assert table.height == 4 and _close(table["statistic"][2], ref["statistic"])
+    m = a["cci_vs_il6"]["mixed_patient"]  # lme4-verified in tests/test_heterogeneity.py
+    assert m["status"] == "ok" and m["n_groups"] == 25 and _close(table["slope"][3], m["slope"])
+    # Figure 3B: Gray's test across centers within each PTR group
+    b = a["bleeding_cuminc"]["heterogeneity_between_centers"]
+    status = sub["event_type"].replace_strict({"censored": 0, "bleeding": 1, "death": 2}).to_numpy()
+    for g, flag in (("ptr", True), ("non_ptr", False)):
+        m = (sub["ptr"] == flag).to_numpy()
+        ref = cuminc(sub["event_time_days"].to_numpy()[m], status[m],
+                     [c for c, k in zip(sub["center_id"].to_list(), m, strict=True) if k], 30)
+        if ref["statistic"] is None:
+            assert b[g]["status"] in ("ok", "not_estimable")
+            continue
+        assert b[g]["status"] == "ok" and _close(b[g]["statistic"], ref["statistic"]), g
+    # Table 4 and Table 2: the LR test of exposure x center (R anova, tests/test_multicenter.py)
+    assert a["ptr_multivariable"]["by_center"]["logistic_center_fixed"]["heterogeneity"]["test"] == "lr_interaction"
+    assert a["ptr_by_group_stratified"]["heterogeneity"]["test"] == "breslow_day_tarone"

@@ -158,3 +158,65 @@ def test_one_failing_analysis_does_not_take_the_others_down(tmp_path: Path) -> N
     r = CliRunner().invoke(app, ["run-analysis", "--store", str(store), "--out", str(out2),
                                  "--analyses", str(folder), "--quiet"])
     assert r.exit_code == 0, r.output
+
+
+PLUGIN_RUN = r"""
+import json, sys
+import duckdb
+from ptrharmonize.analysis import discover
+from ptrharmonize.analysis.runner import run_analyses
+
+found = discover()
+a = found["plugin_ptr_rate"]
+con = duckdb.connect()
+con.execute("CREATE TABLE patient_summary AS SELECT * FROM (VALUES ('A', 'p1', TRUE), "
+            "('A', 'p2', FALSE), ('B', 'p3', TRUE)) t(center_id, patient_id, ptr)")
+res = run_analyses(con, {"analysis": {}}, sys.argv[1], analyses=["plugin_ptr_rate"], found=found)
+print(json.dumps({"ids": list(found), "source": a.source, "sql": str(a.population_sql),
+                  "status": res["status"]}))
+"""
+
+
+def _plugin_distribution(root: Path) -> Path:
+    """A tiny installed distribution, as pip leaves one in site-packages: the package
+    `ptrh_plugin_demo` (module + sql/<id>.sql) and its `.dist-info` with METADATA and an
+    entry_points.txt in the group `ptrharmonize.analyses`."""
+    site = root / "site"
+    pkg = site / "ptrh_plugin_demo"
+    (pkg / "sql").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "rates.py").write_text(MODULE.replace('@analysis("ptr_rate_by_center")',
+                                                 '@analysis("plugin_ptr_rate", order=2000)')
+                                  .replace('"ptr_rate_by_center"', '"plugin_ptr_rate"'))
+    (pkg / "sql" / "plugin_ptr_rate.sql").write_text(SQL)
+    info = site / "ptrh_plugin_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ptrh-plugin-demo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ptrharmonize.analyses]\nrates = ptrh_plugin_demo.rates\n")
+    return site
+
+
+def test_an_installed_distribution_adds_an_analysis_by_entry_point(tmp_path: Path) -> None:
+    """Issue 18: an installed package adds an analysis through the `ptrharmonize.analyses`
+    entry-point group, with no edit in ptrharmonize. A real distribution (dist-info with
+    entry_points.txt) on the path of a fresh Python: importlib.metadata finds it, nothing mocked.
+    Without the distribution on the path the analysis is not there."""
+    import os
+    import subprocess
+
+    site = _plugin_distribution(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", PLUGIN_RUN, str(tmp_path / "out")], capture_output=True,
+                       text=True, env=env, check=False)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["ids"][: len(STUDY)] == STUDY and got["ids"][-1] == "plugin_ptr_rate"  # order 2000: last
+    assert got["source"] == "ptrh_plugin_demo.rates"
+    assert got["sql"] == str(site / "ptrh_plugin_demo" / "sql" / "plugin_ptr_rate.sql")
+    assert got["status"] == {"plugin_ptr_rate": "ok"}
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())["analyses"]["plugin_ptr_rate"]
+    assert doc["rows"] == [{"center_id": "A", "n": 2, "ptr": 1}, {"center_id": "B", "n": 1, "ptr": 1}]
+    # the control: the same Python without the distribution does not find it
+    r = subprocess.run([sys.executable, "-c", "from ptrharmonize.analysis import discover; "
+                        "print('plugin_ptr_rate' in discover())"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

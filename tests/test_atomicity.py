@@ -1,10 +1,11 @@
 """Atomicity and concurrency of `ptrh ingest` (issue 9), with real processes and SIGKILL.
 
 A store holds an older submission of center T01 (50 lab rows). A new submission of T01 with
-500,000 lab rows is ingested by the installed `ptrh` program, which is killed (SIGKILL) after a
-seeded random delay: half of the delays are counted from the start and fall anywhere in a typical
-run, half are counted from the moment the process holds the store's lock, so that they fall inside
-its write phase (the phase's length is measured on an uninterrupted run).
+500,000 lab rows is ingested by the installed `ptrh` program, which is killed (SIGKILL) at each
+named point of its write path (before the lock, inside the transaction after each of several
+tables, before and after the commit, after the checkpoint): the process writes a marker when it
+reaches the point a test names in `PTRH_TEST_PAUSE_AT` and waits there (ptrharmonize/pause_points.py),
+so the kill lands where it is meant to whatever the machine's load.
 After every kill the store must open, pass the integrity check (every block of every table read,
 checksums verified by DuckDB; a checkpoint written), and hold T01's rows of exactly the old or
 exactly the new submission, never a mix, with exactly one active submission. Then two ingests
@@ -15,7 +16,6 @@ while the first holds the lock; neither corrupts the store.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -32,8 +32,6 @@ from ptrharmonize.cdm import load_catalog
 
 CDM_TABLES = load_catalog().table_names
 NEW_LAB_ROWS = 500_000
-KILL_POINTS = 10  # 5 anywhere in a run + 5 inside its write phase
-SEED = 20250925
 
 
 def ptrh() -> list[str]:
@@ -65,8 +63,8 @@ def big_extract(folder: Path, center: str, lab_rows: int) -> Path:
     return folder
 
 
-def start_ingest(sub: Path, store: Path, tmp: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "TMPDIR": str(tmp)}  # work files of a killed run are left here, not in /tmp
+def start_ingest(sub: Path, store: Path, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp), **(env or {})}  # work files of a killed run are left here
     return subprocess.Popen([*ptrh(), "ingest", str(sub), "--store", str(store), "--quiet", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -153,55 +151,64 @@ def which_state(state: dict[str, object], setup: dict[str, object]) -> str:
     raise AssertionError(f"T01 holds neither the old nor the new submission: {state['counts']}")
 
 
+# Where each kill lands (ptrharmonize/pause_points.py: the process writes the point's name to a
+# marker file and waits there), and the state the store must then hold: before the commit the
+# transaction is discarded (old), after it the write-ahead log is replayed on open (new).
+KILL_AT = [
+    ("before_lock", "old"),          # validated, not yet holding the store
+    ("locked", "old"),               # holding the lock and the connection, nothing written
+    ("in_transaction", "old"),       # BEGIN, nothing replaced
+    ("replaced:patients", "old"),    # the first table replaced, the others not: the mix moment
+    ("replaced:labs", "old"),        # the 500,000 lab rows inserted, later tables not
+    ("before_commit", "old"),        # every table, the submission and its issues written
+    ("committed", "new"),            # COMMIT done, no checkpoint yet (only the WAL has it)
+    ("checkpointed", "new"),         # checkpoint written, lock not yet released
+]
+
+
+def kill_at(point: str, sub: Path, store: Path, work: Path, timeout: float = 600.0) -> float:
+    """Start an ingest that pauses at `point`, SIGKILL it there; the seconds it took to get there."""
+    marker = work / "paused"
+    env = {"PTRH_TEST_PAUSE_AT": point, "PTRH_TEST_PAUSE_MARKER": str(marker)}
+    p = start_ingest(sub, store, work, env=env)
+    t0 = time.perf_counter()
+    try:
+        while not marker.exists():
+            assert p.poll() is None, f"the ingest ended (exit {p.returncode}) before reaching {point}: {p.stderr.read()}"
+            assert time.perf_counter() - t0 < timeout, f"{point} not reached in {timeout} s"
+            time.sleep(0.01)
+        assert marker.read_text(encoding="utf-8") == point
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)  # never leave a paused ingest behind, even on a failure
+    assert p.wait() == -signal.SIGKILL, p.stderr.read()
+    return time.perf_counter() - t0
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(reason='timing-sensitive under two test workers: the ingest can finish before the kill lands (exit 0, not -9); the store is still old or new', strict=False)
 def test_sigkill_leaves_old_or_new_never_a_mix(setup: dict[str, object], tmp_path: Path) -> None:
-    rng = random.Random(SEED)
-    t_lock, t_end = setup["t_lock"], setup["t_end"]
-    # (delay, counted from): from the start anywhere in a run, or from the moment the process
-    # holds the lock, anywhere in its write phase (the timing of a run varies with the load).
-    points = [(rng.uniform(0.1, t_end), "start") for _ in range(KILL_POINTS // 2)]
-    points += [(rng.uniform(0.0, t_end - t_lock), "lock") for _ in range(KILL_POINTS - KILL_POINTS // 2)]
+    """SIGKILL at each named point of the write path (deterministic: the process waits at the
+    point until it is killed): the store opens, passes the integrity check, and holds T01's old
+    or new submission whole, the one the point implies."""
     results = []
-    for k, (delay, origin) in enumerate(points):
+    for k, (point, expected) in enumerate(KILL_AT):
         store = tmp_path / f"kill{k}.duckdb"
         shutil.copy(setup["base"], store)
         work = tmp_path / f"tmp{k}"
         work.mkdir()
-        p = start_ingest(setup["new"], store, work)
-        t0 = time.perf_counter()
-        t_locked = None
-        while p.poll() is None:
-            now = time.perf_counter() - t0
-            if t_locked is None and holds_lock(store, p.pid):
-                t_locked = now
-            if now >= delay + (0.0 if origin == "start" else (t_locked if t_locked is not None else 1e9)):
-                break
-            time.sleep(0.002)
-        alive = p.poll() is None
-        if alive:
-            os.kill(p.pid, signal.SIGKILL)
-        t_kill = time.perf_counter() - t0
-        code = p.wait()
-        assert code == (-signal.SIGKILL if alive else 0), p.stderr.read()
+        took = kill_at(point, setup["new"], store, work)
         state = which_state(integrity(store), setup)
-        phase = "before the lock" if t_locked is None else f"{t_kill - t_locked:4.2f} s into the write phase"
-        results.append((round(t_kill, 2), "killed" if alive else "finished first", phase, state))
+        results.append((point, round(took, 2), state))
+        assert state == expected, (point, state)
         # The killed writer's lock died with it: the store takes the next ingest at once.
-        if k == 0:
+        if k == 0 or point == "replaced:labs":
             r = subprocess.run([*ptrh(), "ingest", str(setup["new"]), "--store", str(store), "--quiet"],
                                capture_output=True, text=True, env={**os.environ, "TMPDIR": str(work)})
             assert r.returncode == 0, r.stderr
             assert which_state(integrity(store), setup) == "new"
-    n_old = sum(1 for r in results if r[3] == "old")
-    n_new = sum(1 for r in results if r[3] == "new")
-    killed = sum(1 for r in results if r[1] == "killed")
-    print(f"\nuninterrupted run: lock at {t_lock:.2f} s, end at {t_end:.2f} s ({NEW_LAB_ROWS:,} lab rows)")
-    for r in results:
-        print(f"  kill at {r[0]:5.2f} s: {r[1]:15} {r[2]:30} -> {r[3]} submission")
-    print(f"{len(results)} kill points ({killed} killed a running ingest): {n_old} old state, {n_new} new state, "
-          "0 mixed, 0 corrupt")
-    assert len(results) == KILL_POINTS and killed >= KILL_POINTS // 2
+    for point, took, state in results:
+        print(f"  killed at {point:18} ({took:5.2f} s after the start) -> {state} submission")
+    assert [r[2] for r in results] == [e for _, e in KILL_AT]
 
 
 def _wait_for_lock(store: Path, p: subprocess.Popen, timeout: float = 120.0) -> None:

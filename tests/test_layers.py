@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     # plumbing every step may use: paths, the error type, DuckDB idioms, checksums, the lock,
     # limits, output-path checks, the packaged model folder
     ("plumbing", {"", "paths", "errors", "db", "spreadsheet", "checksums", "lock", "submission", "limits",
-                  "center_id", "outputs", "model", "identifiers", "stage_seal"}),
+                  "center_id", "outputs", "model", "identifiers", "stage_seal", "pause_points"}),
     # the declarative model: the CDM, units, what a center collects, a registry folder, and the
     # clinical definitions as typed SQL macros with the CRS grade (validation grades CRS with it)
     ("model", {"cdm", "units", "collection", "registry", "phi_scan", "definition_sql", "messages"}),

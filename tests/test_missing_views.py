@@ -331,3 +331,70 @@ def test_mapping_declares_not_collected(tmp_path: Path, clean_extract: Path):
     assert rows[("transfusions", "storage_h")] == (False, "declared")
     assert rows[("infections", None)] == (False, "declared")
     assert rows[("transfusions", "dose_e11")] == (True, "submitted")
+
+
+# ---------------------------------------------------------------------------------------------
+# Two centers that collect different things (issue 16: "In a pooled registry, where centers
+# collect different things, this silently biases every pooled estimate")
+
+
+def test_two_centers_collecting_different_tables_keep_their_own_states():
+    """C01 collects everything; C02 declares bleeding_events, medications and
+    transfusions.storage_h not collected. CDM v1: an absent table means "not collected"; issue
+    16: the not-collected outcomes are NULL for C02's patients only, never "none", and C01's
+    patients without a record keep their known "none"."""
+    reg = Registry()
+    for center in ("C01", "C02"):
+        reg.add("patients", center_id=center, patient_id="P", sex="F", diagnosis="B-ALL",
+                height_cm=170.0, weight_kg=70.0)
+        reg.add("treatments", center_id=center, patient_id="P", treatment_type="car_t",
+                index_date=day(0), car_target="CD19")
+        reg.add("outcomes", center_id=center, patient_id="P", last_followup_on=day(100))
+        for i, d in enumerate((1, 3)):  # two failed increments: PTR where storage is known
+            reg.add("transfusions", center_id=center, patient_id="P", transfusion_id=f"T{i}",
+                    transfused_at=at(d), dose_e11=3.0, units_reported=1.0,
+                    storage_h=24.0 if center == "C01" else None, abo_compatible=True,
+                    pre_count_e9l=10.0, pre_count_at=at(d, 7), post_count_e9l=13.0, post_count_at=at(d, 9))
+    _not_collected(reg, center="C01")
+    _not_collected(reg, "bleeding_events", "medications", "transfusions.storage_h", center="C02")
+    got = {r["center_id"]: r for r in reg.rows("SELECT * FROM patient_summary")}
+    c1, c2 = got["C01"], got["C02"]
+    assert (c1["ptr"], c1["bleeding_grade_3plus_30d"], c1["tocilizumab"], c1["corticosteroid"]) == (
+        True, False, False, False)
+    assert (c2["ptr"], c2["bleeding_grade_3plus_30d"], c2["tocilizumab"], c2["corticosteroid"]) == (
+        None, None, None, None)
+    assert c2["event_type"] is None  # no competing-risk event where bleeding is not collected
+    reasons = {(r["center_id"], r["variable"]): (r["state"], r["reason"])
+               for r in reg.rows("SELECT * FROM patient_missing")}
+    assert reasons[("C02", "ptr")] == ("not_collected", "storage_not_collected")
+    assert reasons[("C02", "bleeding_grade_3plus_30d")] == ("not_collected", "bleeding_not_collected")
+    assert reasons[("C02", "tocilizumab")] == ("not_collected", "medications_not_collected")
+    assert not any(c == "C01" for c, _ in reasons if _ in ("ptr", "bleeding_grade_3plus_30d", "tocilizumab"))
+
+
+def test_recovery_without_outcomes_table_uses_the_last_record():
+    """A center that does not send outcomes: the last dated record is the last contact
+    (definitions followup.last_contact_from_records); counts that stop on day 15 leave "not
+    recovered by day 90" unknown, with the reason an analysis reports."""
+    reg = Registry()
+    reg.patient("P")
+    for d, v in ((0, 30.0), (10, 5.0), (15, 8.0)):
+        reg.lab("P", "PLT", at(d, 6), v)
+    _not_collected(reg, "outcomes")
+    row = reg.one("patient_recovery", patient_id="P")
+    assert (row["platelet_recovery_90d"], row["followup_ends_before_90d"]) == (None, True)
+    reasons = {r["variable"]: (r["state"], r["reason"])
+               for r in reg.rows("SELECT * FROM patient_missing WHERE patient_id = 'P'")}
+    assert reasons["platelet_recovery_90d"] == ("unknown", "followup_ended_in_window")
+
+
+def test_every_derivation_states_its_missing_data_handling_with_a_source():
+    """Issue 16: "Each definition's handling of missing data is written next to it in
+    schemas/definitions.yaml with its source." Every section the views read (all but the
+    analysis settings) has a `missing_data` text naming its source."""
+    defs = CATALOG.definitions
+    for section, body in defs.items():
+        if section == "analysis":  # statistical choices, not a derivation
+            continue
+        text = body.get("missing_data") if isinstance(body, dict) else None
+        assert text and "Source:" in text, section

@@ -312,7 +312,12 @@ def _views(folder: Path) -> Any:
         path = (folder / f"{table}.csv").as_posix()
         con.execute(f"""INSERT INTO "{table}" SELECT {cols}, 'paper', '{table}.csv', row_number() OVER () + 1
                         FROM read_csv('{path}', all_varchar = true, header = true)""")
-    derive.install_views(con)
+    # the verifier classifies every patient's recovery and bleeding whatever the follow-up, as
+    # the study did: the views with the study's handling (reproduce/study.yaml, as `ptrh reproduce`)
+    from ptrharmonize.cdm import load_definitions
+    from ptrharmonize.reproduce.run import STUDY_DEFINITIONS
+
+    derive.install_views(con, load_definitions(STUDY_DEFINITIONS))
     return con
 
 

@@ -589,6 +589,12 @@ def _plt(reg, pid, spec: dict[range | int, float]):
             reg.lab(pid, "PLT", at(d, 6), v)
 
 
+def _followed(reg, *pids: str, to_day: int = 100) -> None:
+    """Followed (alive) to `to_day`: a windowed "no" is known only then (issue 16)."""
+    for pid in pids:
+        reg.add("outcomes", patient_id=pid, last_followup_on=day(to_day))
+
+
 def test_platelet_improvement_needs_seven_days_above_20(reg):
     reg.patient("SEVEN")
     _plt(reg, "SEVEN", {range(0, 3): 10.0, range(3, 10): 25.0})
@@ -599,6 +605,7 @@ def test_platelet_improvement_needs_seven_days_above_20(reg):
     reg.patient("HIGH")  # never below 20: nothing to improve from
     _plt(reg, "HIGH", {range(0, 10): 50.0})
     reg.patient("NODATA")
+    _followed(reg, "SEVEN", "SIX", "AT20", "HIGH", "NODATA")
     got = {r["patient_id"]: (r["platelet_improvement_30d"], r["platelet_improvement_day"],
                              r["plt_below_trigger_30d"])
            for r in reg.rows("SELECT * FROM patient_recovery")}
@@ -614,6 +621,7 @@ def test_platelet_improvement_needs_seven_days_above_20(reg):
 def test_a_day_without_a_count_breaks_the_run(reg):
     reg.patient("P1")
     _plt(reg, "P1", {0: 10.0, range(1, 4): 25.0, range(5, 9): 25.0})  # day 4 not measured
+    _followed(reg, "P1")
     assert reg.one("patient_recovery", patient_id="P1")["platelet_improvement_30d"] is False
     reg.reinstall({"recovery": {"max_gap_days": 2}})  # a one-day gap allowed: days 1..8 = 8 days
     got = reg.one("patient_recovery", patient_id="P1")
@@ -624,10 +632,12 @@ def test_a_platelet_transfusion_breaks_the_improvement_run(reg):
     reg.patient("P1")
     _plt(reg, "P1", {0: 10.0, range(1, 8): 25.0})
     reg.tx("P1", "T1", at(4, 14))
+    _followed(reg, "P1")
     assert reg.one("patient_recovery", patient_id="P1")["platelet_improvement_30d"] is False
     reg.patient("P2")  # a transfusion on a day without a count breaks it too
     _plt(reg, "P2", {0: 10.0, range(1, 4): 25.0, range(5, 9): 25.0})
     reg.tx("P2", "T2", at(4, 14))
+    _followed(reg, "P2")
     reg.reinstall({"recovery": {"max_gap_days": 2}})
     assert reg.one("patient_recovery", patient_id="P2")["platelet_improvement_30d"] is False
 
@@ -650,6 +660,7 @@ def test_neutrophil_improvement_needs_more_than_three_days(reg):
     reg.daily("AT05", "ANC", {0: 0.1, 1: 0.6, 2: 0.5, 3: 0.7, 4: 0.8, 5: 0.9})
     reg.patient("NEVER")  # never agranulocytic
     reg.daily("NEVER", "ANC", {d: 1.5 for d in range(10)})
+    _followed(reg, "THREE", "FOUR", "AT05", "NEVER")
     got = {r["patient_id"]: (r["neutrophil_improvement_30d"], r["neutrophil_improvement_day"],
                              r["anc_agranulocytosis_30d"])
            for r in reg.rows("SELECT * FROM patient_recovery")}
@@ -747,8 +758,11 @@ def test_bleeding_competing_events(reg):
         "DEATH": (2, False, "death", 20.0),
         "FATAL": (4, True, "bleeding", 7.0),
         "LATE": (0, False, "censored", 30.0),
-        "FU20": (0, False, "censored", 20.0),
-        "LABS": (0, False, "censored", 12.0),
+        # Last seen alive on day 20 / day 12, before day 30: "no grade >= 3 bleed by day 30"
+        # and the worst grade are unknown (issue 16: "a patient last seen alive on day 40
+        # cannot be 'not recovered by day 90'"); the competing-risk time censors them instead.
+        "FU20": (None, None, "censored", 20.0),
+        "LABS": (None, None, "censored", 12.0),
         "DIED40": (0, False, "censored", 30.0),
         # An undated grade-3 bleed may lie in the window: unknown, never "no bleeding"
         # (issue 16: "an unknown is never a no").
@@ -995,3 +1009,60 @@ def test_o2_table_and_event_gap_come_from_definitions(reg):
 def test_bad_issue17_definitions_are_refused(override, key):
     with pytest.raises(derive.DefinitionError, match=re.escape(key)):
         derive.definition_macros(override)
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-up ending inside a window (issue 16)
+
+
+def test_windowed_outcomes_are_unknown_when_followup_ends_inside_the_window(reg):
+    """Issue 16 (brief of session 4): "a patient last seen alive on day 40 cannot be 'not
+    recovered by day 90'"; definitions.yaml recovery.missing_data: "A death inside the window
+    settles the 'no'". Each patient falls below normal on day 10 (PLT 5) and never recovers
+    unless said; the expected values follow from those two sentences, not from the SQL."""
+    for pid in ("LOST40", "DIED40", "SEEN95", "REC30", "NOFU", "LOST20"):
+        reg.patient(pid)
+    for pid in ("LOST40", "DIED40", "SEEN95", "NOFU"):
+        _plt(reg, pid, {0: 30.0, 10: 5.0, 15: 8.0})
+    _plt(reg, "REC30", {0: 30.0, 10: 5.0, 30: 150.0})  # back to normal on day 30
+    reg.add("outcomes", patient_id="LOST40", last_followup_on=day(40))  # alive, last seen day 40
+    reg.add("outcomes", patient_id="DIED40", death_on=day(40))  # died day 40 without recovery
+    reg.add("outcomes", patient_id="SEEN95", last_followup_on=day(95))  # followed past day 90
+    reg.add("outcomes", patient_id="REC30", last_followup_on=day(40))  # recovered, then lost
+    # NOFU: no outcomes row; the last contact is the day-15 count
+    # LOST20: below 20 on day 0..5, no improvement yet, never agranulocytic so far, last seen day 20
+    _plt(reg, "LOST20", {range(0, 6): 10.0})
+    reg.daily("LOST20", "ANC", {d: 1.5 for d in range(6)})
+    reg.add("outcomes", patient_id="LOST20", last_followup_on=day(20))
+    got = {r["patient_id"]: (r["platelet_recovery_90d"], r["followup_ends_before_90d"])
+           for r in reg.rows("SELECT * FROM patient_recovery")}
+    assert got == {
+        "LOST40": (None, True),  # unknown, never "not recovered"
+        "DIED40": (False, False),  # a death before day 90 settles it
+        "SEEN95": (False, False),  # followed to day 90: a known "no"
+        "REC30": (True, True),  # a recovery seen is known, however short the follow-up
+        "NOFU": (None, True),  # last contact = last record (day 15)
+        "LOST20": (None, True),
+    }
+    lost20 = reg.one("patient_recovery", patient_id="LOST20")
+    # "Improvement ... within 30 days": seen on day 20 only; the fall below 20 is known (true),
+    # whether it improves by day 30 and whether ANC falls below 0.5 by day 30 are unknown.
+    assert (lost20["plt_below_trigger_30d"], lost20["platelet_improvement_30d"],
+            lost20["anc_agranulocytosis_30d"], lost20["neutrophil_improvement_30d"]) == (True, None, None, None)
+    # the reason an analysis reports for the patient it leaves out
+    reasons = {(r["patient_id"], r["variable"]): r["reason"] for r in reg.rows(
+        "SELECT * FROM patient_missing WHERE variable IN ('platelet_recovery_90d', 'platelet_improvement_30d')")}
+    assert reasons[("LOST40", "platelet_recovery_90d")] == "followup_ended_in_window"
+    assert reasons[("LOST20", "platelet_improvement_30d")] == "followup_ended_in_window"
+    assert ("SEEN95", "platelet_recovery_90d") not in reasons and ("DIED40", "platelet_recovery_90d") not in reasons
+
+
+def test_followup_window_follows_the_definitions(reg):
+    """definitions.yaml recovery.window_recovery_days: the horizon the follow-up must reach is
+    the configured window, not a constant (a 30-day recovery window makes day-40 follow-up enough)."""
+    reg.patient("LOST40")
+    _plt(reg, "LOST40", {0: 30.0, 10: 5.0})
+    reg.add("outcomes", patient_id="LOST40", last_followup_on=day(40))
+    assert reg.one("patient_recovery", patient_id="LOST40")["platelet_recovery_90d"] is None
+    reg.reinstall({"recovery": {"window_recovery_days": 30}})
+    assert reg.one("patient_recovery", patient_id="LOST40")["platelet_recovery_90d"] is False

@@ -264,6 +264,23 @@ def cmh_by_center(
     return estimable(run)
 
 
+def continuous_by_center(df: pl.DataFrame, group: str, column: str) -> dict[str, Any]:
+    """Heterogeneity between centers of a continuous characteristic's group difference: the F
+    test of group x center in a linear model (`stats.heterogeneity.interaction_f`, R anova of
+    lm(y ~ group * center)); the analogue of Breslow-Day for the categorical rows."""
+    from ..stats.heterogeneity import interaction_f
+
+    def run() -> dict[str, Any]:
+        sub = df.filter(pl.col(group).is_not_null() & pl.col(column).is_not_null())
+        return {"heterogeneity": interaction_f(sub[column].cast(pl.Float64).to_numpy(),
+                                               sub[group].cast(pl.Float64).to_numpy(),
+                                               sub["center_id"].cast(pl.Utf8).to_list())}
+
+    if "center_id" not in df.columns or len(center_ids(df)) < 2:
+        return {"status": "not_estimable", "reason": "one center: nothing to compare"}
+    return estimable(run)
+
+
 def characteristics_table(rows: list[dict[str, Any]], groups: Sequence[str]) -> pl.DataFrame:
     """Tables 1 and 3 as numbers: per group `n` (with the characteristic, or with a value),
     `N` (known), `pct`, and for continuous rows `mean`, `sd`, `median`, `min`, `max`; the test,
@@ -285,15 +302,20 @@ def characteristics_table(rows: list[dict[str, Any]], groups: Sequence[str]) -> 
                         f"{g}_pct": round(100 * n_ / big_n, 1) if big_n else None}
                 row |= {f"{g}_{k}": None for k in stats_cols}
         bc = r.get("by_center") or {}
+        het = bc.get("heterogeneity") or {}
         row |= {"test": r.get("test"), "statistic": as_float(r.get("statistic")),
                 "p_value": as_float(r.get("p_value")),
                 "by_center_cmh_p_value": as_float(bc.get("p_value")),
-                "breslow_day_p_value": as_float((bc.get("heterogeneity") or {}).get("p_value"))}
+                "breslow_day_p_value": as_float(het.get("p_value"))
+                if het.get("test") == "breslow_day_tarone" else None,
+                "center_heterogeneity_test": het.get("test"),
+                "center_heterogeneity_p_value": as_float(het.get("p_value"))}
         out.append(row)
     schema: dict[str, Any] = {"variable": pl.Utf8, "characteristic": pl.Utf8, "kind": pl.Utf8}
     for g in groups:
         schema |= {f"{g}_n": pl.Int64, f"{g}_N": pl.Int64, f"{g}_pct": pl.Float64}
         schema |= {f"{g}_{k}": pl.Float64 for k in stats_cols}
     schema |= {"test": pl.Utf8, "statistic": pl.Float64, "p_value": pl.Float64,
-               "by_center_cmh_p_value": pl.Float64, "breslow_day_p_value": pl.Float64}
+               "by_center_cmh_p_value": pl.Float64, "breslow_day_p_value": pl.Float64,
+               "center_heterogeneity_test": pl.Utf8, "center_heterogeneity_p_value": pl.Float64}
     return pl.DataFrame(out, schema=schema)

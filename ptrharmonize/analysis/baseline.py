@@ -4,6 +4,10 @@ Continuous characteristics: Shapiro-Wilk in each group, then Student's t-test wh
 normal, else Mann-Whitney U (`stats.continuous.compare_continuous`). Categorical: Pearson
 chi-square without correction when every expected count >= `analysis.min_expected`, else
 Fisher's exact. Population: `sql/baseline.sql`.
+
+Centers (issue 18): each categorical row also as CMH stratified by center with Breslow-Day
+(Tarone) heterogeneity; each continuous row with the F test of group x center (does the
+CAR-T vs chemotherapy difference differ between centers?), under `by_center`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from ._common import (
     Context,
     binary_test,
     characteristics_table,
+    cmh_by_center,
+    continuous_by_center,
     count_true,
     headline,
     not_estimable,
@@ -60,11 +66,16 @@ def baseline(ctx: Context) -> AnalysisResult:
                                           mann_whitney_variant=ctx.mann_whitney))
         else:
             row |= {"test": None, "statistic": None, "p_value": None}
+        # heterogeneity between centers of the CAR-T vs chemotherapy difference (issue 18)
+        row["by_center"] = continuous_by_center(df, "car_t", var)
         rows.append(row)
     for var, label in CATEGORICAL.items():
         counts = {g: count_true(groups[g][var]) for g in TREATMENT_GROUPS}
         row = {"variable": var, "label": label, "kind": "categorical", **counts}
         row |= binary_test(*counts.values(), min_expected=ctx.params["min_expected"])
+        if "center_id" in df.columns:
+            # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
+            row["by_center"] = cmh_by_center(df, "car_t", var, ctx.params)
         rows.append(row)
 
     data = {"n": sizes, "groups_order": list(TREATMENT_GROUPS), "rows": num(rows)}

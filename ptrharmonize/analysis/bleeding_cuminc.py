@@ -6,6 +6,8 @@ estimate (not 1 - Kaplan-Meier), compared with Gray's test (`stats.competing.cum
 Reported at `analysis.horizon_days` (30). Population: `sql/bleeding_cuminc.sql`.
 
 Beside the study's comparison:
+- `heterogeneity_between_centers`: per group, Gray's test across its centers (R
+  `cuminc(time, status, center)` on the group): do the centers' curves differ (issue 18)?
 - `stratified_by_center`: Gray's test stratified by center (R `cuminc(..., strata = center)`);
 - `bleeds_before_ptr_onset`: the study's groups are fixed from day 0, so a bleed of a patient
   who became refractory only later counts as a PTR bleed; this lists them;
@@ -73,9 +75,26 @@ def _compare(df: pl.DataFrame, horizon: float, title: str, xlabel: str, label: s
         return {k: s[k] for k in ("test", "statistic", "p_value", "df") if k in s} | {
             "variant": "Gray's test stratified by center (R cmprsk::cuminc(strata = center))"}
 
+    def between_centers(g: str) -> dict[str, Any]:
+        """Do the centers' curves differ within group g? Gray's test with the center as the
+        group (R cmprsk::cuminc(time, status, center) on the group's patients)."""
+        from ..stats._common import NotEstimable
+
+        mask = group == g
+        cs = np.asarray(centers, dtype=object)[mask]
+        if None in cs.tolist() or len(set(cs.tolist())) < 2:
+            raise NotEstimable("fewer than two centers in the group")
+        s = cuminc(time[mask], status[mask], cs, horizon)
+        return {k: s[k] for k in ("statistic", "p_value", "df") if k in s} | {
+            "test": "gray", "centers": sorted(set(cs.tolist())),
+            "variant": "Gray's test across centers within the group (R cmprsk::cuminc(group = center))"}
+
     data = num({**res, "horizon_days": horizon, "n": n, "events": events,
                 "failcode": "bleeding", "competing": "death", "groups_order": list(PTR_GROUPS),
-                "stratified_by_center": estimable(stratified), **(extra or {})})
+                "stratified_by_center": estimable(stratified),
+                "heterogeneity_between_centers": {g: estimable(lambda g=g: between_centers(g))
+                                                  for g in PTR_GROUPS},
+                **(extra or {})})
     cif = data.get("cif_at_horizon") or {}
     strat = data["stratified_by_center"]
     table = pl.DataFrame(
@@ -90,9 +109,12 @@ def _compare(df: pl.DataFrame, horizon: float, title: str, xlabel: str, label: s
             "gray_statistic": [_f(data.get("statistic")), None],
             "p_value": [_f(data.get("p_value")), None],
             "gray_by_center_p_value": [_f(strat.get("p_value")), None],
+            "centers_differ_p_value": [_f(data["heterogeneity_between_centers"][g].get("p_value"))
+                                       for g in PTR_GROUPS],
         },
         schema_overrides={"cif_at_horizon": pl.Float64, "gray_statistic": pl.Float64,
-                          "p_value": pl.Float64, "gray_by_center_p_value": pl.Float64},
+                          "p_value": pl.Float64, "gray_by_center_p_value": pl.Float64,
+                          "centers_differ_p_value": pl.Float64},
     )
     curves = data.get("curves") or {}
     at_risk = {g: _at_risk(time[group == g], horizon) for g in PTR_GROUPS}

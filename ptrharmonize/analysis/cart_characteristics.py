@@ -31,6 +31,7 @@ from ._common import (
     binary_test,
     characteristics_table,
     cmh_by_center,
+    continuous_by_center,
     count_true,
     headline,
     not_estimable,
@@ -72,6 +73,9 @@ def characteristic_rows(df: pl.DataFrame, params: dict[str, Any]) -> list[dict[s
         if var != "peak_temp_c" and "center_id" in df.columns:
             # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
             row["by_center"] = cmh_by_center(df, "ptr", var, params)
+        elif "center_id" in df.columns:
+            # a continuous row: F test of PTR x center (issue 18)
+            row["by_center"] = continuous_by_center(df, "ptr", var)
         rows.append(num(row))
     return rows
 

@@ -195,8 +195,12 @@ def _patient_column(catalog: Any, table: str) -> str | None:
 
 def _draft_form(export: Export, folder: Path, form: str, table: str, catalog: Any, lexicon: dict[str, Any],
                 min_count: int, center_id: str) -> list[str]:
-    frame = read_redcap(export.records, folder, form=form, dictionary=export.dictionary, events=export.events)
+    from ..read.bounded import bounded
+
     file = _rel(export.records, folder)
+    # Bounded in time and memory like every reader (read.bounded).
+    frame = bounded(file, read_redcap, export.records, folder, form=form, dictionary=export.dictionary,
+                    events=export.events)
     sources = _sources(export.dd, form, frame)
     fp = _profile(frame, file, sources, lexicon, min_count)
     specs = catalog.tables[table].columns

@@ -142,7 +142,17 @@ def _redcap(path: Path, root: Path, options: dict[str, Any]) -> pl.LazyFrame:
 
 def open_source(path: Path, root: Path, block: SourceBlock, stream: bool = True) -> pl.LazyFrame:
     """The block's file as a LazyFrame of its columns plus `_file` and `_row`. `stream=False`
-    reads it whole first, so that every problem of the file is a ReadError here."""
+    reads it whole first, so that every problem of the file is a ReadError here. The reader runs
+    bounded in time and memory in a child process (`read.bounded`), which hands the file back as
+    Arrow IPC: every problem of the file, a panic included, is a ReadError here."""
+    from ..read import display_name
+    from ..read.bounded import bounded
+
+    return bounded(display_name(path, root), _open_source, path, root, block, stream=stream,
+                   retry_eager={"stream": False})
+
+
+def _open_source(path: Path, root: Path, block: SourceBlock, stream: bool = True) -> pl.LazyFrame:
     kind = format_of(path, block.fmt)
     options = dict(block.reader_options)
     if kind == "redcap":

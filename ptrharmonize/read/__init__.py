@@ -157,8 +157,15 @@ def read_source(
     fmt: str | None = None,
     **options: Any,
 ) -> pl.DataFrame:
-    """Read one source file with the reader its format needs; options go to that reader."""
+    """Read one source file with the reader its format needs; options go to that reader. The
+    reader runs bounded in time and memory in a child process (`read.bounded`)."""
+    from .bounded import bounded
+
     path = Path(path)
+    return bounded(display_name(path, root), _read_source, path, root, fmt, **options)
+
+
+def _read_source(path: Path, root: Path | None, fmt: str | None, **options: Any) -> pl.DataFrame:
     kind = format_of(path, fmt)
     if kind == "csv":
         from .csv import read_csv

@@ -14,7 +14,8 @@ import polars as pl
 
 from ..cdm import load_catalog
 from ..submission import Submission
-from . import ReadError
+from . import ReadError, display_name
+from .bounded import bounded
 from .csv import read_csv
 from .parquet import read_parquet
 
@@ -70,11 +71,14 @@ def read_canonical(path: Path, lazy: bool = False) -> Submission:
     catalog = load_catalog()
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     for table, file in files.items():
+        # Each reader runs bounded in time and memory in a child process (read.bounded).
         if file.suffix.lower() == ".parquet":
-            tables[table] = read_parquet(file, path, lazy=lazy)
+            tables[table] = bounded(display_name(file, path), read_parquet, file, path, lazy=lazy,
+                                    retry_eager={"lazy": False})
         else:
-            tables[table] = read_csv(file, path, delimiter=",", encoding="utf-8", lazy=lazy,
-                                     duplicate_columns="error")
+            tables[table] = bounded(display_name(file, path), read_csv, file, path, delimiter=",",
+                                    encoding="utf-8", lazy=lazy, duplicate_columns="error",
+                                    retry_eager={"lazy": False})
             if catalog.tables[table].required_table and not _csv_has_data(file):
                 raise ReadError(
                     file.name, row=1,

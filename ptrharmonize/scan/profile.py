@@ -90,19 +90,31 @@ def _frames(path: Path, root: Path, fmt: str):
     if fmt != "excel":
         yield None, 1, read_source(path, root)
         return
+    from ..read.bounded import bounded
+
+    # The sheets and their header rows, found by calamine in the bounded reader process.
+    sheets = bounded(display_name(path, root), _sheet_headers, path, root)
+    for name, header in sheets.iter_rows():
+        if header is None:
+            continue
+        yield name, header, read_source(path, root, sheet=name, header_row=header)
+
+
+def _sheet_headers(path: Path, root: Path) -> pl.DataFrame:
+    """Each sheet of a workbook and the row its header is on (None: no header found)."""
     import python_calamine
 
     from ..read.excel import check_sheet_size
 
     wb = python_calamine.CalamineWorkbook.from_path(str(path))
+    names, headers = [], []
     for name in wb.sheet_names:
         # The sheet's extent first: calamine aborts the process on a cell at XFD1048576.
         check_sheet_size(path, name, display_name(path, root))
-        rows = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)[:20]
-        header = header_row_of(rows)
-        if header is None:
-            continue
-        yield name, header, read_source(path, root, sheet=name, header_row=header)
+        rows = wb.get_sheet_by_name(name).to_python(skip_empty_area=False, nrows=20)
+        names.append(name)
+        headers.append(header_row_of(rows[:20]))
+    return pl.DataFrame({"sheet": names, "header": headers}, schema={"sheet": pl.Utf8, "header": pl.Int64})
 
 
 def header_row_of(rows: list[list[Any]]) -> int | None:

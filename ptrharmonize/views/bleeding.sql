@@ -22,6 +22,9 @@
 --   - an event in the window without a grade, or an undated event that could be worse than the
 --     worst dated one, makes the worst grade unknown ('grade_or_date_unknown'); grade >= 3 is
 --     still true when a dated event reaches it, and unknown only when an unknown event could;
+--   - a patient last seen alive before day window_days (30) has worst_bleeding_grade_30d NULL
+--     and, without a grade >= 3 bleed, bleeding_grade_3plus_30d NULL, reason 'followup_ended_in_window':
+--     not "no bleed by day 30" (the competing-risk event stays 'censored' at last contact);
 --   - a center that does not collect outcomes (or death_on) cannot tell death from censoring:
 --     event_type and event_time_days are NULL ('deaths_not_collected').
 --
@@ -58,27 +61,8 @@ per_patient AS (
     GROUP BY center_id, patient_id
 ),
 records AS (
-    SELECT center_id, patient_id, max(last_on) AS last_record_on
-    FROM (
-        SELECT center_id, patient_id, CAST(max(measured_at) AS DATE) AS last_on
-        FROM labs GROUP BY center_id, patient_id
-        UNION ALL
-        SELECT center_id, patient_id, CAST(max(transfused_at) AS DATE)
-        FROM transfusions GROUP BY center_id, patient_id
-        UNION ALL
-        SELECT center_id, patient_id, max(assessed_on)
-        FROM crs_assessments GROUP BY center_id, patient_id
-        UNION ALL
-        SELECT center_id, patient_id, max(onset_on)
-        FROM bleeding_events GROUP BY center_id, patient_id
-        UNION ALL
-        SELECT center_id, patient_id, max(started_on)
-        FROM medications GROUP BY center_id, patient_id
-        UNION ALL
-        SELECT center_id, patient_id, max(onset_on)
-        FROM infections GROUP BY center_id, patient_id
-    )
-    GROUP BY center_id, patient_id
+    -- the latest dated record of the patient (patient_followup, the same for every windowed outcome)
+    SELECT center_id, patient_id, last_record_on FROM patient_followup
 ),
 one_outcome AS (
     SELECT center_id, patient_id, death_on, last_followup_on
@@ -115,17 +99,24 @@ joined AS (
 events AS (
     SELECT j.*,
            CASE WHEN j.death_day BETWEEN 0 AND def_bleeding_window_days() THEN j.death_day END
-               AS death_day_in_window
+               AS death_day_in_window,
+           -- issue 16: "no grade >= 3 bleed by day 30" needs follow-up to day 30 (or a death
+           -- before it); a patient last seen alive on day 12 has that outcome unknown
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(j.death_day <= def_bleeding_window_days()
+                       OR date_diff('day', j.index_date, j.last_contact_on) >= def_bleeding_window_days(),
+                       false) AS followed_30
     FROM joined j
 )
 SELECT center_id,
        patient_id,
-       CASE WHEN index_date IS NOT NULL AND worst_reason IS NULL
+       CASE WHEN index_date IS NOT NULL AND worst_reason IS NULL AND followed_30
             THEN CAST(coalesce(worst_grade, 0) AS BIGINT) END
            AS worst_bleeding_grade_30d,
        CASE WHEN index_date IS NULL OR severe_reason = 'bleeding_not_collected' THEN NULL
             WHEN severe_day IS NOT NULL THEN true
             WHEN severe_reason IS NOT NULL THEN NULL
+            WHEN NOT followed_30 THEN NULL
             ELSE false END
            AS bleeding_grade_3plus_30d,
        severe_day AS first_severe_bleeding_day,
@@ -149,7 +140,9 @@ SELECT center_id,
            ELSE least(def_bleeding_window_days(),
                       greatest(coalesce(date_diff('day', index_date, last_contact_on), 0), 0))
        END AS DOUBLE) AS event_time_days,
-       coalesce(severe_reason, worst_reason) AS bleeding_not_assessable_reason,
+       coalesce(severe_reason, worst_reason,
+                CASE WHEN NOT followed_30 AND severe_day IS NULL THEN 'followup_ended_in_window' END)
+           AS bleeding_not_assessable_reason,
        event_reason AS event_not_assessable_reason
 FROM (
     SELECT e.*,

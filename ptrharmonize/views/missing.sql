@@ -64,7 +64,10 @@ long AS (
     UNION ALL
     SELECT center_id, patient_id, v.variable,
            CASE WHEN NOT labs THEN 'not_collected' ELSE 'unknown' END,
-           CASE WHEN NOT labs THEN 'labs_not_collected' ELSE 'no_count_in_window' END
+           CASE WHEN NOT labs THEN 'labs_not_collected'
+                WHEN v.variable LIKE '%\_30d' ESCAPE '\' AND followup_ends_before_30d THEN 'followup_ended_in_window'
+                WHEN v.variable LIKE '%\_90d' ESCAPE '\' AND followup_ends_before_90d THEN 'followup_ended_in_window'
+                ELSE 'no_count_in_window' END
     FROM s, (VALUES ('neutrophil_improvement_30d'), ('neutrophil_recovery_90d'),
                     ('platelet_improvement_30d'), ('platelet_recovery_90d')) v(variable)
     WHERE (v.variable = 'neutrophil_improvement_30d' AND neutrophil_improvement_30d IS NULL)

@@ -13,7 +13,9 @@
 --                              has_cytokines
 --   patient_exposures          infection, tocilizumab (+ doses), corticosteroid
 --   outcomes                   response; cr = response is 'CR' or 'CRi' (NULL when unknown)
---   patient_recovery           neutrophil / platelet improvement (30 d) and recovery (90 d)
+--   patient_recovery           neutrophil / platelet improvement (30 d) and recovery (90 d);
+--                              followup_ends_before_30d/_90d: last seen alive before that day
+--                              (a windowed "no" is then NULL, issue 16; patient_followup)
 --   patient_platelet_dose      units and dose until the count first stays >= 20
 --   patient_bleeding           worst WHO grade in 30 days, competing event time and type,
 --                              bleeding_/event_not_assessable_reason
@@ -78,6 +80,8 @@ SELECT i.center_id,
        v.plt_below_trigger_30d,
        v.platelet_improvement_30d,
        v.platelet_recovery_90d,
+       v.followup_ends_before_30d,
+       v.followup_ends_before_90d,
        d.plt_stays_reached,
        d.plt_stays_from_day,
        d.plt_units_until_recovery,
@@ -89,7 +93,8 @@ SELECT i.center_id,
        bl.bleeding_not_assessable_reason,
        bl.event_not_assessable_reason,
        bl.death_on,
-       bl.last_followup_on
+       bl.last_followup_on,
+       bl.last_contact_on
 FROM patient_index i
 JOIN one_patient p ON p.center_id = i.center_id AND p.patient_id = i.patient_id
 LEFT JOIN patient_bsa b ON b.center_id = i.center_id AND b.patient_id = i.patient_id

@@ -14,12 +14,16 @@
 -- recovered (true). A patient never agranulocytic (or never below 20) has no improvement
 -- (false); see anc_agranulocytosis_30d / plt_below_trigger_30d to tell these apart.
 -- Every flag is NULL when the patient has no count of that analyte in the window.
+-- Follow-up (issue 16; patient_followup): a flag that is not true is NULL (unknown), not false,
+-- when the patient's last contact is before the window's last day and the patient did not die
+-- before it: "not recovered by day 90" needs follow-up to day 90 (or a death without recovery).
 --
 -- Columns: center_id, patient_id,
 --   anc_agranulocytosis_30d, neutrophil_improvement_30d, neutrophil_improvement_day,
 --   neutrophil_recovery_90d, neutrophil_recovery_day,
 --   plt_below_trigger_30d, platelet_improvement_30d, platelet_improvement_day,
---   platelet_recovery_90d, platelet_recovery_day
+--   platelet_recovery_90d, platelet_recovery_day, followup_ends_before_30d,
+--   followup_ends_before_90d (true: alive, or not known dead, and last seen before that day)
 --   (*_day: day index from the index date; for improvement, the first day of the qualifying run)
 CREATE OR REPLACE VIEW patient_recovery AS
 WITH window_30 AS (
@@ -75,22 +79,54 @@ recovered AS (
                                   AND (first_below IS NULL OR day_index > first_below)) AS plt_day
     FROM with_fall
     GROUP BY center_id, patient_id
+),
+flags AS (
+    SELECT p.center_id,
+           p.patient_id,
+           w.anc_agranulocytosis AS anc_agranulocytosis_30d,
+           CASE WHEN w.anc_agranulocytosis IS NOT NULL THEN i.anc_day IS NOT NULL END
+               AS neutrophil_improvement_30d,
+           i.anc_day AS neutrophil_improvement_day,
+           CASE WHEN r.anc_days > 0 THEN r.anc_day IS NOT NULL END AS neutrophil_recovery_90d,
+           r.anc_day AS neutrophil_recovery_day,
+           w.plt_below_trigger AS plt_below_trigger_30d,
+           CASE WHEN w.plt_below_trigger IS NOT NULL THEN i.plt_day IS NOT NULL END
+               AS platelet_improvement_30d,
+           i.plt_day AS platelet_improvement_day,
+           CASE WHEN r.plt_days > 0 THEN r.plt_day IS NOT NULL END AS platelet_recovery_90d,
+           r.plt_day AS platelet_recovery_day,
+           -- the "no" of a window is known: followed to its last day, or dead before it
+           -- (followup.windowed_no_needs_followup false: the study's handling, every "no" kept)
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(f.death_day <= def_recovery_window_improvement_days()
+                       OR f.last_contact_day >= def_recovery_window_improvement_days(), false) AS seen_30,
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(f.death_day <= def_recovery_window_recovery_days()
+                       OR f.last_contact_day >= def_recovery_window_recovery_days(), false) AS seen_90
+    FROM patient_index p
+    LEFT JOIN window_30 w ON w.center_id = p.center_id AND w.patient_id = p.patient_id
+    LEFT JOIN improved i ON i.center_id = p.center_id AND i.patient_id = p.patient_id
+    LEFT JOIN recovered r ON r.center_id = p.center_id AND r.patient_id = p.patient_id
+    LEFT JOIN patient_followup f ON f.center_id = p.center_id AND f.patient_id = p.patient_id
 )
-SELECT p.center_id,
-       p.patient_id,
-       w.anc_agranulocytosis AS anc_agranulocytosis_30d,
-       CASE WHEN w.anc_agranulocytosis IS NOT NULL THEN i.anc_day IS NOT NULL END
+SELECT center_id,
+       patient_id,
+       CASE WHEN anc_agranulocytosis_30d OR seen_30 THEN anc_agranulocytosis_30d END
+           AS anc_agranulocytosis_30d,
+       CASE WHEN neutrophil_improvement_30d OR seen_30 THEN neutrophil_improvement_30d END
            AS neutrophil_improvement_30d,
-       i.anc_day AS neutrophil_improvement_day,
-       CASE WHEN r.anc_days > 0 THEN r.anc_day IS NOT NULL END AS neutrophil_recovery_90d,
-       r.anc_day AS neutrophil_recovery_day,
-       w.plt_below_trigger AS plt_below_trigger_30d,
-       CASE WHEN w.plt_below_trigger IS NOT NULL THEN i.plt_day IS NOT NULL END
+       neutrophil_improvement_day,
+       CASE WHEN neutrophil_recovery_90d OR seen_90 THEN neutrophil_recovery_90d END
+           AS neutrophil_recovery_90d,
+       neutrophil_recovery_day,
+       CASE WHEN plt_below_trigger_30d OR seen_30 THEN plt_below_trigger_30d END
+           AS plt_below_trigger_30d,
+       CASE WHEN platelet_improvement_30d OR seen_30 THEN platelet_improvement_30d END
            AS platelet_improvement_30d,
-       i.plt_day AS platelet_improvement_day,
-       CASE WHEN r.plt_days > 0 THEN r.plt_day IS NOT NULL END AS platelet_recovery_90d,
-       r.plt_day AS platelet_recovery_day
-FROM patient_index p
-LEFT JOIN window_30 w ON w.center_id = p.center_id AND w.patient_id = p.patient_id
-LEFT JOIN improved i ON i.center_id = p.center_id AND i.patient_id = p.patient_id
-LEFT JOIN recovered r ON r.center_id = p.center_id AND r.patient_id = p.patient_id;
+       platelet_improvement_day,
+       CASE WHEN platelet_recovery_90d OR seen_90 THEN platelet_recovery_90d END
+           AS platelet_recovery_90d,
+       platelet_recovery_day,
+       NOT seen_30 AS followup_ends_before_30d,
+       NOT seen_90 AS followup_ends_before_90d
+FROM flags;
