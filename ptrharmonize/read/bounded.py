@@ -66,8 +66,11 @@ def _context() -> Any:
 def warm() -> None:
     """Start the reader server now, in the background (~1 s of imports in its own process), so
     that the first file does not wait for it. Called when a command knows it will read files."""
-    mem_mb, seconds = limits()
-    if _IN_CHILD or (mem_mb <= 0 and seconds <= 0):
+    try:
+        mem_mb, seconds = limits()
+    except Exception:  # noqa: BLE001 - a bad limit is reported by the first reader call, in the guard
+        return
+    if _IN_CHILD or (mem_mb <= 0 and seconds <= 0) or "forkserver" not in mp.get_all_start_methods():
         return
 
     def start() -> None:
@@ -111,7 +114,7 @@ def limits() -> tuple[float, float]:
     return float(limit("reader_max_memory_mb")), float(limit("reader_max_seconds"))
 
 
-def _child(conn: Any, out: str, scratch: str, env: dict[str, str], mem_mb: float,
+def _child(conn: Any, out: str, scratch: str, env: dict[str, str], where: tuple[Any, str], mem_mb: float,
            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
            retry: dict[str, Any] | None) -> None:
     """In the child: limits, then the reader, then its result to `out` (Arrow IPC)."""
@@ -129,7 +132,13 @@ def _child(conn: Any, out: str, scratch: str, env: dict[str, str], mem_mb: float
         del os.environ[k]
     os.environ.update(env)
     from .. import limits as limits_mod
+    from .. import paths
 
+    paths.set_registry(where[0])
+    try:
+        os.chdir(where[1])
+    except OSError:
+        pass
     limits_mod._file_limits.cache_clear()
     from . import encoding
 
@@ -185,8 +194,9 @@ def bounded(display: str, fn: Callable[..., Any], *args: Any, retry_eager: dict[
     if _IN_CHILD:
         return fn(*args, **kwargs)
     mem_mb, seconds = limits()
-    if mem_mb <= 0 and seconds <= 0:
-        return fn(*args, **kwargs)  # both limits off: the reader runs here, unbounded
+    if (mem_mb <= 0 and seconds <= 0) or "forkserver" not in mp.get_all_start_methods():
+        # Both limits off, or a platform without fork (Windows): the reader runs here, unbounded.
+        return fn(*args, **kwargs)
     from .encoding import temp_dir
 
     scratch = temp_dir()
@@ -195,9 +205,14 @@ def bounded(display: str, fn: Callable[..., Any], *args: Any, retry_eager: dict[
     fd, out = tempfile.mkstemp(suffix=".arrow", dir=scratch)
     os.close(fd)
     env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
+    from .. import paths
+
+    # The registry in use (`--registry`, or the folder found from the working directory) decides
+    # which limits.yaml the reader's own limits (sheet extent) come from: the child uses the same.
+    where = (paths._explicit_registry, os.getcwd())
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, out, str(scratch), env, mem_mb, fn, args, kwargs, retry_eager), daemon=True)
+    proc = ctx.Process(target=_child, args=(send, out, str(scratch), env, where, mem_mb, fn, args, kwargs, retry_eager), daemon=True)
     started = time.monotonic()
     _start(proc)
     send.close()
