@@ -49,7 +49,6 @@ def main(argv: list[str]) -> dict[str, float]:
     src = open_submission_source(result, "profile")
     out["missing_data.open_views"] = time.process_time() - c
     c = time.process_time()
-    missing._bound_memory(src.con)
     missing.missing_data(src.con, [result.center_id] if result.center_id else [])
     out["missing_data.derive"] = time.process_time() - c
     out["rss_after_missing_data_mb"] = _rss_mb()

@@ -38,8 +38,6 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("analysis/population.py", "sql"): "a step predicate of the packaged analysis/flows.yaml, never user input",
     ("analysis/sensitivity.py", "c"): "a column name of the constant BINARY",
     ("report/missing.py", "var"): "schemas/completeness.yaml variable, checked by str.isidentifier()",
-    ("report/missing.py", "value"): "limits.yaml validate_views_memory, checked by re.fullmatch against a size pattern",
-    ("report/missing.py", "spill"): "the temp folder path with single quotes doubled",
     ("store.py", "names"): "issue columns, each quoted by qi",
     ("report/missing.py", "rule['population']"): "a condition of schemas/completeness.yaml (the registry's own catalog, like rules.yaml)",
     ("report/missing.py", "pop"): "built above from var and rule['population']",
