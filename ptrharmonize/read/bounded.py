@@ -273,11 +273,15 @@ def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float,
     memory passes the server's (`base_mb`) by more than the cap.
     Returns (message or None, None | "time" | "memory")."""
     while True:
-        if recv.poll(POLL_SECONDS):
+        wait = POLL_SECONDS if seconds <= 0 else max(0.0, min(POLL_SECONDS, started + seconds - time.monotonic()))
+        if recv.poll(wait):
             try:
-                return recv.recv(), None
+                msg = recv.recv()
             except (EOFError, OSError):
                 return None, None  # the child died without a word (aborted, killed by the kernel)
+            if seconds > 0 and time.monotonic() - started > seconds:
+                return None, "time"  # it answered, but after the limit: the limit holds whatever the polling
+            return msg, None
         if seconds > 0 and time.monotonic() - started >= seconds:
             proc.kill()
             return None, "time"
