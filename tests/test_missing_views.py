@@ -225,6 +225,8 @@ def test_platelet_units_unknown_when_a_counted_unit_is_unknown():
     _ok(reg, "P", "T1", at(1), units=None)
     _ok(reg, "P", "T2", at(2))
     reg.patient("NONE")
+    for pid in ("P", "NONE"):  # followed to day 100 (a shorter follow-up leaves the total unknown)
+        reg.add("outcomes", patient_id=pid, last_followup_on=day(100))
     got = {r["patient_id"]: (r["plt_units_until_recovery"], r["plt_dose_e11_until_recovery"])
            for r in reg.rows("SELECT * FROM patient_platelet_dose")}
     assert got == {"P": (None, 6.0), "NONE": (0.0, 0.0)}

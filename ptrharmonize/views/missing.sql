@@ -88,6 +88,7 @@ long AS (
            CASE WHEN NOT transfusions THEN 'transfusions_not_collected'
                 WHEN v.variable = 'plt_units_until_recovery' AND NOT transfusions__units_reported THEN 'units_not_collected'
                 WHEN v.variable = 'plt_dose_e11_until_recovery' AND NOT transfusions__dose_e11 THEN 'dose_not_collected'
+                WHEN plt_followup_ended THEN 'followup_ended_in_window'
                 WHEN v.variable = 'plt_units_until_recovery' THEN 'units_unknown'
                 ELSE 'dose_unknown' END
     FROM s, (VALUES ('plt_units_until_recovery'), ('plt_dose_e11_until_recovery')) v(variable)
