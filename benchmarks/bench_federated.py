@@ -17,6 +17,7 @@ Writes benchmarks/results/federated.json and benchmarks/results/federated.md.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import platform
 import tempfile
@@ -42,6 +43,8 @@ SECTIONS = {
     "platelet_dose_by_ptr": ["platelet_dose_by_ptr"],
     "bleeding_cuminc": ["bleeding_cuminc"],
     "qa": ["qa"],
+    # every analysis's population and every set's CONSORT flow (issue 16), one section
+    "population and flows": ["population"],
 }
 SETTINGS = [
     # name, patients per center, centers, min count, wide Table 4 screen
@@ -98,6 +101,17 @@ def federated_only(work: Path, ppc: int, k: int, mc: int, config: Path | None) -
                         "pooled_run_analysis": float("nan")}}
 
 
+def _commit() -> str | None:
+    """The checkout's commit, so that a reader can tell whether the figures are current."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -140,10 +154,12 @@ def main() -> None:
                 print(f"{a:28} {r['status']:>14} {r['rounds']:7d} {r['bytes_max_node']:15,d} "
                       f"{r['bytes_max_node'] / store:9.2e}")
     doc = {"machine": {"python": platform.python_version(), "platform": platform.platform()},
-           "results": results}
+           "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+           "commit": _commit(), "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "federated.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    lines = ["# Federated cost (benchmarks/bench_federated.py)", ""]
+    lines = ["# Federated cost (benchmarks/bench_federated.py)", "",
+             f"Measured {doc['measured_at']} at commit {doc['commit']}.", ""]
     for r in results:
         if "failed" in r:
             lines += [f"## {r['setting']}: failed ({r['failed']})", ""]

@@ -81,6 +81,10 @@ def root(
     code = run_guarded(lambda: activate(ctx, registry), err_console)
     if code:
         raise typer.Exit(code)
+    if ctx.invoked_subcommand in ("validate", "ingest", "scan", "mapping", "demo"):
+        from .read.bounded import warm
+
+        warm()  # the bounded readers' server imports in parallel with the command's own imports
 
 
 @app.command()

@@ -25,7 +25,6 @@ DEFAULTS: dict[str, Any] = {
     "column_issue_min_rows": 20,
     "reader_max_memory_mb": 8192.0,
     "reader_max_seconds": 600.0,
-    "validate_views_memory": "512MB",
 }
 
 

@@ -172,12 +172,15 @@ def kill_at(point: str, sub: Path, store: Path, work: Path, timeout: float = 600
     env = {"PTRH_TEST_PAUSE_AT": point, "PTRH_TEST_PAUSE_MARKER": str(marker)}
     p = start_ingest(sub, store, work, env=env)
     t0 = time.perf_counter()
-    while not marker.exists():
-        assert p.poll() is None, f"the ingest ended (exit {p.returncode}) before reaching {point}: {p.stderr.read()}"
-        assert time.perf_counter() - t0 < timeout, f"{point} not reached in {timeout} s"
-        time.sleep(0.01)
-    assert marker.read_text(encoding="utf-8") == point
-    os.kill(p.pid, signal.SIGKILL)
+    try:
+        while not marker.exists():
+            assert p.poll() is None, f"the ingest ended (exit {p.returncode}) before reaching {point}: {p.stderr.read()}"
+            assert time.perf_counter() - t0 < timeout, f"{point} not reached in {timeout} s"
+            time.sleep(0.01)
+        assert marker.read_text(encoding="utf-8") == point
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)  # never leave a paused ingest behind, even on a failure
     assert p.wait() == -signal.SIGKILL, p.stderr.read()
     return time.perf_counter() - t0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -265,6 +266,12 @@ def test_qa_rule_results_pooled(network: dict, exact_run: dict) -> None:
     per = exact_run["fed"]["qa"]["rule_results"]
     rule = next(iter(reg))
     assert reg[rule]["checked"] == sum(r["checked"] for r in per if r["rule_id"] == rule)
+    # what the first center does not collect travelled with its QA counts (issue 16)
+    nc = list(network["stores"])[0]
+    gone = {(k["table"], k["column"], k["how"]) for k in exact_run["fed"]["qa"]["collection"]
+            if k["center_id"] == nc and not k["collected"]}
+    assert {(NOT_SENT_FILE, None, "absent"), ("infections", None, "declared"),
+            ("transfusions", "units_reported", "declared")} <= gone
 
 
 def _counts_ok(counts: list[int], k: int) -> bool:
@@ -324,6 +331,9 @@ def test_default_minimum_refuses_small_cells_and_logs_every_release(default_run:
     assert refused_parts  # 40 patients per center and blank cells: some exclusions are 1-4
     for x in refused_parts:
         assert all("minimum cell count 5" in why for why in x["centers_refused"].values())
+    listed = fed["federated"]["population_refused"]
+    assert listed and all("minimum cell count 5" in why
+                          for by in listed.values() for why in by.values())
 
 
 def _ints(obj):
@@ -497,7 +507,8 @@ def test_cli_demo_exits_1_on_a_planted_exact_difference(network: dict, exact_run
     assert res.exit_code == 0, res.output
 
 
-def test_qa_report_renders_the_federated_result(exact_run: dict, tmp_path: Path) -> None:
+def test_qa_report_renders_the_federated_result(network: dict, exact_run: dict,
+                                                tmp_path: Path) -> None:
     from ptrharmonize.federated.qa_store import write_qa_store
 
     store = write_qa_store(exact_run["fed"], tmp_path / "qa-store.duckdb")
@@ -507,8 +518,19 @@ def test_qa_report_renders_the_federated_result(exact_run: dict, tmp_path: Path)
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = html.read_text(encoding="utf-8")
-    for center in exact_run["fed"]["federated"]["centers"]:
-        assert center in text
-    failed = [r for r in exact_run["fed"]["qa"]["rule_results"] if r["status"] == "failed"]
-    rule = (failed or exact_run["fed"]["qa"]["rule_results"])[0]["rule_id"]
-    assert rule in text
+    # every rule result the nodes released is a row of the report with its counts
+    rows = {(m["data-center"], m["data-rule"]): (int(m["data-checked"]), int(m["data-failed"]),
+                                                 m["data-status"])
+            for m in (dict(re.findall(r'(data-[a-z]+)="([^"]*)"', tag))
+                      for tag in re.findall(r"<tr [^>]*data-rule=[^>]*>", text))
+            if "data-center" in m and "data-checked" in m}
+    released = exact_run["fed"]["qa"]["rule_results"]
+    assert len(released) > 100
+    for r in released:
+        assert rows[(r["center_id"], r["rule_id"])] == (r["checked"], r["failed"], r["status"])
+    # failed rules are among them (in this data, at the center with blank cells)
+    assert any(r["status"] == "failed" for r in released)
+    # and what the first center does not collect is shown as such (issue 16)
+    nc = list(network["stores"])[0]
+    tables = re.search(rf'data-center="{nc}" data-metric="not_collected_tables">([^<]*)<', text)
+    assert tables and {NOT_SENT_FILE, "infections"} <= {t.strip() for t in tables[1].split(",")}

@@ -361,3 +361,21 @@ def test_a_registry_adds_a_unit_spelling_and_a_code_synonym_in_its_own_folder(tm
     assert res.returncode in (0, 1), res.stderr
     issues = json.loads(res.stdout)["issues"]
     assert not [i for i in issues if i["column"] in ("height_cm", "sex")], issues
+
+
+def test_a_store_of_before_the_record_gets_its_fields(dutch) -> None:
+    """A store whose `issues` table has the ten columns of before: opening it for ingest
+    (create_schema) adds the record's other fields, and the findings are written by name."""
+    result = dutch[0]
+    con = duckdb.connect()
+    con.execute('CREATE TABLE issues (submission_id VARCHAR, center_id VARCHAR, rule_id VARCHAR, severity VARCHAR, '
+                '"table" VARCHAR, file VARCHAR, "row" BIGINT, "column" VARCHAR, value VARCHAR, message VARCHAR)')
+    con.execute("INSERT INTO issues VALUES ('old', 'NL-TST', 'r', 'error', 'patients', 'f.csv', 2, 'sex', 'X', 'm')")
+    create_schema(con)
+    write_findings(con, result.issues, result.rules, "NL-TST", "new")
+    cols = [r[0] for r in con.execute("DESCRIBE issues").fetchall()]
+    assert set(FIELDS) <= set(cols)
+    got = con.execute("SELECT patient_id, place, source_column FROM issues WHERE submission_id = 'new' "
+                      "AND rule_id = 'patients.sex.codes'").fetchall()
+    assert got == [("LEI-002", "rij 3", "Geslacht")]
+    assert con.execute("SELECT patient_id FROM issues WHERE submission_id = 'old'").fetchall() == [(None,)]

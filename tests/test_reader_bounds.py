@@ -51,8 +51,8 @@ def _new_submission(tmp: Path) -> Path:
 
 
 def test_reader_over_the_memory_cap_is_exit_2_naming_the_file(store: Path, tmp_path: Path) -> None:
-    """A 500,000-row labs file (26 MB) needs ~200 MB resident to read; the other files ~50 MB (the
-    child's own size). Under a cap of 100 MB the labs file is refused by name, nothing stored; the
+    """A 500,000-row labs file (26 MB) needs ~150 MB resident to read beyond what the child shares
+    with its server; the other files a few MB. Under a cap of 40 MB the labs file is refused by name, nothing stored; the
     files read before it (patients, treatments, transfusions) passed under the same cap."""
     sub = _new_submission(tmp_path)
     lab = clean_rows()["labs"][0]
@@ -60,10 +60,10 @@ def test_reader_over_the_memory_cap_is_exit_2_naming_the_file(store: Path, tmp_p
     (pl.DataFrame({k: [lab[k]] * n for k in HEADERS["labs"]})
      .with_columns(value=(pl.int_range(n) % 90 + 10).cast(pl.Utf8)).write_csv(sub / "labs.csv"))
     before = snapshot(store)
-    res = run("ingest", sub, "--store", store, "--quiet", env={"PTRH_READER_MAX_MEMORY_MB": "100"})
+    res = run("ingest", sub, "--store", store, "--quiet", env={"PTRH_READER_MAX_MEMORY_MB": "40"})
     assert res.exit_code == 2, res.output
     text = " ".join(res.output.split())
-    assert ("error: labs.csv: reading this file needs more memory than the limit of 100 MB "
+    assert ("error: labs.csv: reading this file needs more memory than the limit of 40 MB "
             "(reader_max_memory_mb in schemas/limits.yaml, or PTRH_READER_MAX_MEMORY_MB)") in text, res.output
     assert snapshot(store) == before
 
@@ -154,4 +154,25 @@ def test_polars_panic_through_the_real_program(store: Path, tmp_path: Path) -> N
     assert "labs.parquet: the reader panicked" in out, out
     for noise in ("Traceback", "panicked at", "RUST_BACKTRACE", "stack backtrace"):
         assert noise not in out, out
+    assert snapshot(store) == before
+
+
+def test_long_text_cell_in_parquet_is_refused_before_the_identifier_scan(store: Path, tmp_path: Path) -> None:
+    """"cells capped before regex matching": a Parquet text cell longer than a spreadsheet cell
+    (32,767 characters) is refused with its file, row and column, as a CSV or Excel cell is, before
+    any identifier pattern reads it; its content (an e-mail at its end) is never repeated."""
+    sub = _new_submission(tmp_path)
+    outcomes = pl.read_csv(sub / "outcomes.csv", infer_schema_length=0)
+    (sub / "outcomes.csv").unlink()
+    long = "x" * 40_000 + " maria.rossi@example.it"
+    outcomes.with_columns(death_cause=pl.when(pl.int_range(pl.len()) == 2).then(pl.lit(long))
+                          .otherwise(pl.col("death_cause"))).write_parquet(sub / "outcomes.parquet")
+    before = snapshot(store)
+    for args in (["validate", sub], ["ingest", sub, "--store", store, "--quiet"]):
+        res = run(*args)
+        assert res.exit_code == 2, res.output
+        text = " ".join(res.output.split())
+        assert ("outcomes.parquet, row 4, column 'death_cause': this cell holds 40,023 characters, more than a "
+                "spreadsheet cell can (32,767)") in text, res.output
+        assert "maria.rossi" not in res.output and len(res.output) < 2000
     assert snapshot(store) == before

@@ -38,6 +38,7 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("analysis/population.py", "sql"): "a step predicate of the packaged analysis/flows.yaml, never user input",
     ("analysis/sensitivity.py", "c"): "a column name of the constant BINARY",
     ("report/missing.py", "var"): "schemas/completeness.yaml variable, checked by str.isidentifier()",
+    ("store.py", "names"): "issue columns, each quoted by qi",
     ("report/missing.py", "rule['population']"): "a condition of schemas/completeness.yaml (the registry's own catalog, like rules.yaml)",
     ("report/missing.py", "pop"): "built above from var and rule['population']",
     ("report/missing.py", "name"): "the constants 'collection', 'patient_summary', 'patient_missing'",
@@ -90,8 +91,6 @@ REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
     ("definition_sql.py", "sql"): "statements of the packaged views/*.sql files",
     ("derive.py", 'f"CREATE OR REPLACE {temp}VIEW derivation_definitions AS\\n" + "\\nUNION ALL ".join(parts)'):
         "parts are the reviewed f-strings of _create_definitions_view",
-    ("report/qa.py", '"SELECT center_id, " + ", ".join(qi(c) for c in ISSUE_COLUMNS) + " FROM issues"'):
-        "identifiers through qi",
     ("report/qa_source.py", 'sql.format(w="WHERE database_name = ?")'): "a constant clause, value bound",
     ("report/qa_source.py", "sql.format(w=where)"): "where is one of two constant clauses, values bound",
     ("report/qa_source.py", "table_ddl(catalog, table)"): "DDL from the catalog",

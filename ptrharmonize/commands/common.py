@@ -12,6 +12,9 @@ from ..errors import UserError
 
 def load_submission(path: Path, mapping: Path | None):
     """Read a canonical extract, or a center's own files through its mapping."""
+    from ..read.bounded import warm
+
+    warm()  # the bounded readers' server starts while the mapping and the folder are checked
     if mapping is not None:
         from ..mapping import apply_mapping
 

@@ -367,6 +367,8 @@ def qa(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         t["fraction_failed"] = t["failed"] / t["checked"] if t["checked"] else None
     subs = [r for p in parts.values() if "released" in p
             for r in p["released"].get("submissions", [])]
-    return {"status": "ok", "submissions": subs, "rule_results": rows,
+    collection = [r for p in parts.values() if "released" in p
+                  for r in p["released"].get("collection", [])]
+    return {"status": "ok", "submissions": subs, "rule_results": rows, "collection": collection,
             "registry": sorted(totals.values(), key=lambda t: t["rule_id"]),
             "centers_refused": refusals(parts)}

@@ -192,7 +192,8 @@ def compare(pooled: dict[str, Any], federated: dict[str, Any]) -> list[Verdict]:
 
 
 def qa_equal(pooled_store: Path, federated: dict[str, Any]) -> bool:
-    """The federated registry QA counts equal the pooled store's rule results."""
+    """The federated registry QA counts equal the pooled store's rule results, and what each
+    center does not collect equals the pooled store's `collection` record."""
     import duckdb
 
     con = duckdb.connect(str(pooled_store), read_only=True)
@@ -201,11 +202,17 @@ def qa_equal(pooled_store: Path, federated: dict[str, Any]) -> bool:
             SELECT r.center_id, r.rule_id, r.checked, r.failed, r.status
             FROM rule_results r JOIN submissions s USING (submission_id)
             WHERE s.status = 'active' ORDER BY 1, 2""").fetchall()
+        kept = con.execute("""
+            SELECT k.center_id, k."table", coalesce(k."column", ''), k.collected, k.how
+            FROM collection k JOIN submissions s USING (submission_id)
+            WHERE s.status = 'active' ORDER BY 1, 2, 3""").fetchall()
     finally:
         con.close()
     fed = sorted((r["center_id"], r["rule_id"], r["checked"], r["failed"], r["status"])
                  for r in federated["qa"]["rule_results"])
-    return [tuple(r) for r in rows] == fed
+    fed_kept = sorted((k["center_id"], k["table"], k["column"] or "", k["collected"], k["how"])
+                      for k in federated["qa"].get("collection", []))
+    return [tuple(r) for r in rows] == fed and [tuple(k) for k in kept] == fed_kept
 
 
 # --------------------------------------------------------------------------- the demo

@@ -255,9 +255,19 @@ def qa(ctx: Context, policy: Policy) -> dict[str, Any]:
                r.checked, r.failed, r.threshold, r.status, r.reason
         FROM store.rule_results r JOIN store.submissions s USING (submission_id)
         WHERE s.status = 'active' ORDER BY r.center_id, r.rule_id""")
+    # what the center collects (issue 16): tables and columns submitted, absent from its files
+    # or declared not collected in its mapping; no patient in it
+    has_collection = scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                            "'store' AND table_name = 'collection'")
+    collection = frame(con, """
+        SELECT k.submission_id, k.center_id, k."table", k."column", k.collected, k.how
+        FROM store.collection k JOIN store.submissions s USING (submission_id)
+        WHERE s.status = 'active' ORDER BY k.center_id, k."table", k."column" NULLS FIRST
+        """).to_dicts() if has_collection else []
     return {"submissions": subs.to_dicts(),
             "rule_results": [{k: (None if isinstance(v, float) and math.isnan(v) else v)
-                              for k, v in r.items()} for r in df.to_dicts()]}
+                              for k, v in r.items()} for r in df.to_dicts()],
+            "collection": collection}
 
 
 SECTIONS = {

@@ -257,3 +257,23 @@ def caption(pop: Mapping[str, Any]) -> str:
     if isinstance(pop.get("included"), dict) or (pop.get("groups") or {}).get("status"):
         return ""
     return pooled.caption(dict(pop))
+
+
+def refused_parts(pops: Mapping[str, Any], flows: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """`{"<analysis>.population.<part>" or "flows.<set>": {center: reason}}` of every refused
+    part, for results.json's `federated` summary."""
+    out: dict[str, dict[str, str]] = {}
+
+    def walk(x: Any, path: str) -> None:
+        if isinstance(x, Mapping):
+            if x.get("status") == "refused":
+                out.setdefault(path, dict(x.get("centers_refused") or {}))
+                return
+            for k, v in x.items():
+                walk(v, f"{path}.{k}")
+
+    for a, pop in pops.items():
+        walk(pop, f"{a}.population")
+    for s, fl in flows.items():
+        walk(fl, f"flows.{s}")
+    return out

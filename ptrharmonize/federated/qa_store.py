@@ -2,8 +2,8 @@
 
 The nodes release their active submissions (dates, status, issue and row counts) and rule
 results (`node.qa`); this writes them into a DuckDB file with the store's schema and no patient
-row, so the registry's rule tables (per center and per rule) render exactly as for a pooled
-store. Sections built from the rows themselves (completeness by column, distributions,
+row, so the registry's rule tables (per center and per rule) and what each center does not
+collect (its `collection` record, issue 16) render exactly as for a pooled store. Sections built from the rows themselves (completeness by column, distributions,
 evaluability) stay empty: those rows never left the centers.
 """
 
@@ -43,6 +43,11 @@ def write_qa_store(results: dict[str, Any], path: Path | str) -> Path:
         for r in qa.get("rule_results", []):
             con.execute(f"INSERT INTO rule_results ({cols}) VALUES "
                         f"({', '.join('?' for _ in RULE_COLUMNS)})", [r[c] for c in RULE_COLUMNS])
+        for k in qa.get("collection", []):
+            con.execute('INSERT INTO collection (submission_id, center_id, "table", "column", '
+                        "collected, how) VALUES (?, ?, ?, ?, ?, ?)",
+                        [k["submission_id"], k["center_id"], k["table"], k["column"],
+                         k["collected"], k["how"]])
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -212,6 +212,10 @@ def run_study(network: Network, definitions: dict[str, Any]) -> tuple[dict[str, 
             "refused": refusals,
             "approximate": {k: v["approximate"] for k, v in analyses.items()
                             if v.get("approximate")},
+            # the parts of populations and flows a center refused (small counts), by place
+            "population_refused": populations.refused_parts(
+                {k: v["population"] for k, v in analyses.items() if "population" in v},
+                pops["flows"]),
             "cost": network.cost.as_dict() if hasattr(network, "cost") else None,
             "summary_bytes_by_section": section_bytes,
         },

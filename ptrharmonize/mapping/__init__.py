@@ -5,7 +5,8 @@ One job per module: `language` (vocabulary, YAML loader, safe paths), `model` (t
 and the CDM roles read from `schemas/`), `parse` and `checks` (a mapping into its parsed form,
 every problem that needs no data), `lint` (with the data too), `values`, `dates` and `measure`
 (expressions for codes, numbers, dates and units), `plan` (one block's lazy query), `readers`
-(opening the block's file lazily) and `apply` (a submission folder through its mapping).
+(opening the block's file lazily), `apply` (a submission folder through its mapping), and the
+drafters `draft` (from a scan) and `draft_redcap` (from a REDCap export's data dictionary).
 
 Everything in a mapping is data: source column names are looked up literally (never as regular
 expressions or code), and nothing from a mapping is ever put into SQL.

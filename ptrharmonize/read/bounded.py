@@ -7,7 +7,8 @@ runs in a child process forked from a small server (multiprocessing's forkserver
 and the readers already imported: a fork costs milliseconds, not an interpreter start) under
 
 - a memory cap of `reader_max_memory_mb` (schemas/limits.yaml, `PTRH_READER_MAX_MEMORY_MB`):
-  the parent reads the child's resident memory every 20 ms and kills it above the cap, with
+  the parent reads the child's resident memory every 20 ms and kills it when it exceeds the
+  server's own (~80 MB of interpreter, polars and readers that the fork shares) by the cap, with
   `RLIMIT_AS` at twice the cap + 4 GB as a backstop for an allocation faster than that, and
 - a wall clock of `reader_max_seconds` (`PTRH_READER_MAX_SECONDS`): the parent kills the child.
 
@@ -56,9 +57,32 @@ def _context() -> Any:
             ctx.set_forkserver_preload(["ptrharmonize.read.bounded", "ptrharmonize.mapping.readers",
                                         "ptrharmonize.read.csv", "ptrharmonize.read.excel",
                                         "ptrharmonize.read.spss", "ptrharmonize.read.parquet",
-                                        "ptrharmonize.read.redcap"])
+                                        "ptrharmonize.read.redcap", "ptrharmonize.limits", "ptrharmonize.errors",
+                                        "pyreadstat", "openpyxl", "olefile"])
             _CTX = ctx
         return _CTX
+
+
+def warm() -> None:
+    """Start the reader server now, in the background (~1 s of imports in its own process), so
+    that the first file does not wait for it. Called when a command knows it will read files."""
+    try:
+        mem_mb, seconds = limits()
+    except Exception:  # noqa: BLE001 - a bad limit is reported by the first reader call, in the guard
+        return
+    if _IN_CHILD or (mem_mb <= 0 and seconds <= 0) or "forkserver" not in mp.get_all_start_methods():
+        return
+
+    def start() -> None:
+        from multiprocessing import forkserver
+
+        _context()
+        try:
+            forkserver.ensure_running()
+        except Exception:  # noqa: BLE001 - the first reader call starts it again and reports
+            pass
+
+    threading.Thread(target=start, name="ptrh-reader-server", daemon=True).start()
 
 
 def _start(proc: Any) -> None:
@@ -90,7 +114,7 @@ def limits() -> tuple[float, float]:
     return float(limit("reader_max_memory_mb")), float(limit("reader_max_seconds"))
 
 
-def _child(conn: Any, out: str, scratch: str, env: dict[str, str], mem_mb: float,
+def _child(conn: Any, out: str, scratch: str, env: dict[str, str], where: tuple[Any, str], mem_mb: float,
            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
            retry: dict[str, Any] | None) -> None:
     """In the child: limits, then the reader, then its result to `out` (Arrow IPC)."""
@@ -108,7 +132,13 @@ def _child(conn: Any, out: str, scratch: str, env: dict[str, str], mem_mb: float
         del os.environ[k]
     os.environ.update(env)
     from .. import limits as limits_mod
+    from .. import paths
 
+    paths.set_registry(where[0])
+    try:
+        os.chdir(where[1])
+    except OSError:
+        pass
     limits_mod._file_limits.cache_clear()
     from . import encoding
 
@@ -164,8 +194,9 @@ def bounded(display: str, fn: Callable[..., Any], *args: Any, retry_eager: dict[
     if _IN_CHILD:
         return fn(*args, **kwargs)
     mem_mb, seconds = limits()
-    if mem_mb <= 0 and seconds <= 0:
-        return fn(*args, **kwargs)  # both limits off: the reader runs here, unbounded
+    if (mem_mb <= 0 and seconds <= 0) or "forkserver" not in mp.get_all_start_methods():
+        # Both limits off, or a platform without fork (Windows): the reader runs here, unbounded.
+        return fn(*args, **kwargs)
     from .encoding import temp_dir
 
     scratch = temp_dir()
@@ -174,16 +205,21 @@ def bounded(display: str, fn: Callable[..., Any], *args: Any, retry_eager: dict[
     fd, out = tempfile.mkstemp(suffix=".arrow", dir=scratch)
     os.close(fd)
     env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)}
+    from .. import paths
+
+    # The registry in use (`--registry`, or the folder found from the working directory) decides
+    # which limits.yaml the reader's own limits (sheet extent) come from: the child uses the same.
+    where = (paths._explicit_registry, os.getcwd())
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, out, str(scratch), env, mem_mb, fn, args, kwargs, retry_eager), daemon=True)
+    proc = ctx.Process(target=_child, args=(send, out, str(scratch), env, where, mem_mb, fn, args, kwargs, retry_eager), daemon=True)
     started = time.monotonic()
     _start(proc)
     send.close()
     msg: tuple[Any, ...] | None = None
     over: str | None = None
     try:
-        msg, over = _wait(proc, recv, started, seconds, mem_mb)
+        msg, over = _wait(proc, recv, started, seconds, mem_mb, _server_mb())
     finally:
         if proc.is_alive():
             proc.kill()
@@ -222,8 +258,19 @@ def _resident_mb(pid: int) -> float:
     return 0.0
 
 
-def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float) -> tuple[Any, str | None]:
-    """Wait for the child's message, killing it when it passes the wall clock or the memory cap.
+def _server_mb() -> float:
+    """The reader server's resident memory: a forked child starts with it (the interpreter, polars
+    and the readers, ~80 MB, shared with the server), so the cap counts what the reader adds."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    return _resident_mb(pid) if pid else 0.0
+
+
+def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float,
+          base_mb: float) -> tuple[Any, str | None]:
+    """Wait for the child's message, killing it when it passes the wall clock or when its resident
+    memory passes the server's (`base_mb`) by more than the cap.
     Returns (message or None, None | "time" | "memory")."""
     while True:
         if recv.poll(POLL_SECONDS):
@@ -234,7 +281,7 @@ def _wait(proc: Any, recv: Any, started: float, seconds: float, mem_mb: float) -
         if seconds > 0 and time.monotonic() - started >= seconds:
             proc.kill()
             return None, "time"
-        if mem_mb > 0 and _resident_mb(proc.pid) > mem_mb:
+        if mem_mb > 0 and _resident_mb(proc.pid) - base_mb > mem_mb:
             proc.kill()
             return None, "memory"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from . import ReadError, display_name, require_file
+from . import ReadError, check_cell_lengths, display_name, require_file
 
 
 def _code_text(v: object) -> str:
@@ -64,7 +64,11 @@ def read_spss(
     exprs += [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in strings]
     if exprs:
         df = df.with_columns(exprs)
-    return df.with_columns(
+    df = df.with_columns(
         pl.lit(display, pl.Utf8).alias("_file"),
         pl.int_range(row_offset + 2, pl.len() + row_offset + 2, dtype=pl.Int64).alias("_row"),
     )
+    # A text cell longer than a spreadsheet cell can hold is refused as in CSV and Excel (issue
+    # 23: cells are capped before the identifier patterns run on them).
+    check_cell_lengths(df, display)
+    return df

@@ -137,32 +137,12 @@ def for_submission(result: Any) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - validation must report, not fail, here
         return {"missing": f"could not derive the outcomes: {type(exc).__name__}: {exc}", "by_center": {}}
     try:
-        _bound_memory(src.con)
         centers = [center] if center else []
         return missing_data(src.con, centers)
     except Exception as exc:  # noqa: BLE001
         return {"missing": f"could not derive the outcomes: {type(exc).__name__}: {exc}", "by_center": {}}
     finally:
         src.close()
-
-
-def _bound_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Deriving the outcomes of a submission reads all its labs through the views: unbounded,
-    DuckDB held 1.5 GB for one center of 1.76 M lab rows (its validation without this block peaks
-    at ~0.7 GB). Bounded (schemas/limits.yaml `validate_views_memory`), it spills to a temporary
-    folder instead."""
-    import os
-    import re
-    import tempfile
-
-    from ..limits import limit
-
-    value = str(limit("validate_views_memory")).strip()
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value):
-        raise ValueError(f"validate_views_memory must look like '512MB', not {value!r}")
-    spill = os.path.join(tempfile.gettempdir(), "ptrh-validate-spill").replace("'", "''")
-    db.run(con, f"SET memory_limit = '{value}'")
-    db.run(con, f"SET temp_directory = '{spill}'")
 
 
 def render_terminal(data: dict[str, Any], console: Any) -> None:
