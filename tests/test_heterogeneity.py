@@ -78,6 +78,6 @@ def test_cci_il6_mixed_model_with_a_patient_intercept() -> None:
     ref = REF["cci_il6_lmer_patient"]
     res = mixed_random_intercept(TR["il6"].to_numpy(), TR["cci"].to_numpy(), TR["patient"].to_list())
     assert res["converged"]
-    close([res["intercept"], res["slope"]], ref["estimate"], rtol=1e-5)
-    close([res["intercept_se"], res["slope_se"]], ref["se"], rtol=1e-4)
-    close([res["group_var"], res["residual_var"]], [ref["patient_var"], ref["residual_var"]], rtol=1e-5)
+    close([res["intercept"], res["slope"]], ref["estimate"], rtol=1e-7)  # measured 8e-9
+    close([res["intercept_se"], res["slope_se"]], ref["se"], rtol=1e-6)  # measured 2e-7
+    close([res["group_var"], res["residual_var"]], [ref["patient_var"], ref["residual_var"]], rtol=2e-6)

@@ -225,6 +225,8 @@ def test_platelet_units_unknown_when_a_counted_unit_is_unknown():
     _ok(reg, "P", "T1", at(1), units=None)
     _ok(reg, "P", "T2", at(2))
     reg.patient("NONE")
+    for pid in ("P", "NONE"):  # followed to day 100 (a shorter follow-up leaves the total unknown)
+        reg.add("outcomes", patient_id=pid, last_followup_on=day(100))
     got = {r["patient_id"]: (r["plt_units_until_recovery"], r["plt_dose_e11_until_recovery"])
            for r in reg.rows("SELECT * FROM patient_platelet_dose")}
     assert got == {"P": (None, 6.0), "NONE": (0.0, 0.0)}
@@ -398,3 +400,24 @@ def test_every_derivation_states_its_missing_data_handling_with_a_source():
             continue
         text = body.get("missing_data") if isinstance(body, dict) else None
         assert text and "Source:" in text, section
+
+
+def test_a_baseline_column_not_collected_is_not_collected_not_unknown():
+    """CDM v1: an absent column means "not collected", "Empty means unknown". C02 declares
+    `patients.extramedullary` and `patients.weight_kg` not collected; C01 collects them and
+    leaves the cells blank. Issue 16: the two states are kept apart to the reasons an analysis
+    reports, so C02's patient is `not_collected` (bsa_m2 needs the weight) and C01's `unknown`."""
+    reg = Registry()
+    for center in ("C01", "C02"):
+        reg.add("patients", center_id=center, patient_id="P", sex="F", diagnosis="B-ALL",
+                height_cm=170.0, weight_kg=None, extramedullary=None)
+        reg.add("treatments", center_id=center, patient_id="P", treatment_type="car_t",
+                index_date=day(0), car_target="CD19")
+    _not_collected(reg, center="C01")
+    _not_collected(reg, "patients.extramedullary", "patients.weight_kg", center="C02")
+    reasons = {(r["center_id"], r["variable"]): (r["state"], r["reason"])
+               for r in reg.rows("SELECT * FROM patient_missing")}
+    assert reasons[("C01", "extramedullary")] == ("unknown", "extramedullary_unknown")
+    assert reasons[("C02", "extramedullary")] == ("not_collected", "extramedullary_not_collected")
+    assert reasons[("C01", "bsa_m2")] == ("unknown", "bsa_m2_unknown")
+    assert reasons[("C02", "bsa_m2")] == ("not_collected", "bsa_m2_not_collected")

@@ -719,9 +719,18 @@ def test_platelet_dose_counts_after_the_fall_and_all_when_never(reg):
     reg.tx("NEVER", "N2", at(90), units=1.0)
     reg.tx("NEVER", "N3", at(91), units=5.0)  # after the window
     reg.patient("NOTX")
+    _followed(reg, "NOTX")  # followed to day 100 without a transfusion: 0 units
+    reg.patient("LOST")  # never stays >= 20, last seen alive on day 40 (issue 16): unknown total
+    _plt(reg, "LOST", {range(0, 40, 2): 10.0})
+    reg.tx("LOST", "L1", at(5), units=1.0)
     got = {r["patient_id"]: (r["plt_stays_reached"], r["plt_stays_from_day"], r["plt_units_until_recovery"])
            for r in reg.rows("SELECT * FROM patient_platelet_dose")}
-    assert got == {"FALL": (True, 20, 4.0), "NEVER": (False, None, 2.0), "NOTX": (None, None, 0.0)}
+    assert got == {"FALL": (True, 20, 4.0), "NEVER": (False, None, 2.0), "NOTX": (None, None, 0.0),
+                   "LOST": (None, None, None)}
+    assert reg.one("patient_platelet_dose", patient_id="LOST")["plt_followup_ended"] is True
+    reasons = {r["variable"]: r["reason"] for r in reg.rows(
+        "SELECT * FROM patient_missing WHERE patient_id = 'LOST'")}
+    assert reasons["plt_units_until_recovery"] == "followup_ended_in_window"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,11 @@ WITH s AS (
     FROM patient_summary s
     LEFT JOIN center_collects k ON k.center_id = s.center_id
 ),
+patient_columns_collected AS (
+    SELECT center_id, "column" AS c, bool_and(collected) AS collected
+    FROM collection WHERE "table" = 'patients' AND "column" IS NOT NULL
+    GROUP BY center_id, "column"
+),
 long AS (
     SELECT center_id, patient_id, 'ptr' AS variable,
            CASE WHEN ptr_not_assessable_reason LIKE '%not_collected' THEN 'not_collected' ELSE 'unknown' END AS state,
@@ -88,15 +93,29 @@ long AS (
            CASE WHEN NOT transfusions THEN 'transfusions_not_collected'
                 WHEN v.variable = 'plt_units_until_recovery' AND NOT transfusions__units_reported THEN 'units_not_collected'
                 WHEN v.variable = 'plt_dose_e11_until_recovery' AND NOT transfusions__dose_e11 THEN 'dose_not_collected'
+                WHEN plt_followup_ended THEN 'followup_ended_in_window'
                 WHEN v.variable = 'plt_units_until_recovery' THEN 'units_unknown'
                 ELSE 'dose_unknown' END
     FROM s, (VALUES ('plt_units_until_recovery'), ('plt_dose_e11_until_recovery')) v(variable)
     WHERE (v.variable = 'plt_units_until_recovery' AND plt_units_until_recovery IS NULL)
        OR (v.variable = 'plt_dose_e11_until_recovery' AND plt_dose_e11_until_recovery IS NULL)
     UNION ALL
-    SELECT center_id, patient_id, v.variable, 'unknown', v.variable || '_unknown'
-    FROM s, (VALUES ('age_years'), ('sex'), ('bsa_m2'), ('bm_blast_pct'), ('n_relapses'),
-                    ('disease_status'), ('prior_allo_hsct'), ('extramedullary')) v(variable)
+    -- Baseline values come from columns of `patients`: a column the center does not collect
+    -- (absent, or declared `not_collected: [patients.<column>]`) is not_collected, a blank cell
+    -- of a collected column is unknown (bsa_m2 needs both height_cm and weight_kg).
+    SELECT s.center_id, s.patient_id, v.variable,
+           CASE WHEN coalesce(c1.collected, true) AND coalesce(c2.collected, true)
+                THEN 'unknown' ELSE 'not_collected' END,
+           v.variable || CASE WHEN coalesce(c1.collected, true) AND coalesce(c2.collected, true)
+                              THEN '_unknown' ELSE '_not_collected' END
+    FROM s
+    CROSS JOIN (VALUES ('age_years', 'age_years', NULL), ('sex', 'sex', NULL),
+                       ('bsa_m2', 'height_cm', 'weight_kg'), ('bm_blast_pct', 'bm_blast_pct', NULL),
+                       ('n_relapses', 'n_relapses', NULL), ('disease_status', 'disease_status', NULL),
+                       ('prior_allo_hsct', 'prior_allo_hsct', NULL),
+                       ('extramedullary', 'extramedullary', NULL)) v(variable, col1, col2)
+    LEFT JOIN patient_columns_collected c1 ON c1.center_id = s.center_id AND c1.c = v.col1
+    LEFT JOIN patient_columns_collected c2 ON c2.center_id = s.center_id AND c2.c = v.col2
     WHERE (v.variable = 'age_years' AND age_years IS NULL)
        OR (v.variable = 'sex' AND (sex IS NULL OR sex = 'U'))
        OR (v.variable = 'bsa_m2' AND bsa_m2 IS NULL)

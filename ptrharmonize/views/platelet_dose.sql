@@ -15,11 +15,14 @@
 -- transfusions. Three states (issue 16): a sum over a transfusion of unknown units (dose) is
 -- unknown, so plt_units_until_recovery (plt_dose_e11_until_recovery) is NULL when any counted
 -- transfusion lacks it, and both are NULL where the center does not collect transfusions or
--- that column.
+-- that column. Follow-up (issue 16, definitions followup): a patient whose count never stayed
+-- >= 20 and who was last seen alive before day plt_dose_window_days (90) has the count, units
+-- and dose "until recovery" NULL (only a lower bound is known), plt_stays_reached NULL, and
+-- plt_followup_ended true; a death before that day settles it (every transfusion counted).
 --
 -- Columns: center_id, patient_id, plt_stays_reached (NULL when no PLT count in the window),
 --   plt_stays_from_day, plt_transfusions_until_recovery, plt_units_until_recovery,
---   plt_dose_e11_until_recovery, plt_units_missing, plt_dose_missing
+--   plt_dose_e11_until_recovery, plt_units_missing, plt_dose_missing, plt_followup_ended
 CREATE OR REPLACE VIEW patient_platelet_dose AS
 WITH stays AS (
     SELECT center_id, patient_id, min(run_start) AS stays_from_day
@@ -56,26 +59,42 @@ sums AS (
            count(*) FILTER (WHERE dose_e11 IS NULL) AS dose_missing
     FROM counted
     GROUP BY center_id, patient_id
+),
+lost AS (
+    -- never stayed >= 20 and last seen alive before the window's end: the total is unknown
+    SELECT p.center_id, p.patient_id,
+           def_followup_windowed_no_needs_followup() AND s.stays_from_day IS NULL
+           AND NOT coalesce(f.death_day <= def_recovery_plt_dose_window_days()
+                            OR f.last_contact_day >= def_recovery_plt_dose_window_days(), false)
+               AS followup_ended
+    FROM patient_index p
+    LEFT JOIN stays s ON s.center_id = p.center_id AND s.patient_id = p.patient_id
+    LEFT JOIN patient_followup f ON f.center_id = p.center_id AND f.patient_id = p.patient_id
 )
 SELECT p.center_id,
        p.patient_id,
-       CASE WHEN h.plt_days > 0 THEN s.stays_from_day IS NOT NULL END AS plt_stays_reached,
+       CASE WHEN h.plt_days > 0 AND NOT l.followup_ended THEN s.stays_from_day IS NOT NULL END
+           AS plt_stays_reached,
        s.stays_from_day AS plt_stays_from_day,
-       CASE WHEN coalesce(k.transfusions, true) THEN coalesce(x.n, 0) END
+       CASE WHEN coalesce(k.transfusions, true) AND NOT l.followup_ended THEN coalesce(x.n, 0) END
            AS plt_transfusions_until_recovery,
        CASE WHEN NOT (coalesce(k.transfusions, true) AND coalesce(k.transfusions__units_reported, true))
                 THEN NULL
+            WHEN l.followup_ended THEN NULL
             WHEN x.n IS NULL THEN 0.0
             WHEN x.units_missing > 0 THEN NULL
             ELSE x.units END AS plt_units_until_recovery,
        CASE WHEN NOT (coalesce(k.transfusions, true) AND coalesce(k.transfusions__dose_e11, true))
                 THEN NULL
+            WHEN l.followup_ended THEN NULL
             WHEN x.n IS NULL THEN 0.0
             WHEN x.dose_missing > 0 THEN NULL
             ELSE x.dose END AS plt_dose_e11_until_recovery,
        coalesce(x.units_missing, 0) AS plt_units_missing,
-       coalesce(x.dose_missing, 0) AS plt_dose_missing
+       coalesce(x.dose_missing, 0) AS plt_dose_missing,
+       l.followup_ended AS plt_followup_ended
 FROM patient_index p
+JOIN lost l ON l.center_id = p.center_id AND l.patient_id = p.patient_id
 LEFT JOIN center_collects k ON k.center_id = p.center_id
 LEFT JOIN stays s ON s.center_id = p.center_id AND s.patient_id = p.patient_id
 LEFT JOIN has_plt h ON h.center_id = p.center_id AND h.patient_id = p.patient_id
