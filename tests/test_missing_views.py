@@ -205,6 +205,7 @@ def test_bleeding_ungraded_event_and_deaths_not_collected():
 def test_exposures_null_where_not_collected():
     reg = Registry()
     reg.patient("P")
+    reg.add("outcomes", patient_id="P", last_followup_on=day(100))  # followed past the window
     row = reg.one("patient_exposures", patient_id="P")
     assert (row["infection"], row["tocilizumab"], row["tocilizumab_doses"], row["corticosteroid"]) == (
         False, False, 0, False)  # collected, none recorded: none
@@ -421,3 +422,36 @@ def test_a_baseline_column_not_collected_is_not_collected_not_unknown():
     assert reasons[("C02", "extramedullary")] == ("not_collected", "extramedullary_not_collected")
     assert reasons[("C01", "bsa_m2")] == ("unknown", "bsa_m2_unknown")
     assert reasons[("C02", "bsa_m2")] == ("not_collected", "bsa_m2_not_collected")
+
+
+def test_exposures_none_needs_followup_to_the_window_end():
+    """Issue 16: "bleeding, infection, tocilizumab, corticosteroid and the recovery outcomes are
+    NULL where their table or window is not collected"; definitions `exposures` (window 0..30
+    days) and `followup` (a windowed "no" needs follow-up to the window's end or a death inside
+    it). A patient last seen alive on day 12 with no record has no observed "none"; a record
+    already seen is a known yes; a death on day 10 settles the "none"."""
+    reg = Registry()
+    reg.patient("SHORT")
+    reg.add("outcomes", patient_id="SHORT", last_followup_on=day(12))
+    reg.patient("SHORT_TOCI")
+    reg.add("outcomes", patient_id="SHORT_TOCI", last_followup_on=day(12))
+    reg.add("medications", patient_id="SHORT_TOCI", drug="tocilizumab", started_on=day(3), n_doses=2)
+    reg.patient("DIED")
+    reg.add("outcomes", patient_id="DIED", last_followup_on=day(10), death_on=day(10))
+    reg.patient("FOLLOWED")
+    reg.add("outcomes", patient_id="FOLLOWED", last_followup_on=day(60))
+    got = {r["patient_id"]: (r["infection"], r["n_infections"], r["tocilizumab"], r["tocilizumab_doses"],
+                             r["corticosteroid"], r["exposures_followup_ended"])
+           for r in reg.rows("SELECT * FROM patient_exposures")}
+    assert got == {
+        "SHORT": (None, None, None, None, None, True),
+        "SHORT_TOCI": (None, None, True, None, None, True),
+        "DIED": (False, 0, False, 0, False, False),
+        "FOLLOWED": (False, 0, False, 0, False, False),
+    }
+    reasons = {(r["patient_id"], r["variable"]): (r["state"], r["reason"])
+               for r in reg.rows("SELECT * FROM patient_missing")}
+    assert reasons[("SHORT", "infection")] == ("unknown", "followup_ended_in_window")
+    assert reasons[("SHORT", "tocilizumab")] == ("unknown", "followup_ended_in_window")
+    assert reasons[("SHORT_TOCI", "tocilizumab_doses")] == ("unknown", "followup_ended_in_window")
+    assert ("SHORT_TOCI", "tocilizumab") not in reasons

@@ -12,9 +12,14 @@
 -- Three states (issue 16): no record in a table the center collects means "none" (false, 0);
 -- a center that does not collect infections (center_collects) has infection and n_infections
 -- NULL, one that does not collect medications (or their drug) has every drug column NULL.
+-- Follow-up (issue 16; patient_followup; followup.windowed_no_needs_followup): "none in the
+-- window" needs the patient followed to the window's last day or dead before it; a patient last
+-- seen alive on day 12 has every flag that is not true NULL (unknown), and the counts
+-- (n_infections, tocilizumab_doses) NULL, since records after the last contact are unknown.
+-- exposures_followup_ended says so (true: alive, not known dead, last seen before that day).
 --
 -- Columns: center_id, patient_id, infection, n_infections, tocilizumab, tocilizumab_doses,
---   corticosteroid, tpo_ra, il11, ivig, gcsf
+--   corticosteroid, tpo_ra, il11, ivig, gcsf, exposures_followup_ended
 CREATE OR REPLACE VIEW patient_exposures AS
 WITH inf AS (
     SELECT i.center_id, i.patient_id, count(*) AS n
@@ -45,15 +50,18 @@ med AS (
 )
 SELECT p.center_id,
        p.patient_id,
-       CASE WHEN x.inf THEN coalesce(i.n, 0) > 0 END AS infection,
-       CASE WHEN x.inf THEN coalesce(i.n, 0) END AS n_infections,
-       CASE WHEN x.med THEN coalesce(m.tocilizumab_courses, 0) > 0 END AS tocilizumab,
-       CASE WHEN x.med THEN CAST(coalesce(m.tocilizumab_doses, 0) AS BIGINT) END AS tocilizumab_doses,
-       CASE WHEN x.med THEN coalesce(m.corticosteroid, false) END AS corticosteroid,
-       CASE WHEN x.med THEN coalesce(m.tpo_ra, false) END AS tpo_ra,
-       CASE WHEN x.med THEN coalesce(m.il11, false) END AS il11,
-       CASE WHEN x.med THEN coalesce(m.ivig, false) END AS ivig,
-       CASE WHEN x.med THEN coalesce(m.gcsf, false) END AS gcsf
+       CASE WHEN x.inf AND (coalesce(i.n, 0) > 0 OR f.seen) THEN coalesce(i.n, 0) > 0 END AS infection,
+       CASE WHEN x.inf AND f.seen THEN coalesce(i.n, 0) END AS n_infections,
+       CASE WHEN x.med AND (coalesce(m.tocilizumab_courses, 0) > 0 OR f.seen)
+            THEN coalesce(m.tocilizumab_courses, 0) > 0 END AS tocilizumab,
+       CASE WHEN x.med AND f.seen THEN CAST(coalesce(m.tocilizumab_doses, 0) AS BIGINT) END AS tocilizumab_doses,
+       CASE WHEN x.med AND (coalesce(m.corticosteroid, false) OR f.seen)
+            THEN coalesce(m.corticosteroid, false) END AS corticosteroid,
+       CASE WHEN x.med AND (coalesce(m.tpo_ra, false) OR f.seen) THEN coalesce(m.tpo_ra, false) END AS tpo_ra,
+       CASE WHEN x.med AND (coalesce(m.il11, false) OR f.seen) THEN coalesce(m.il11, false) END AS il11,
+       CASE WHEN x.med AND (coalesce(m.ivig, false) OR f.seen) THEN coalesce(m.ivig, false) END AS ivig,
+       CASE WHEN x.med AND (coalesce(m.gcsf, false) OR f.seen) THEN coalesce(m.gcsf, false) END AS gcsf,
+       NOT f.seen AS exposures_followup_ended
 FROM patient_index p
 LEFT JOIN inf i ON i.center_id = p.center_id AND i.patient_id = p.patient_id
 LEFT JOIN med m ON m.center_id = p.center_id AND m.patient_id = p.patient_id
@@ -62,4 +70,11 @@ LEFT JOIN (
            coalesce(infections, true) AS inf,
            coalesce(medications, true) AND coalesce(medications__drug, true) AS med
     FROM center_collects
-) x ON x.center_id = p.center_id;
+) x ON x.center_id = p.center_id
+LEFT JOIN (
+    SELECT center_id, patient_id,
+           NOT def_followup_windowed_no_needs_followup()
+           OR coalesce(death_day <= def_exposures_window_days()
+                       OR last_contact_day >= def_exposures_window_days(), false) AS seen
+    FROM patient_followup
+) f ON f.center_id = p.center_id AND f.patient_id = p.patient_id;

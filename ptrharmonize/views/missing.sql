@@ -49,12 +49,14 @@ long AS (
     UNION ALL
     SELECT center_id, patient_id, 'infection',
            CASE WHEN NOT infections THEN 'not_collected' ELSE 'unknown' END,
-           CASE WHEN NOT infections THEN 'infections_not_collected' ELSE 'unknown' END
+           CASE WHEN NOT infections THEN 'infections_not_collected'
+                WHEN exposures_followup_ended THEN 'followup_ended_in_window' ELSE 'unknown' END
     FROM s WHERE infection IS NULL
     UNION ALL
     SELECT center_id, patient_id, v.variable,
            CASE WHEN NOT (medications AND medications__drug) THEN 'not_collected' ELSE 'unknown' END,
-           CASE WHEN NOT (medications AND medications__drug) THEN 'medications_not_collected' ELSE 'unknown' END
+           CASE WHEN NOT (medications AND medications__drug) THEN 'medications_not_collected'
+                WHEN exposures_followup_ended THEN 'followup_ended_in_window' ELSE 'unknown' END
     FROM s, (VALUES ('tocilizumab'), ('tocilizumab_doses'), ('corticosteroid')) v(variable)
     WHERE (v.variable = 'tocilizumab' AND tocilizumab IS NULL)
        OR (v.variable = 'tocilizumab_doses' AND tocilizumab_doses IS NULL)
