@@ -199,6 +199,12 @@ def write_findings(con: duckdb.DuckDBPyConnection, issues: Any, rules: Any, cent
     """Append a validation's issue table and rule results (polars frames of the engine's
     ISSUE_SCHEMA and RULE_RESULT_SCHEMA) to `issues` and `rule_results` under one submission:
     the store's ingest and the QA report of a submission write them the same way."""
+    write_issues(con, issues, center, sid)
+    write_rule_results(con, rules, center, sid)
+
+
+def write_issues(con: duckdb.DuckDBPyConnection, issues: Any, center: str, sid: str) -> None:
+    """Append a validation's issue table (a polars frame of the engine's ISSUE_SCHEMA)."""
     con.register("_new_issues", issues.to_arrow())
     try:
         cols = ["rule_id", "severity", "table", "file", "row", "column", "value", "message",
@@ -208,6 +214,11 @@ def write_findings(con: duckdb.DuckDBPyConnection, issues: Any, rules: Any, cent
                [sid, center])
     finally:
         con.unregister("_new_issues")
+
+
+def write_rule_results(con: duckdb.DuckDBPyConnection, rules: Any, center: str, sid: str) -> None:
+    """Append rule results (a polars frame with rule_id, table, category, severity, checked,
+    failed, threshold, status, reason): an ingest's, or a federated node's released counts."""
     con.register("_new_rules", rules.to_arrow())
     try:
         db.run(con, "INSERT INTO rule_results SELECT ?, ?, rule_id, \"table\", category, severity, checked, failed, "

@@ -62,8 +62,6 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("report/qa.py", "sql"): "a query of the packaged report/distributions.yaml (never a registry's file)",
     ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
     ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
-    ("federated/qa_store.py", "cols"): "the constant RULE_COLUMNS, each in double quotes",
-    ("federated/qa_store.py", "', '.join(('?' for _ in RULE_COLUMNS))"): "one ? placeholder per constant column",
     ("ingest.py", "method"): "store.row_digest_sql: the constant expression 'duckdb-hash-' || version()",
     ("report/history.py", "method"): "one of two constant expressions",
     ("validate/catalog_compile.py", "cols"): "', '.join(qi(<column>) <type from cdm.DUCKDB_TYPES>)",

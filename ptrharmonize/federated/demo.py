@@ -194,9 +194,9 @@ def compare(pooled: dict[str, Any], federated: dict[str, Any]) -> list[Verdict]:
 def qa_equal(pooled_store: Path, federated: dict[str, Any]) -> bool:
     """The federated registry QA counts equal the pooled store's rule results, and what each
     center does not collect equals the pooled store's `collection` record."""
-    import duckdb
+    from ..store import open_read_only
 
-    con = duckdb.connect(str(pooled_store), read_only=True)
+    con = open_read_only(pooled_store)
     try:
         rows = con.execute("""
             SELECT r.center_id, r.rule_id, r.checked, r.failed, r.status

@@ -10,44 +10,54 @@ evaluability) stay empty: those rows never left the centers.
 from __future__ import annotations
 
 import json
+from itertools import groupby
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-import duckdb
+import polars as pl
 
-from ..store import create_schema
+from .. import collection as collection_record
+from ..store import connect, create_schema, write_rule_results, write_submission
 
-SUBMISSION_COLUMNS = ("submission_id", "center_id", "submitted_at", "status", "n_errors",
-                      "n_warnings", "row_counts")
-RULE_COLUMNS = ("submission_id", "center_id", "rule_id", "table", "category", "severity",
-                "checked", "failed", "threshold", "status", "reason")
+RULE_COLUMNS = ("rule_id", "table", "category", "severity", "checked", "failed", "threshold",
+                "status", "reason")
+COLLECTION_COLUMNS = ("table", "column", "collected", "how")
+
+
+def _by(rows: list[dict[str, Any]], *keys: str) -> list[tuple[tuple[Any, ...], list[dict[str, Any]]]]:
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(r[k] for k in keys)
+    return [(k, list(g)) for k, g in groupby(sorted(rows, key=key), key=key)]
 
 
 def write_qa_store(results: dict[str, Any], path: Path | str) -> Path:
+    """Write the released QA counts with the store's own writers (`store.write_submission`,
+    `store.write_rule_results`, `collection.write`), as an ingest would, minus the rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for old in (path, Path(str(path) + ".wal")):
         old.unlink(missing_ok=True)
     qa = results["qa"]
-    con = duckdb.connect(str(path))
+    con = connect(path)
     try:
         create_schema(con)
         for s in qa.get("submissions", []):
-            con.execute(
-                "INSERT INTO submissions (submission_id, center_id, submitted_at, status, "
-                "n_errors, n_warnings, row_counts, source_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [s["submission_id"], s["center_id"], s["submitted_at"], s["status"],
-                 s["n_errors"], s["n_warnings"], s["row_counts"] if isinstance(s["row_counts"], str)
-                 else json.dumps(s["row_counts"]), "federated: kept at the center"])
-        cols = ", ".join(f'"{c}"' for c in RULE_COLUMNS)
-        for r in qa.get("rule_results", []):
-            con.execute(f"INSERT INTO rule_results ({cols}) VALUES "
-                        f"({', '.join('?' for _ in RULE_COLUMNS)})", [r[c] for c in RULE_COLUMNS])
-        for k in qa.get("collection", []):
-            con.execute('INSERT INTO collection (submission_id, center_id, "table", "column", '
-                        "collected, how) VALUES (?, ?, ?, ?, ?, ?)",
-                        [k["submission_id"], k["center_id"], k["table"], k["column"],
-                         k["collected"], k["how"]])
+            counts = s["row_counts"]
+            released = SimpleNamespace(rows=json.loads(counts) if isinstance(counts, str) else counts,
+                                       n_errors=s["n_errors"], n_warnings=s["n_warnings"])
+            write_submission(con, s["submission_id"], s["center_id"], "federated: kept at the center",
+                             s["status"], released, submitted_at=s["submitted_at"])
+        for (sid, center), rows in _by(qa.get("rule_results", []), "submission_id", "center_id"):
+            write_rule_results(con, pl.DataFrame([{c: r[c] for c in RULE_COLUMNS} for r in rows],
+                                                 infer_schema_length=None), center, sid)
+        for (center,), rows in _by(qa.get("collection", []), "center_id"):
+            sids = {r["submission_id"] for r in rows}
+            if len(sids) != 1:  # collection.write keeps one record per center: never merge two
+                raise ValueError(f"center {center}: collection records of {len(sids)} submissions released")
+            frame = pl.DataFrame([{c: r[c] for c in COLLECTION_COLUMNS} for r in rows],
+                                 schema=collection_record.COLLECTION_SCHEMA)
+            collection_record.write(con, frame, center, sids.pop())
         con.execute("CHECKPOINT")
     finally:
         con.close()
