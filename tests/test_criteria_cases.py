@@ -211,10 +211,15 @@ def _daily(spec: str) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def recovery_rows(tmp_path_factory: pytest.TempPathFactory):
-    rows: dict[str, list[dict[str, str]]] = {t: [] for t in ("patients", "treatments", "transfusions", "labs")}
+    rows: dict[str, list[dict[str, str]]] = {t: [] for t in ("patients", "treatments", "transfusions", "labs",
+                                                             "outcomes")}
     for r in RECOVERY_CASES:
         for table, rec in patient_rows(r["case"]).items():
             rows[table].append(rec)
+        # Every case is followed past day 90: these cases test the recovery criteria, and issue
+        # 16's follow-up rule (a windowed "no" needs follow-up to the window's end) is tested by
+        # tests/test_views.py::test_windowed_outcomes_are_unknown_when_followup_ends_inside_the_window.
+        rows["outcomes"].append(dict(center_id=CENTER, patient_id=r["case"], last_followup_on=on_day(120)))
         for d, v in _daily(r["plt_daily"]).items():
             rows["labs"].append(dict(center_id=CENTER, patient_id=r["case"], measured_at=on_day(d, "06:00:00"),
                                      analyte="PLT", value=str(v), unit="10^9/L", below_lod="false"))
