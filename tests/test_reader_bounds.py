@@ -179,3 +179,19 @@ def test_long_text_cell_in_parquet_is_refused_before_the_identifier_scan(store: 
                 "spreadsheet cell can (32,767)") in text, res.output
         assert "maria.rossi" not in res.output and len(res.output) < 2000
     assert snapshot(store) == before
+
+
+def test_a_long_tmpdir_does_not_break_the_reader_server(tmp_path: Path) -> None:
+    """A Unix socket path holds at most 107 bytes; multiprocessing (Python 3.11) puts the reader
+    server's socket under TMPDIR, so a long TMPDIR made every read fail with "AF_UNIX path too
+    long" (found when the kill test ran under pytest-xdist). The submission must validate as
+    it does with a short TMPDIR: exit 0, no error."""
+    sub = write_extract(tmp_path / "sub", clean_rows())
+    long_tmp = tmp_path / ("t" * 60) / ("u" * 60)
+    long_tmp.mkdir(parents=True)
+    assert len(str(long_tmp)) > 107
+    proc = subprocess.run([sys.executable, "-m", "ptrharmonize", "validate", str(sub), "--quiet"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(long_tmp), "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "AF_UNIX" not in proc.stdout + proc.stderr

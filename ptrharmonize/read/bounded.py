@@ -47,10 +47,38 @@ _CTX: Any = None
 _ENV_PREFIX = "PTRH_"
 
 
+# A Unix socket path holds at most 107 bytes (sun_path); multiprocessing puts the forkserver's
+# socket at <TMPDIR>/pymp-XXXXXXXX/listener-XXXXXXXX (~36 bytes more).
+_SOCKET_PATH_MAX = 107
+_SOCKET_SUFFIX = len("/pymp-xxxxxxxx/listener-xxxxxxxx")
+
+
+def _short_socket_folder() -> None:
+    """Put multiprocessing's socket folder where its path fits a Unix socket. Python 3.11 makes
+    it under TMPDIR and fails with "AF_UNIX path too long" when TMPDIR is long (a CI job's, a
+    test's), which would make every read fail; 3.12 falls back to /tmp itself. Only the socket
+    folder moves: the readers' scratch files stay under TMPDIR."""
+    import shutil
+    import tempfile
+    from multiprocessing import util
+
+    config = mp.current_process()._config  # noqa: SLF001 - where get_temp_dir() keeps its folder
+    if config.get("tempdir") or len(tempfile.gettempdir()) + _SOCKET_SUFFIX <= _SOCKET_PATH_MAX:
+        return
+    for base in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
+            folder = tempfile.mkdtemp(prefix="pymp-", dir=base)
+            config["tempdir"] = folder
+            util.Finalize(None, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True},
+                          exitpriority=-100)
+            return
+
+
 def _context() -> Any:
     global _CTX
     with _CTX_LOCK:
         if _CTX is None:
+            _short_socket_folder()
             ctx = mp.get_context("forkserver")
             # Imported once in the server, before any polars thread exists, so every fork is cheap
             # and safe (polars' thread pools start lazily, in the child).
