@@ -362,3 +362,45 @@ def test_pandera_back_end_never_passes_a_check_it_could_not_run(tmp_path: Path) 
                  ).write_parquet(path)
     with pytest.raises(RuntimeError, match="transfusions.product_numeric could not run"):
         pandera_failures(str(path), [rule])
+
+
+# -- completeness.yaml's queries, compiled before data is read (issue 24) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "key", "says"),
+    [
+        # a typo in an outcome's population ("SQL ... that do not compile ... exit 2 naming the
+        # file, line and key, before any data is read"): it failed only inside the missing-data
+        # block, after the data had been read
+        ("population: \"treatment_type = 'car_t'\"", "population: \"treatment_typ = 'car_t'\"", "treatment_typ =",
+         "population", "does not compile"),
+        # a variable that is not a column of patient_summary
+        ("variable: crs_grade", "variable: crs_grad", "variable: crs_grad", "variable", "'crs_grad' is not a column"),
+    ],
+)
+def test_completeness_queries_are_compiled_at_load(tmp_path: Path, old: str, new: str, needle: str, key: str,
+                                                   says: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_schemas(tmp_path)
+    f = root / "completeness.yaml"
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new, 1))
+    where = f"{f}, line {line_of(f, needle)}, key '{key}':"
+    res = runner.invoke(app, ["schema", "check", str(root)])
+    assert res.exit_code == 2, res.output
+    out = " ".join(res.output.split())
+    assert where in out and says in out
+    # validate, with this catalog in use, stops before reading the submission: the folder given
+    # does not even exist, and the message is about the catalog, not the folder
+    monkeypatch.setenv("PTRH_SCHEMAS", str(root))
+    res = runner.invoke(app, ["validate", str(tmp_path / "no-such-submission")])
+    assert res.exit_code == 2
+    out = " ".join(res.output.split())
+    assert "the rule catalog cannot be used" in out and where in out
+    assert "no-such-submission" not in out
+    # and so does the QA report (its completeness section runs the same queries)
+    res = runner.invoke(app, ["qa-report", "--store", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "qa.html")])
+    assert res.exit_code == 2
+    assert "the rule catalog cannot be used" in " ".join(res.output.split())
+    assert not (tmp_path / "qa.html").exists()

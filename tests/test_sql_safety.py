@@ -41,6 +41,8 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("store.py", "names"): "issue columns, each quoted by qi",
     ("report/missing.py", "rule['population']"): "a condition of schemas/completeness.yaml (the registry's own catalog, like rules.yaml)",
     ("report/missing.py", "pop"): "built above from var and rule['population']",
+    ("report/completeness_check.py", "var"): "a column of patient_summary (checked against DESCRIBE just above)",
+    ("report/completeness_check.py", "population"): "a condition of completeness.yaml, compiled here to refuse a broken one at load",
     ("report/missing.py", "name"): "the constants 'collection', 'patient_summary', 'patient_missing'",
     ("analysis/sensitivity.py", "sets"): "'c = coalesce(c, TRUE|FALSE)' over the constant BINARY",
     ("definition_sql.py", "float(value)"): "a number (definitions.yaml, typed by float())",

@@ -42,6 +42,7 @@ def prepare_batch(paths: list[Path], mapping: list[Path] | None, store: Path | N
     stake."""
     from ..batch import check_outputs, pair_mappings
     from ..outputs import check_ingest_paths
+    from ..report.completeness_check import ensure_completeness_compiles
     from ..validate.catalog import checked_catalog
     from ..validate.rules import all_rules
     from ..validate.thresholds import load_thresholds
@@ -53,6 +54,7 @@ def prepare_batch(paths: list[Path], mapping: list[Path] | None, store: Path | N
     check_ingest_paths(store, output, pairs, thresholds, several)
     check_outputs(output, paths)
     cat = checked_catalog()
+    ensure_completeness_compiles()  # the missing-data block's queries, before any data is read
     th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
     return pairs, several, cat, th
 

@@ -49,6 +49,7 @@ def qa_report_command(
 
     def body() -> int:
         from ..cdm import load_definitions
+        from ..report.completeness_check import ensure_completeness_compiles
         from ..report.qa import open_store_source, open_submission_source
         from ..report.qa_build import build_report
         from ..validate.catalog import checked_catalog
@@ -72,6 +73,7 @@ def qa_report_command(
         check_output(out, [(store, "the store"), (path, "the submission folder"), (mapping, "the mapping file"),
                            (thresholds, "the thresholds file"), (config, "the configuration file")], "--out")
         cat = checked_catalog()
+        ensure_completeness_compiles()  # the completeness section's queries, before any data is read
         try:
             th = load_thresholds(thresholds, {r.id for r in all_rules(cat)}) if thresholds else None
         except ThresholdsError as exc:

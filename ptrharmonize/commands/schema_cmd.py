@@ -63,6 +63,10 @@ def register(app: typer.Typer) -> None:
             if not root.is_dir():
                 raise UserError(f"{root}: not a folder")
             problems = check_catalog(root)
+            if not problems:  # the outcome queries need a usable catalog (the views read its tables)
+                from ..report.completeness_check import completeness_problems
+
+                problems = completeness_problems(root)
             for p in problems:
                 console.print(str(p), markup=False, highlight=False)
             if problems:
