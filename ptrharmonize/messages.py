@@ -22,7 +22,8 @@ from .cdm import CatalogError, _load_yaml
 
 FOLDER = "messages"
 DEFAULT_LANGUAGE = "en"
-TERM_SECTIONS = ("tables", "types", "units", "place")
+TERM_SECTIONS = ("tables", "types", "units", "place", "labels")
+LABELS = "labels"  # terms.labels: the CDM columns' labels in a language (else the CDM's English label)
 
 
 def catalog_file(root: Path | str, language: str) -> Path:
@@ -35,10 +36,13 @@ def languages(root: Path | str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def shape_problems(doc: Any, known: set[str] | None = None) -> list[tuple[tuple[Any, ...], str]]:
+def shape_problems(doc: Any, known: set[str] | None = None,
+                   columns: set[str] | None = None) -> list[tuple[tuple[Any, ...], str]]:
     """What is wrong with one catalog file, as (key path, problem): `messages` maps each key (a
     check type or rule id, when `known` is given) to {message, hint} templates; `terms` holds
-    text or word lists. `ptrh schema check` reports them with their lines."""
+    text or word lists; each key of `terms.labels` names a CDM column (`table.column`, or a
+    column name shared by every table that has it; checked when `columns` is given, the set
+    `label_keys` makes). `ptrh schema check` reports them with their lines."""
     if not isinstance(doc, dict):
         return [((), "a message catalog is a mapping with `messages:` and `terms:`")]
     out: list[tuple[tuple[Any, ...], str]] = []
@@ -60,6 +64,12 @@ def shape_problems(doc: Any, known: set[str] | None = None) -> list[tuple[tuple[
     terms = doc.get("terms") or {}
     if not isinstance(terms, dict):
         return [*out, (("terms",), "must be a mapping")]
+    labels = terms.get(LABELS)
+    if labels is not None and not isinstance(labels, dict):
+        out.append((("terms", LABELS), "must map CDM columns (table.column or column) to their labels"))
+    elif labels and columns is not None:
+        out += [(("terms", LABELS, k), f"{k!r} is not a CDM column (table.column, or a column name)")
+                for k in labels if str(k) not in columns]
     for sec, words in terms.items():
         items = words.items() if isinstance(words, dict) else [("", words)]
         for w, v in items:
@@ -98,8 +108,34 @@ def load(root: Path | str, language: str) -> dict[str, Any]:
     return _load(str(f))
 
 
+def label_keys(tables: dict[str, list[str]]) -> set[str]:
+    """The keys `terms.labels` may use: `table.column` for every CDM column, and each bare
+    column name (its label then serves every table that has the column)."""
+    return {f"{t}.{c}" for t, cols in tables.items() for c in cols} | {c for cols in tables.values() for c in cols}
+
+
+def untranslated_labels(root: Path | str, language: str) -> list[str]:
+    """`terms.labels.<table>.<column>` for each CDM column that `language` gives no label (by
+    `table.column` or by the bare column name): those are shown in English (the CDM's label)."""
+    from .cdm import load_catalog
+
+    if not (Path(root) / "tables").is_dir():
+        return []  # a folder of message catalogs only: no CDM to label
+    labels = load(root, language)["terms"].get(LABELS) or {}
+    cat = load_catalog(Path(root))
+    return [f"terms.{LABELS}.{t}.{c.name}" for t, spec in cat.tables.items() for c in spec.columns
+            if f"{t}.{c.name}" not in labels and c.name not in labels]
+
+
 def untranslated(root: Path | str, language: str) -> list[str]:
-    """Keys of the English catalog (messages and terms) that `language` does not translate."""
+    """Keys of the English catalog (messages and terms) that `language` does not translate, and
+    the CDM columns it gives no label (`untranslated_labels`)."""
+    if language != DEFAULT_LANGUAGE:
+        return _untranslated_keys(root, language) + untranslated_labels(root, language)
+    return _untranslated_keys(root, language)
+
+
+def _untranslated_keys(root: Path | str, language: str) -> list[str]:
     en, other = load(root, DEFAULT_LANGUAGE), load(root, language)
     missing = [f"messages.{k}" for k, e in en["messages"].items()
                if "message" in e and "message" not in (other["messages"].get(k) or {})]
@@ -151,6 +187,18 @@ class Speaker:
             if isinstance(words, str) and not word:
                 return words
         return word if default is None else default
+
+    def label(self, table: str, column: str, english: str) -> str:
+        """A CDM column's label in this language: `terms.labels` of the center's language by
+        `table.column`, then by the bare column name; else `english` (the CDM's own label, from
+        schemas/tables/). The English catalog may reword a label the same way."""
+        for c in self._cats:
+            labels = c["terms"].get(LABELS)
+            if isinstance(labels, dict):
+                for k in (f"{table}.{column}", column):
+                    if isinstance(labels.get(k), str) and labels[k].strip():
+                        return labels[k]
+        return english
 
     def template(self, keys: list[str], part: str) -> str | None:
         """The first of `keys` with a `part` (message | hint): the center's language first for

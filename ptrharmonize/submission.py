@@ -24,3 +24,6 @@ class Submission:
     files: list[Path] = field(default_factory=list)
     mapping_file: Path | None = None
     read_issues: pl.DataFrame | None = None
+    # Mapped submissions: per table, lazy queries of the cells as the center wrote them
+    # (`mapping/written.py`), run for the issue list's flagged rows only.
+    written: dict[str, list[pl.LazyFrame]] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from .model import Mapping, SourceBlock, roles
 from .parse import parse_mapping
 from .plan import Source, plan_block
 from .readers import companion_files, open_source
+from .written import written_frame
 
 
 def _check_columns(block: SourceBlock, source_cols: list[str]) -> None:
@@ -87,13 +88,17 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
     cdm = roles(catalog)
     files: list[Path] = []
     frames: dict[str, list[pl.LazyFrame]] = {}
+    written: dict[str, list[pl.LazyFrame]] = {}
     for block in m.blocks:
         src, path = read_block(block, root, stream=lazy)
         files += [path, *(resolve_in(root, f) for f in companion_files(block))]
         frames.setdefault(block.table, []).append(plan_block(src, m, catalog.tables[block.table], cdm))
+        w = written_frame(src, cdm)  # run for the flagged rows only (validate/written.py)
+        if w is not None:
+            written.setdefault(block.table, []).append(w)
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     for t, fs in frames.items():
         lf = fs[0] if len(fs) == 1 else pl.concat(fs, how="vertical")
         tables[t] = lf if lazy else lf.collect()
     return Submission(tables=tables, source_path=root, center_id=m.center_id, files=list(dict.fromkeys(files)),
-                      mapping_file=mapping_path)
+                      mapping_file=mapping_path, written=written)

@@ -185,10 +185,15 @@ def _check_messages(docs: dict[str, _Doc]) -> list[Problem]:
         entries = (data.get("rules") if name == "rules.yaml" else [data.get("columns"), *(data.get("values") or [])]) \
             if isinstance(data, dict) else data if isinstance(data, list) else []
         known |= {str(e["id"]) for e in entries or [] if isinstance(e, dict) and "id" in e}
+    from ..messages import label_keys
+
+    tables = {str(d.data["table"]): [str(c["name"]) for c in d.data.get("columns") or [] if isinstance(c, dict) and "name" in c]
+              for rel, d in docs.items() if rel.startswith("tables/") and isinstance(d.data, dict) and "table" in d.data}
+    columns = label_keys(tables)
     out = []
     for rel, doc in docs.items():
         if rel.startswith("messages/"):
-            out += [doc.problem(loc, msg, at_key=True) for loc, msg in shape_problems(doc.data, known)]
+            out += [doc.problem(loc, msg, at_key=True) for loc, msg in shape_problems(doc.data, known, columns)]
     return out
 
 

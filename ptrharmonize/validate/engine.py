@@ -185,6 +185,9 @@ class Engine:
         issue_df = (
             pl.concat(issues) if issues else pl.DataFrame(schema=ISSUE_SCHEMA)
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
+        from .written import as_written  # a mapped cell's value as the center wrote it
+
+        issue_df = as_written(issue_df, staged, sub.written, self.catalog)
         # The issue record every output renders: place, patient code, the center's words.
         from .issue_record import center_terms, column_wide_message, complete
 

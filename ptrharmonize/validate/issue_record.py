@@ -116,16 +116,20 @@ def _is_type(catalog: Catalog, table: str, column: str, kind: str) -> bool:
 
 
 class _Headers:
-    """`{col.X}` in a message: the center's header of column X of the table, else its CDM label."""
+    """`{col.X}` in a message: the center's header of column X of the table, else its label in
+    the message's language."""
 
-    def __init__(self, table: str, terms: CenterTerms, catalog: Catalog) -> None:
-        self._t, self._terms, self._cat = table, terms, catalog
+    def __init__(self, table: str, terms: CenterTerms, catalog: Catalog, speaker: Speaker) -> None:
+        self._t, self._terms, self._cat, self._speaker = table, terms, catalog, speaker
 
     def __getattr__(self, name: str) -> str:
-        return _header(self._t, name, self._terms, self._cat)
+        return _header(self._t, name, self._terms, self._cat, self._speaker)
 
 
-def _header(table: str, column: str | None, terms: CenterTerms, catalog: Catalog) -> str:
+def _header(table: str, column: str | None, terms: CenterTerms, catalog: Catalog, speaker: Speaker) -> str:
+    """The center's header of a column; for a column its mapping does not map, the CDM column's
+    label in the speaker's language (`Speaker.label`: the language's `terms.labels`, else the
+    CDM's English label), never the English label inside a translated message."""
     if not column:
         return ""
     own = terms.headers.get(table, {}).get(column)
@@ -133,7 +137,7 @@ def _header(table: str, column: str | None, terms: CenterTerms, catalog: Catalog
         return own
     spec = catalog.tables.get(table)
     if terms.headers and spec is not None and column in spec.column_names:
-        return spec.column(column).label  # mapped center, unmapped column: the CDM's label
+        return speaker.label(table, column, spec.column(column).label)  # mapped center, unmapped column
     return column
 
 
@@ -147,9 +151,9 @@ def message_fields(rule: Any, table: str, column: str | None, terms: CenterTerms
     own = terms.codes.get(table, {}).get(column or "", {})
     codes = ", ".join(own.get(c, c) for c in cdm_codes)
     fields: dict[str, Any] = {
-        "column": _header(table, column, terms, catalog),
-        "col": _Headers(table, terms, catalog),
-        "label": spec.label if spec is not None else (column or ""),
+        "column": _header(table, column, terms, catalog, speaker),
+        "col": _Headers(table, terms, catalog, speaker),
+        "label": speaker.label(table, spec.name, spec.label) if spec is not None else (column or ""),
         "table": speaker.term("tables", table),
         "cdm_column": f"{table}.{column}" if column else table,
         "cdm_codes": ", ".join(cdm_codes),
