@@ -455,3 +455,33 @@ def test_exposures_none_needs_followup_to_the_window_end():
     assert reasons[("SHORT", "tocilizumab")] == ("unknown", "followup_ended_in_window")
     assert reasons[("SHORT_TOCI", "tocilizumab_doses")] == ("unknown", "followup_ended_in_window")
     assert ("SHORT_TOCI", "tocilizumab") not in reasons
+
+
+def test_cytokine_data_not_collected_is_not_no_cytokine_data():
+    """CDM v1: an absent table means "not collected"; the guide: "An unknown is never a 'no'".
+    A center that does not collect labs has no cytokine profile to look at: has_cytokines is
+    NULL with the reason labs_not_collected, and the CAR-T subgroup's flow says so. It said "no
+    cytokine data", as if the center had measured and found none. A center collecting labs whose
+    patient has no IL-6, IL-10 or IFN-gamma value in the window keeps the known "no"
+    (the study left out of its CAR-T subgroup the patient without a cytokine profile)."""
+    from ptrharmonize.analysis.population import population
+
+    reg = Registry()
+    for center in ("C01", "C02"):
+        reg.add("patients", center_id=center, patient_id="P", sex="F", diagnosis="B-ALL",
+                height_cm=170.0, weight_kg=70.0)
+        reg.add("treatments", center_id=center, patient_id="P", treatment_type="car_t",
+                index_date=day(0), car_target="CD19")
+    reg.add("labs", center_id="C01", patient_id="P", analyte="CRP", measured_at=at(2), value=10.0, unit="mg/L")
+    _not_collected(reg, center="C01")
+    _not_collected(reg, "labs", center="C02")
+    got = {r["center_id"]: r for r in reg.rows("SELECT * FROM patient_summary")}
+    assert got["C01"]["has_cytokines"] is False
+    assert got["C02"]["has_cytokines"] is None
+    reasons = {(r["center_id"], r["variable"]): (r["state"], r["reason"])
+               for r in reg.rows("SELECT * FROM patient_missing")}
+    assert reasons[("C02", "has_cytokines")] == ("not_collected", "labs_not_collected")
+    assert ("C01", "has_cytokines") not in reasons  # a known "no" is not missing
+    pop = population(reg.con, "cart_characteristics")
+    assert pop["by_center"]["C01"]["excluded"] == {"no cytokine data": 1}
+    assert pop["by_center"]["C02"]["excluded"] == {"cytokine data not collected: labs_not_collected": 1}

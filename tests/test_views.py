@@ -1075,3 +1075,36 @@ def test_followup_window_follows_the_definitions(reg):
     assert reg.one("patient_recovery", patient_id="LOST40")["platelet_recovery_90d"] is None
     reg.reinstall({"recovery": {"window_recovery_days": 30}})
     assert reg.one("patient_recovery", patient_id="LOST40")["platelet_recovery_90d"] is False
+
+
+def test_settled_through_day_is_the_followup_rule_of_issue_16(reg):
+    """definitions.yaml followup: a windowed "no" by day W "needs follow-up to the window's end
+    or a death inside it". patient_followup.settled_through_day states it once: a "no" by day W
+    stands exactly when settled_through_day >= W. A known death settles every window (infinity),
+    a patient last seen alive on day 40 is settled through day 40, one without any date through
+    no day (NULL); followup.windowed_no_needs_followup false (the study's handling) settles
+    every patient."""
+    reg.patient("LOST40")
+    reg.add("outcomes", patient_id="LOST40", last_followup_on=day(40))  # alive, last seen day 40
+    reg.patient("DIED40")
+    reg.add("outcomes", patient_id="DIED40", death_on=day(40))
+    reg.patient("DIED100")  # died after every window, last follow-up day 20 recorded before it
+    reg.add("outcomes", patient_id="DIED100", death_on=day(100), last_followup_on=day(20))
+    reg.patient("NODATE")  # no outcomes row, no record: follow-up unknown
+    reg.patient("NOINDEX", index=None)  # a death but no index date: no study day is known
+    reg.add("outcomes", patient_id="NOINDEX", death_on=day(5))
+    inf = float("inf")
+    got = {r["patient_id"]: r["settled_through_day"]
+           for r in reg.rows("SELECT patient_id, settled_through_day FROM patient_followup")}
+    assert got == {"LOST40": 40.0, "DIED40": inf, "DIED100": inf, "NODATE": None, "NOINDEX": None}
+    # the sentence itself, for every window W: followed to day W, or dead by day W
+    for row in reg.rows("SELECT * FROM patient_followup"):
+        for w in (0, 30, 40, 41, 90, 120):
+            rule = ((row["death_day"] is not None and row["death_day"] <= w)
+                    or (row["last_contact_day"] is not None and row["last_contact_day"] >= w))
+            settled = row["settled_through_day"] is not None and row["settled_through_day"] >= w
+            assert settled == rule, (row["patient_id"], w)
+    reg.reinstall({"followup": {"windowed_no_needs_followup": False}})
+    got = {r["patient_id"]: r["settled_through_day"]
+           for r in reg.rows("SELECT patient_id, settled_through_day FROM patient_followup")}
+    assert set(got.values()) == {inf}

@@ -9,10 +9,11 @@
 -- Competing events, from the index date, first of:
 --   'bleeding'  onset of the first bleeding of grade >= severe_min_grade in the window
 --   'death'     death in the window (a bleeding on the day of death counts as the bleeding)
---   'censored'  neither: at min(window_days, last contact), where last contact is the latest
---               of last_followup_on, death_on and (bleeding.last_contact_from_records) every
---               dated record of the patient (labs, transfusions, CRS assessments, bleeding,
---               medications, infections). With no date at all the time is 0.
+--   'censored'  neither: at min(window_days, last contact), where last contact is
+--               patient_followup.last_contact_on (the latest of last_followup_on, death_on and,
+--               with followup.last_contact_from_records, every dated record of the patient:
+--               labs, transfusions, CRS assessments, bleeding, medications, infections), the
+--               same as for every windowed outcome. With no date at all the time is 0.
 --   event_time_days = days from the index date to that date (a double).
 --
 -- Three states (issue 16; an unknown is never a "no"):
@@ -22,7 +23,8 @@
 --   - an event in the window without a grade, or an undated event that could be worse than the
 --     worst dated one, makes the worst grade unknown ('grade_or_date_unknown'); grade >= 3 is
 --     still true when a dated event reaches it, and unknown only when an unknown event could;
---   - a patient last seen alive before day window_days (30) has worst_bleeding_grade_30d NULL
+--   - a patient last seen alive before day window_days (30) (patient_followup.settled_through_day
+--     < window_days) has worst_bleeding_grade_30d NULL
 --     and, without a grade >= 3 bleed, bleeding_grade_3plus_30d NULL, reason 'followup_ended_in_window':
 --     not "no bleed by day 30" (the competing-risk event stays 'censored' at last contact);
 --   - a center that does not collect outcomes (or death_on) cannot tell death from censoring:
@@ -60,15 +62,6 @@ per_patient AS (
     FROM bleeds
     GROUP BY center_id, patient_id
 ),
-records AS (
-    -- the latest dated record of the patient (patient_followup, the same for every windowed outcome)
-    SELECT center_id, patient_id, last_record_on FROM patient_followup
-),
-one_outcome AS (
-    SELECT center_id, patient_id, death_on, last_followup_on
-    FROM outcomes
-    QUALIFY row_number() OVER (PARTITION BY center_id, patient_id ORDER BY death_on NULLS LAST) = 1
-),
 joined AS (
     SELECT p.center_id, p.patient_id, p.index_date,
            b.worst_grade, b.severe_day, coalesce(b.n_undated, 0) AS n_undated,
@@ -85,15 +78,12 @@ joined AS (
                     THEN 'grade_or_date_unknown'
            END AS worst_reason,
            NOT (coalesce(k.outcomes, true) AND coalesce(k.outcomes__death_on, true)) AS deaths_not_collected,
-           o.death_on, o.last_followup_on,
-           date_diff('day', p.index_date, o.death_on) AS death_day,
-           greatest(o.last_followup_on, o.death_on,
-                    CASE WHEN def_bleeding_last_contact_from_records() THEN r.last_record_on END)
-               AS last_contact_on
+           -- death, last contact and how far the follow-up settles a "no": patient_followup,
+           -- the same for every windowed outcome (issue 16)
+           f.death_on, f.last_followup_on, f.death_day, f.last_contact_on, f.settled_through_day
     FROM patient_index p
     LEFT JOIN per_patient b ON b.center_id = p.center_id AND b.patient_id = p.patient_id
-    LEFT JOIN one_outcome o ON o.center_id = p.center_id AND o.patient_id = p.patient_id
-    LEFT JOIN records r ON r.center_id = p.center_id AND r.patient_id = p.patient_id
+    LEFT JOIN patient_followup f ON f.center_id = p.center_id AND f.patient_id = p.patient_id
     LEFT JOIN center_collects k ON k.center_id = p.center_id
 ),
 events AS (
@@ -102,10 +92,7 @@ events AS (
                AS death_day_in_window,
            -- issue 16: "no grade >= 3 bleed by day 30" needs follow-up to day 30 (or a death
            -- before it); a patient last seen alive on day 12 has that outcome unknown
-           NOT def_followup_windowed_no_needs_followup()
-           OR coalesce(j.death_day <= def_bleeding_window_days()
-                       OR date_diff('day', j.index_date, j.last_contact_on) >= def_bleeding_window_days(),
-                       false) AS followed_30
+           coalesce(j.settled_through_day >= def_bleeding_window_days(), false) AS followed_30
     FROM joined j
 )
 SELECT center_id,

@@ -12,7 +12,7 @@
 -- Three states (issue 16): no record in a table the center collects means "none" (false, 0);
 -- a center that does not collect infections (center_collects) has infection and n_infections
 -- NULL, one that does not collect medications (or their drug) has every drug column NULL.
--- Follow-up (issue 16; patient_followup; followup.windowed_no_needs_followup): "none in the
+-- Follow-up (issue 16; patient_followup.settled_through_day): "none in the
 -- window" needs the patient followed to the window's last day or dead before it; a patient last
 -- seen alive on day 12 has every flag that is not true NULL (unknown), and the counts
 -- (n_infections, tocilizumab_doses) NULL, since records after the last contact are unknown.
@@ -73,8 +73,6 @@ LEFT JOIN (
 ) x ON x.center_id = p.center_id
 LEFT JOIN (
     SELECT center_id, patient_id,
-           NOT def_followup_windowed_no_needs_followup()
-           OR coalesce(death_day <= def_exposures_window_days()
-                       OR last_contact_day >= def_exposures_window_days(), false) AS seen
+           coalesce(settled_through_day >= def_exposures_window_days(), false) AS seen
     FROM patient_followup
 ) f ON f.center_id = p.center_id AND f.patient_id = p.patient_id;

@@ -11,9 +11,19 @@
 --                     last_record_on
 --   last_contact_day  days from the index date to last_contact_on
 --   death_day         days from the index date to death_on (NULL: alive, or deaths not collected)
+--   settled_through_day
+--                     the last day W through which "none in the window" is known: a windowed
+--                     "no" by day W stands when settled_through_day >= W, and is NULL otherwise.
+--                     Infinity (DOUBLE 'infinity', never NULL) when death_day is known (a death
+--                     settles every window: no event can follow it, and last contact is never
+--                     before the death) or when followup.windowed_no_needs_followup is false (the
+--                     study's handling: every "no" kept); else last_contact_day (NULL without any
+--                     date: nothing is settled). The one place the rule of issue 16 is written;
+--                     patient_recovery, patient_platelet_dose, patient_bleeding and
+--                     patient_exposures read it.
 --
 -- Columns: center_id, patient_id, death_on, death_day, last_followup_on, last_record_on,
---   last_contact_on, last_contact_day
+--   last_contact_on, last_contact_day, settled_through_day
 CREATE OR REPLACE VIEW patient_followup AS
 WITH records AS (
     SELECT center_id, patient_id, max(last_on) AS last_record_on
@@ -55,5 +65,13 @@ joined AS (
 SELECT center_id, patient_id, death_on,
        date_diff('day', index_date, death_on) AS death_day,
        last_followup_on, last_record_on, last_contact_on,
-       date_diff('day', index_date, last_contact_on) AS last_contact_day
+       date_diff('day', index_date, last_contact_on) AS last_contact_day,
+       -- "followed to day W, or dead before it" (issue 16): death_day <= W OR last_contact_day >= W.
+       -- A known death_day > W has last_contact_day >= death_day > W (last_contact_on is the latest
+       -- of dates that include death_on), so a known death settles every W.
+       CASE WHEN NOT def_followup_windowed_no_needs_followup()
+                 OR date_diff('day', index_date, death_on) IS NOT NULL
+                THEN CAST('infinity' AS DOUBLE)
+            ELSE CAST(date_diff('day', index_date, last_contact_on) AS DOUBLE)
+       END AS settled_through_day
 FROM joined;

@@ -82,6 +82,9 @@ long AS (
        OR (v.variable = 'platelet_improvement_30d' AND platelet_improvement_30d IS NULL)
        OR (v.variable = 'platelet_recovery_90d' AND platelet_recovery_90d IS NULL)
     UNION ALL
+    SELECT center_id, patient_id, 'has_cytokines', 'not_collected', 'labs_not_collected'
+    FROM s WHERE has_cytokines IS NULL
+    UNION ALL
     SELECT center_id, patient_id, 'peak_temp_c',
            CASE WHEN NOT crs_assessments THEN 'not_collected' ELSE 'unknown' END,
            CASE WHEN NOT crs_assessments THEN 'crs_not_collected' ELSE 'temperature_unknown' END

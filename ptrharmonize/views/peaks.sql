@@ -5,7 +5,9 @@
 -- the window (a below-LOD value counts as its limit). Peak temperature is the highest
 -- crs_assessments.max_temp_c of an assessment dated in the window.
 --   has_cytokines  at least one IL-6, IL-10 or IFN-gamma value in the window (the study left
---                  out of its CAR-T subgroup analyses the patient without a cytokine profile)
+--                  out of its CAR-T subgroup analyses the patient without a cytokine profile);
+--                  NULL, with n_cytokine_values, where the center does not collect labs
+--                  (center_collects): not collected is not "no cytokine data" (issue 16)
 --
 -- Columns: center_id, patient_id, peak_il6, peak_il10, peak_ifng, peak_crp, peak_ferritin,
 --   n_cytokine_values, has_cytokines, peak_temp_c
@@ -45,9 +47,10 @@ SELECT p.center_id,
        l.peak_ifng,
        l.peak_crp,
        l.peak_ferritin,
-       coalesce(l.n_cytokine_values, 0) AS n_cytokine_values,
-       coalesce(l.n_cytokine_values, 0) > 0 AS has_cytokines,
+       CASE WHEN k.labs IS NOT FALSE THEN coalesce(l.n_cytokine_values, 0) END AS n_cytokine_values,
+       CASE WHEN k.labs IS NOT FALSE THEN coalesce(l.n_cytokine_values, 0) > 0 END AS has_cytokines,
        t.peak_temp_c
 FROM patient_index p
+LEFT JOIN center_collects k ON k.center_id = p.center_id
 LEFT JOIN lab_peaks l ON l.center_id = p.center_id AND l.patient_id = p.patient_id
 LEFT JOIN temp_peaks t ON t.center_id = p.center_id AND t.patient_id = p.patient_id;

@@ -15,7 +15,7 @@
 -- transfusions. Three states (issue 16): a sum over a transfusion of unknown units (dose) is
 -- unknown, so plt_units_until_recovery (plt_dose_e11_until_recovery) is NULL when any counted
 -- transfusion lacks it, and both are NULL where the center does not collect transfusions or
--- that column. Follow-up (issue 16, definitions followup): a patient whose count never stayed
+-- that column. Follow-up (issue 16, patient_followup.settled_through_day): a patient whose count never stayed
 -- >= 20 and who was last seen alive before day plt_dose_window_days (90) has the count, units
 -- and dose "until recovery" NULL (only a lower bound is known), plt_stays_reached NULL, and
 -- plt_followup_ended true; a death before that day settles it (every transfusion counted).
@@ -63,9 +63,8 @@ sums AS (
 lost AS (
     -- never stayed >= 20 and last seen alive before the window's end: the total is unknown
     SELECT p.center_id, p.patient_id,
-           def_followup_windowed_no_needs_followup() AND s.stays_from_day IS NULL
-           AND NOT coalesce(f.death_day <= def_recovery_plt_dose_window_days()
-                            OR f.last_contact_day >= def_recovery_plt_dose_window_days(), false)
+           s.stays_from_day IS NULL
+           AND NOT coalesce(f.settled_through_day >= def_recovery_plt_dose_window_days(), false)
                AS followup_ended
     FROM patient_index p
     LEFT JOIN stays s ON s.center_id = p.center_id AND s.patient_id = p.patient_id

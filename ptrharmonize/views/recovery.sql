@@ -14,7 +14,7 @@
 -- recovered (true). A patient never agranulocytic (or never below 20) has no improvement
 -- (false); see anc_agranulocytosis_30d / plt_below_trigger_30d to tell these apart.
 -- Every flag is NULL when the patient has no count of that analyte in the window.
--- Follow-up (issue 16; patient_followup): a flag that is not true is NULL (unknown), not false,
+-- Follow-up (issue 16; patient_followup.settled_through_day): a flag that is not true is NULL (unknown), not false,
 -- when the patient's last contact is before the window's last day and the patient did not die
 -- before it: "not recovered by day 90" needs follow-up to day 90 (or a death without recovery).
 --
@@ -96,13 +96,9 @@ flags AS (
            CASE WHEN r.plt_days > 0 THEN r.plt_day IS NOT NULL END AS platelet_recovery_90d,
            r.plt_day AS platelet_recovery_day,
            -- the "no" of a window is known: followed to its last day, or dead before it
-           -- (followup.windowed_no_needs_followup false: the study's handling, every "no" kept)
-           NOT def_followup_windowed_no_needs_followup()
-           OR coalesce(f.death_day <= def_recovery_window_improvement_days()
-                       OR f.last_contact_day >= def_recovery_window_improvement_days(), false) AS seen_30,
-           NOT def_followup_windowed_no_needs_followup()
-           OR coalesce(f.death_day <= def_recovery_window_recovery_days()
-                       OR f.last_contact_day >= def_recovery_window_recovery_days(), false) AS seen_90
+           -- (patient_followup.settled_through_day, issue 16)
+           coalesce(f.settled_through_day >= def_recovery_window_improvement_days(), false) AS seen_30,
+           coalesce(f.settled_through_day >= def_recovery_window_recovery_days(), false) AS seen_90
     FROM patient_index p
     LEFT JOIN window_30 w ON w.center_id = p.center_id AND w.patient_id = p.patient_id
     LEFT JOIN improved i ON i.center_id = p.center_id AND i.patient_id = p.patient_id
