@@ -250,3 +250,90 @@ def test_scan_of_a_hostile_workbook_lists_it_instead_of_aborting(tmp_path: Path)
     assert r.returncode == 0, r.stderr
     rows = list(openpyxl.load_workbook(tmp_path / "scan.xlsx")["columns"].iter_rows(min_row=2, values_only=True))
     assert any(row[0] == "patienten.csv" for row in rows)
+
+
+def test_scan_never_shows_a_direct_identifier_column_or_its_range(tmp_path: Path) -> None:
+    """Issue 19: "values seen fewer than 5 times hidden by default, as identifiers must not
+    leak"; the guide: no names or birth dates in reports. A French center's workbook with a
+    surname column (each surname on 6-8 rows: frequent enough to be listed) and a birth-date
+    column (its min and max are two patients' birth dates): nothing of either may appear in the
+    scan report, which says the registry must not receive them."""
+    import datetime as dt
+
+    folder = tmp_path / "fr"
+    folder.mkdir()
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Patients"
+    ws.append(["N° patient", "Nom", "Date de naissance", "Sexe", "Traitement"])
+    surnames = ["Dupont", "Martin", "Bernard", "Petit"]
+    for i in range(28):
+        ws.append([f"FR{i:03d}", surnames[i % 4], dt.date(1961 + i, 1 + i % 12, 3), "HF"[i % 2], "CAR-T"])
+    wb.save(folder / "patients.xlsx")
+    out = tmp_path / "scan.xlsx"
+    r = ptrh("scan", str(folder), "-o", str(out), "--html", str(tmp_path / "scan.html"))
+    assert r.returncode == 0, r.stderr
+    cells = [str(v) for ws in openpyxl.load_workbook(out) for row in ws.iter_rows(values_only=True) for v in row
+             if v is not None]
+    html = (tmp_path / "scan.html").read_text(encoding="utf-8")
+    for leaked in [*surnames, "1961", "1988"]:
+        assert not any(leaked in c for c in cells), leaked
+        assert leaked not in html, leaked
+    rows = {row[2]: row for row in openpyxl.load_workbook(out)["columns"].iter_rows(values_only=True)}
+    assert "must not receive" in rows["Nom"][12] and "must not receive" in rows["Date de naissance"][12]
+    assert rows["Sexe"][12] == "H (14); F (14)"  # an ordinary column keeps its values
+
+
+def test_scan_of_a_folder_without_readable_files_is_exit_2_and_skips_its_own_report(tmp_path: Path) -> None:
+    """An empty scan report would read as a center with nothing to map; a report written into
+    the scanned folder must not be scanned as the center's data next time."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.docx").write_bytes(b"not a table")
+    r = ptrh("scan", str(empty), "-o", str(tmp_path / "s.xlsx"))
+    assert r.returncode == 2 and "no file the readers take" in r.stderr
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "patients.csv").write_text("patient_id,sex\nP1,F\nP2,M\n", encoding="utf-8")
+    for _ in range(2):
+        r = ptrh("scan", str(folder), "-o", str(folder / "scan.xlsx"))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("1 file(s)/sheet(s), 2 column(s)"), r.stdout
+
+
+def test_draft_of_an_independent_french_center(tmp_path: Path) -> None:
+    """Issue 19: "a proposed CDM column for each source column (by name in several languages, by
+    values and by magnitudes)". A center written by hand here, in French, in no demo shape: a
+    semicolon CSV in Windows-1252 with a decimal comma. Its counts (5-20 before a transfusion, in
+    a thrombocytopenic population) are x10^9/L: the model's unit holds them, so magnitudes must
+    not turn them into 10^4/uL (which the draft did, 'confidence 1.00')."""
+    folder = tmp_path / "fr"
+    folder.mkdir()
+    lines = ["N° patient;Date transfusion;Conservation (h);Plaquettes avant;Plaquettes après;Dose (x10^11)"]
+    for i in range(30):
+        for k in range(3):
+            lines.append(f"FR{i:03d};{1 + (i + 2 * k) % 28:02d}/03/2022 10:00;{(24, 48, 96)[(i + k) % 3]};"
+                         f"{5 + (i * 7 + k) % 16};{10 + (i * 11 + k * 5) % 51};3,0")
+    (folder / "transfusions.csv").write_bytes("\n".join(lines).encode("cp1252"))
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Patients"
+    ws.append(["N° patient", "Sexe", "Poids (kg)", "Taille (m)"])
+    for i in range(30):
+        ws.append([f"FR{i:03d}", "HF"[i % 2], 50 + i, 1.5 + i / 100])
+    wb.save(folder / "patients.xlsx")
+    out = tmp_path / "fr.yaml"
+    r = ptrh("mapping", "draft", str(folder), "--center-id", "FRPAR", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    cols = yaml.safe_load(out.read_text(encoding="utf-8"))["tables"]
+    tx, pat = cols["transfusions"]["columns"], cols["patients"]["columns"]
+    assert tx["transfused_at"] == {"column": "Date transfusion", "format": "%d/%m/%Y %H:%M"}
+    assert tx["storage_h"] == {"column": "Conservation (h)", "unit": "h"}
+    from ptrharmonize import units
+
+    model_unit = units.registry().lookup("x10^9/L").name  # the CDM's unit of both counts
+    assert tx["pre_count_e9l"]["column"] == "Plaquettes avant" and tx["pre_count_e9l"]["unit"] == model_unit
+    assert tx["post_count_e9l"]["column"] == "Plaquettes après" and tx["post_count_e9l"]["unit"] == model_unit
+    assert cols["transfusions"]["decimal"] == ","
+    assert pat["sex"]["values"] == {"H": "M", "F": "F"}  # homme / femme
+    assert pat["height_cm"] == {"column": "Taille (m)", "unit": "m"}

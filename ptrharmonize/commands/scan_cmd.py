@@ -14,14 +14,20 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def scan_and_propose(folder: Path, min_count: int):
-    """(files, table proposals) of a center's folder, with the model's lexicon."""
+def scan_and_propose(folder: Path, min_count: int, skip: tuple[Path, ...] = ()):
+    """(files, table proposals) of a center's folder, with the model's lexicon; a column named
+    like a direct identifier (phi.yaml) shows nothing of its values. `skip`: files not to scan
+    (the report being written, when it goes into the folder). No readable file is exit 2: an
+    empty scan report would look like a center with nothing to map."""
     from ..cdm import load_catalog
     from ..scan.match import load_lexicon, propose
-    from ..scan.profile import scan_folder
+    from ..scan.profile import identifier_name_pattern, scan_folder
 
     lexicon = load_lexicon()
-    files = scan_folder(folder, lexicon, min_count=min_count)
+    files = scan_folder(folder, lexicon, min_count=min_count, identifier_names=identifier_name_pattern(),
+                        skip={p.resolve() for p in skip})
+    if not files:
+        raise UserError(f"{folder}: no file the readers take (CSV, TSV, Excel, Parquet, SPSS) in this folder")
     return files, propose(files, load_catalog(), lexicon)
 
 
@@ -48,7 +54,7 @@ def register(app: typer.Typer) -> None:
             for t in targets:
                 if t.suffix.lower() not in (".xlsx", ".html", ".htm"):
                     raise UserError(f"{t}: the scan report is written as .xlsx or .html, not '{t.suffix}'")
-            files, tables = scan_and_propose(folder, min_count)
+            files, tables = scan_and_propose(folder, min_count, skip=tuple(targets))
             rows = scan_rows(files, tables)
             for t in targets:
                 if t.suffix.lower() == ".xlsx":

@@ -233,6 +233,17 @@ def _unit(p: Proposal, spec: ColumnSpec, col: ColumnProfile) -> None:
     if col.median is None or spec.min is None or spec.max is None:
         return
     lo, hi = float(spec.min), float(spec.max)
+    if lo <= col.median <= hi:
+        # The model's own unit whenever the median fits its range: a pre-transfusion platelet
+        # count of 11 is 11 x10^9/L in this population, though 110 (as 10^4/uL) would fit too.
+        # Magnitudes only decide when the model's unit cannot hold the values.
+        others = [u.name for u in reg.units.values() if u.dimension == target.dimension and u.name != target.name
+                  and lo <= col.median * reg.linear(u.name, target.name)[0] + reg.linear(u.name, target.name)[1] <= hi]
+        p.unit = target.name
+        p.unit_evidence = (f"no unit in the header; median {col.median:g} fits {spec.name}'s range "
+                           f"{spec.min}-{spec.max} in the model's unit" +
+                           (f" (check: as {', '.join(others[:3])} it would fit too)" if others else ""))
+        return
     best: tuple[float, str] | None = None
     for u in reg.units.values():
         if u.dimension != target.dimension:

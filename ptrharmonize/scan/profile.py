@@ -4,7 +4,10 @@ The first step of onboarding a center (OHDSI's WhiteRabbit does this for OMOP): 
 writes a mapping, see each column's inferred type, how much of it is empty, how many distinct
 values it has, its range, its most frequent values and the date format it is written in. Values
 seen fewer than `min_count` times are never shown (they may be identifiers), and neither are
-the values of a column that looks like an identifier.
+the values of a column that looks like an identifier. A column whose name says it holds a direct
+identifier (`schemas/phi.yaml` `columns.name_pattern`: Nom, Date de naissance, Geboortedatum,
+MRN, ...) shows nothing of its values, not even its range: the smallest and largest birth date
+are two patients' birth dates.
 
 Every file the readers take is profiled: CSV (encoding and delimiter sniffed), every sheet of
 an Excel workbook (its header row found below any title rows), Parquet and SPSS.
@@ -47,6 +50,7 @@ class ColumnProfile:
     top: list[tuple[str, int]] = field(default_factory=list)
     hidden_values: int = 0         # distinct values not shown (seen < min_count times)
     identifier_like: bool = False
+    direct_identifier: bool = False  # named like a direct identifier (phi.yaml): no value, no range shown
     values: list[str] = field(default_factory=list, repr=False)  # distinct values (for drafting; never rendered)
 
     @property
@@ -65,22 +69,44 @@ class FileProfile:
     error: str | None = None
 
 
-def scan_folder(folder: Path, lexicon: dict[str, Any], min_count: int = 5) -> list[FileProfile]:
+def identifier_name_pattern() -> re.Pattern[str] | None:
+    """The identifier column-name pattern of the catalog in use (phi.yaml), or None."""
+    from ..cdm import load_catalog
+
+    spec = ((load_catalog().phi or {}).get("columns") or {}).get("name_pattern")
+    return re.compile(spec) if spec else None
+
+
+def scan_folder(folder: Path, lexicon: dict[str, Any], min_count: int = 5,
+                identifier_names: re.Pattern[str] | None = None, skip: set[Path] | None = None) -> list[FileProfile]:
     """Profile every readable file under `folder` (sorted by path); a file that cannot be read
-    is listed with its reason instead of stopping the scan."""
+    is listed with its reason instead of stopping the scan. A column whose name matches
+    `identifier_names` is a direct identifier: nothing of its values is shown."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ReadError(str(folder), message="not a folder")
     out: list[FileProfile] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS
+                       and p.resolve() not in (skip or set())):
         display = display_name(path, folder)
         fmt = FORMATS[path.suffix.lower()]
         try:
             for sheet, header_row, frame in _frames(path, folder, fmt):
-                out.append(profile_frame(frame, display, sheet, fmt, header_row, lexicon, min_count))
+                prof = profile_frame(frame, display, sheet, fmt, header_row, lexicon, min_count)
+                for c in prof.columns:
+                    if identifier_names is not None and identifier_names.match(c.column):
+                        hide_values(c)
+                out.append(prof)
         except ReadError as exc:
             out.append(FileProfile(display, None, fmt, 1, 0, [], error=str(exc)))
     return out
+
+
+def hide_values(c: ColumnProfile) -> None:
+    """A direct identifier's column: its values, range and median are never shown (its
+    distinct values stay in memory for the drafter, which never renders them)."""
+    c.direct_identifier = c.identifier_like = True
+    c.top, c.minimum, c.maximum, c.median = [], None, None, None
 
 
 def _frames(path: Path, root: Path, fmt: str):

@@ -28,7 +28,9 @@ def scan_rows(files: list[FileProfile], tables: list[TableProposal]) -> list[dic
                 "type": c.kind, "rows": c.n_rows, "empty %": round(100 * c.fraction_empty, 1),
                 "distinct": c.n_distinct, "min": c.minimum or "", "max": c.maximum or "",
                 "date format": c.date_format or "", "decimal": c.decimal or "",
-                "top values (count)": "; ".join(f"{v} ({n})" for v, n in c.top)
+                "top values (count)": "(named like a direct identifier: not shown; the registry must "
+                                      "not receive this column)" if c.direct_identifier
+                else "; ".join(f"{v} ({n})" for v, n in c.top)
                 if not (c.identifier_like or (p is not None and p.cdm_column.endswith("_id")))
                 else "(an identifier or free text: not shown)",
                 "hidden values": c.hidden_values,
