@@ -9,7 +9,7 @@ entirely; a rejected one (blocking errors) never touches the store.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -44,6 +44,9 @@ class IngestOutcome:
     center_id: str | None
     rows: dict[str, int]
     replaced: str | None = None
+    # tables that now hold fewer of the center's rows than before ("patients 3 -> 2"): within
+    # max_shrink_share it is stored, but a shrinking center is something the user must see
+    shrunk: list[str] = field(default_factory=list)
 
 
 def ingest(sub: Submission, result: ValidationResult, store: Path, catalog: Catalog | None = None,
@@ -151,9 +154,10 @@ class StoreWriter:
         )
         if prev and prev[0][1] == content:
             return IngestOutcome("unchanged", prev[0][0], center, result.rows)
+        shrunk: list[str] = []
         if prev:
             self._check_same_source(sub, center, prev[0][2])
-            self._check_shrink(con, result, center, str(sub.source_path))
+            shrunk = self._check_shrink(con, result, center, str(sub.source_path))
         sid = f"{center}-{datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         db.run(con, "BEGIN TRANSACTION")
         try:
@@ -177,7 +181,8 @@ class StoreWriter:
             db.run(con, "ROLLBACK")
             raise
         reached("committed")
-        return IngestOutcome("stored", sid, center, result.rows, replaced=prev[0][0] if prev else None)
+        return IngestOutcome("stored", sid, center, result.rows, replaced=prev[0][0] if prev else None,
+                             shrunk=shrunk)
 
     def _check_same_source(self, sub: Submission, center: str, stored_mapping: str | None) -> None:
         """A center's data comes from one mapping file: another file naming the same center (a
@@ -193,24 +198,26 @@ class StoreWriter:
         )
 
     def _check_shrink(self, con: duckdb.DuckDBPyConnection, result: ValidationResult, center: str,
-                      where: str) -> None:
+                      where: str) -> list[str]:
         """Refuse a submission that would remove more than `max_shrink_share` of a table's stored
-        rows of the center, or empty a table that has rows (a header-only export, a 0-case file)."""
-        if self.allow_shrink:
-            return
+        rows of the center, or empty a table that has rows (a header-only export, a 0-case file).
+        Returns every table that shrinks ("patients 3 -> 2"), refused or not, to be shown."""
         share = float(limit("max_shrink_share"))
-        lost = []
+        lost, shrunk = [], []
         for table in self.catalog.table_names:
             old = int(db.scalar(con, f"SELECT count(*) FROM {qi(table)} WHERE center_id = ?", [center]) or 0)
             new = int(result.rows.get(table, 0))
+            if new < old:
+                shrunk.append(f"{table} {old:,} -> {new:,}")
             if old > 0 and (new == 0 or old - new > share * old):
                 lost.append(f"{table} {old:,} -> {new:,}")
-        if lost:
+        if lost and not self.allow_shrink:
             raise UserError(
                 f"{where}: this submission of {center} would remove stored rows: {'; '.join(lost)} "
                 f"(a table emptied, or more than {share:.0%} of its rows gone); nothing was stored. "
                 "Check the export; pass --allow-shrink if the center really withdrew them"
             )
+        return shrunk
 
 
 def _ensure_views(con: duckdb.DuckDBPyConnection) -> None:

@@ -98,6 +98,9 @@ def register(app: typer.Typer) -> None:
                 total = sum(out.rows.values())
                 replaced = f", replacing {out.replaced}" if out.replaced else ""
                 console.print(f"[green]stored[/green] {total:,} rows of {out.center_id} as {out.submission_id}{replaced}")
+                if out.shrunk:  # stored (within --allow-shrink's limit), but never silently
+                    console.print(f"[yellow]fewer rows than the submission it replaces:[/yellow] "
+                                  f"{escape('; '.join(out.shrunk))} (rows the center no longer sends are removed from the store)")
                 return 0
 
             # One writer for every folder: the store is opened (and locked) once, at the first
