@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .. import units as unitreg
+from .helpers import same
 from .model import ColumnMap
 from .values import apply_values, number, number_text, unparsed
 
@@ -62,32 +63,35 @@ def _batch_lookup(rule: UnitRule) -> Callable[[pl.Series], pl.Series]:
     return lookup
 
 
-def _factors(analyte: str | pl.Expr, unit: pl.Expr | None, rule: UnitRule) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+def _factors(analyte: str | pl.Expr, unit: pl.Expr | None, rule: UnitRule,
+             keep: Callable[[pl.Expr], pl.Expr] = same) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     if isinstance(analyte, str) and unit is None:
         scale, shift, out = rule.factor(analyte, None)
         return pl.lit(scale, pl.Float64), pl.lit(shift, pl.Float64), pl.lit(out, pl.Utf8)
     a = pl.lit(analyte, pl.Utf8) if isinstance(analyte, str) else analyte
     u = unit if unit is not None else pl.lit(None, pl.Utf8)
-    f = pl.struct(a.alias("a"), u.alias("u")).map_batches(_batch_lookup(rule), return_dtype=_FACTORS, is_elementwise=True)
+    # One lookup per batch (not one per field read below).
+    f = keep(pl.struct(a.alias("a"), u.alias("u")).map_batches(_batch_lookup(rule), return_dtype=_FACTORS,
+                                                                is_elementwise=True))
     return f.struct.field("scale"), f.struct.field("shift"), f.struct.field("unit")
 
 
 def measured(raw: pl.Expr, cm: ColumnMap, analyte: str | pl.Expr, unit: pl.Expr | None,
-             rule: UnitRule) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+             rule: UnitRule, keep: Callable[[pl.Expr], pl.Expr] = same) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(value, unit, below_lod) as canonical text for one measured value column.
 
     A value written with a below-the-limit prefix (`<1.5`) is the limit, flagged; a value that
     is not a number stays as written (and so does its unit, when it does not convert)."""
-    s = apply_values(raw, cm.values)[0] if cm.values is not None else raw
+    s = keep(apply_values(raw, cm.values, keep)[0]) if cm.values is not None else raw
     lod = pl.lit(False)
     if cm.below_lod:
-        lod = pl.any_horizontal([s.str.starts_with(p) for p in cm.below_lod]).fill_null(False)
+        lod = keep(pl.any_horizontal([s.str.starts_with(p) for p in cm.below_lod]).fill_null(False))
         for p in cm.below_lod:
-            s = pl.when(s.str.starts_with(p)).then(s.str.strip_prefix(p).str.strip_chars()).otherwise(s)
-    n = number(s, cm.decimal, cm.thousands)
+            s = keep(pl.when(s.str.starts_with(p)).then(s.str.strip_prefix(p).str.strip_chars()).otherwise(s))
+    n = keep(number(s, cm.decimal, cm.thousands, keep))
     raw = unparsed(raw, cm.decimal, cm.thousands)
-    scale, shift, unit_out = _factors(analyte, unit, rule)
-    conv = n * scale + shift
+    scale, shift, unit_out = _factors(analyte, unit, rule, keep)
+    conv = keep(n * scale + shift)
     value = pl.when(conv.is_not_null()).then(number_text(conv)).when(n.is_not_null()).then(number_text(n)).otherwise(raw)
     below = pl.when(n.is_not_null()).then(pl.when(lod).then(pl.lit("true")).otherwise(pl.lit("false")))
     return value, unit_out, below

@@ -9,7 +9,7 @@ convert or recode is left as written, for validation to report at its source row
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -17,6 +17,7 @@ import polars as pl
 from .. import units as unitreg
 from ..cdm import FILE_COL, ROW_COL, ColumnSpec, TableSpec
 from .dates import date_text
+from .helpers import Helpers
 from .language import CENTER_COLUMN, text_of
 from .measure import UnitRule, measured
 from .model import ColumnMap, Convention, Mapping, Roles, SourceBlock
@@ -41,10 +42,15 @@ class Source:
     safe: dict[str, str]  # source column name -> internal name
     block: SourceBlock
     excel: bool = False
+    helpers: Helpers = field(default_factory=Helpers)  # intermediates computed once (helpers.py)
+
+    def keep(self, expr: pl.Expr) -> pl.Expr:
+        return self.helpers.keep(expr)
 
     def text(self, name: str) -> pl.Expr:
         internal = self.safe[name]
-        return clean(to_text(internal, self.schema[internal]), self.block.null_values)
+        return self.helpers.keep(clean(to_text(internal, self.schema[internal]), self.block.null_values),
+                                 key=("text", name))
 
     def raw(self, cm: ColumnMap) -> pl.Expr:
         """The cell as cleaned text (a constant, or the date joined to its time column)."""
@@ -53,7 +59,9 @@ class Source:
         raw = self.text(cm.column or "")
         if cm.time_column:
             t = self.text(cm.time_column)
-            raw = pl.when(raw.is_not_null() & t.is_not_null()).then(pl.concat_str([raw, pl.lit(" "), t])).otherwise(raw)
+            raw = self.helpers.keep(
+                pl.when(raw.is_not_null() & t.is_not_null()).then(pl.concat_str([raw, pl.lit(" "), t])).otherwise(raw),
+                key=("raw", cm.column, cm.time_column))
         return raw
 
 
@@ -64,13 +72,14 @@ class Column:
     hit: pl.Expr | None = None  # recognized by the value map
 
 
-def _numeric(col: ColumnSpec, cm: ColumnMap, s: pl.Expr, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    n = number(s, cm.decimal, cm.thousands)
+def _numeric(src: Source, col: ColumnSpec, cm: ColumnMap, s: pl.Expr, raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    n = number(s, cm.decimal, cm.thousands, src.keep)
     raw = unparsed(raw, cm.decimal, cm.thousands)
     if cm.unit and col.unit:
         scale, shift = unitreg.linear(cm.unit, col.unit)
         n = n * scale if scale != 1.0 else n
         n = n + shift if shift != 0.0 else n
+    n = src.keep(n)
     if col.type == "integer":
         return integer_text(n, raw)
     return pl.when(n.is_not_null()).then(number_text(n)).otherwise(raw), n
@@ -81,11 +90,13 @@ def column(src: Source, col: ColumnSpec, cm: ColumnMap) -> Column:
     raw = src.raw(cm)
     s, hit = raw, None
     if cm.values is not None:
-        s, hit = apply_values(raw, cm.values)
+        s, hit = apply_values(raw, cm.values, src.keep)
+        hit = src.keep(hit)
         if cm.unmapped == "null":
             s = pl.when(hit | raw.is_null()).then(s)
+        s = src.keep(s)
     if col.type in ("integer", "decimal"):
-        text, num = _numeric(col, cm, s, raw)
+        text, num = _numeric(src, col, cm, s, raw)
         return Column(text, num, hit)
     if col.type in ("date", "timestamp"):
         ts = col.type == "timestamp"
@@ -93,9 +104,9 @@ def column(src: Source, col: ColumnSpec, cm: ColumnMap) -> Column:
         declared = cm.formats or (b.timestamp_formats if ts else b.date_formats)
         if not ts and not cm.formats and b.timestamp_formats:
             declared = [*(declared or []), *b.timestamp_formats]
-        return Column(date_text(s, raw, declared, ts, src.excel), None, hit)
+        return Column(date_text(s, raw, declared, ts, src.excel, src.keep), None, hit)
     if col.type == "boolean":
-        return Column(boolean_text(s, raw if cm.values is None else s), None, hit)
+        return Column(boolean_text(s, raw if cm.values is None else s, src.keep), None, hit)
     return Column(s, None, hit)  # text and codes: the (recoded) text as written
 
 
@@ -162,14 +173,19 @@ def _finish(lf: pl.LazyFrame, tspec: TableSpec) -> pl.LazyFrame:
 
 
 def _rows(src: Source) -> pl.LazyFrame:
-    lf, rows = src.lf, src.block.rows
-    if not rows:
-        return lf
-    s = src.text(str(rows["column"]))
-    if "in" in rows:
-        lf = lf.filter(s.is_in([text_of(v) for v in rows["in"]]).fill_null(False))
-    if "not_in" in rows:
-        lf = lf.filter(~s.is_in([text_of(v) for v in rows["not_in"]]).fill_null(False))
+    """The source with its helper columns (every expression of the block is built before this
+    is called), filtered to the block's rows."""
+    rows = src.block.rows
+    filters: list[pl.Expr] = []
+    if rows:
+        s = src.text(str(rows["column"]))
+        if "in" in rows:
+            filters.append(s.is_in([text_of(v) for v in rows["in"]]).fill_null(False))
+        if "not_in" in rows:
+            filters.append(~s.is_in([text_of(v) for v in rows["not_in"]]).fill_null(False))
+    lf = src.helpers.apply(src.lf)
+    for f in filters:
+        lf = lf.filter(f)
     return lf
 
 
@@ -205,7 +221,8 @@ def plan_block(src: Source, mapping: Mapping, tspec: TableSpec, roles: Roles) ->
     if m is not None and m.value in block.columns:
         cm = block.columns[m.value]
         analyte = exprs.get(m.analyte, pl.lit(None, pl.Utf8))
-        value, unit, below = measured(src.raw(cm), cm, analyte, exprs.get(m.unit), _measure_rule(block, cm, m.canonical_units))
+        value, unit, below = measured(src.raw(cm), cm, analyte, exprs.get(m.unit), _measure_rule(block, cm, m.canonical_units),
+                                       src.keep)
         flag = exprs.get(m.below_lod)
         exprs[m.value], exprs[m.unit] = value, unit
         exprs[m.below_lod] = below if flag is None else pl.when(flag == "true").then(pl.lit("true")).otherwise(pl.coalesce([below, flag]))
@@ -232,7 +249,7 @@ def _plan_unpivot(src: Source, mapping: Mapping, tspec: TableSpec, roles: Roles)
         rule = UnitRule(declared=None, by_analyte={analyte: cm.unit} if cm.unit else block.units_by_analyte,
                         canonical=m.canonical_units)
         raw = src.raw(cm)
-        value, unit, below = measured(raw, cm, analyte, None, rule)
+        value, unit, below = measured(raw, cm, analyte, None, rule, src.keep)
         if flag is not None:
             below = pl.when(flag == "true").then(pl.lit("true")).otherwise(below)
         parts.append(pl.struct(raw.is_not_null().alias("p"), pl.lit(analyte, pl.Utf8).alias(m.analyte),

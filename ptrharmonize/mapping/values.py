@@ -7,10 +7,12 @@ value that does not recode or parse is kept as written for validation to report.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import polars as pl
 
 from .dates import DATE_OUT, TIMESTAMP_OUT
+from .helpers import same
 from .model import ValueMap
 
 BOOL_WORDS = {"true": "true", "false": "false", "t": "true", "f": "false", "1": "true", "0": "false",
@@ -42,9 +44,9 @@ def clean(e: pl.Expr, null_values: list[str]) -> pl.Expr:
     return pl.when(cond).then(pl.lit(None, pl.Utf8)).otherwise(s)
 
 
-def apply_values(s: pl.Expr, vm: ValueMap) -> tuple[pl.Expr, pl.Expr]:
+def apply_values(s: pl.Expr, vm: ValueMap, keep: Callable[[pl.Expr], pl.Expr] = same) -> tuple[pl.Expr, pl.Expr]:
     """(recoded text, whether the value was recognized by the map)."""
-    key = s.str.to_lowercase()
+    key = keep(s.str.to_lowercase())
     expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.Utf8))
     hit = pl.lit(False)
     if vm.exact:
@@ -53,7 +55,7 @@ def apply_values(s: pl.Expr, vm: ValueMap) -> tuple[pl.Expr, pl.Expr]:
         expr = pl.when(in_map).then(key.replace_strict(keys, [vm.exact[k] for k in keys], default=None, return_dtype=pl.Utf8))
         hit = in_map
     for rx, target in vm.patterns:
-        m = s.str.contains("(?i)" + rx)
+        m = keep(s.str.contains("(?i)" + rx))
         val = s.str.replace("(?i)" + rx, target) if target is not None and "$" in target else pl.lit(target, pl.Utf8)
         expr = expr.when(m).then(val)
         hit = hit | m.fill_null(False)
@@ -63,13 +65,13 @@ def apply_values(s: pl.Expr, vm: ValueMap) -> tuple[pl.Expr, pl.Expr]:
     return expr.otherwise(s), hit.fill_null(False)
 
 
-def boolean_text(s: pl.Expr, fallback: pl.Expr) -> pl.Expr:
+def boolean_text(s: pl.Expr, fallback: pl.Expr, keep: Callable[[pl.Expr], pl.Expr] = same) -> pl.Expr:
     """`true`/`false` for the usual spellings (t/f, 1/0, yes/no, y/n), else `fallback`."""
-    b = s.str.to_lowercase().replace_strict(list(BOOL_WORDS), list(BOOL_WORDS.values()), default=None, return_dtype=pl.Utf8)
+    b = keep(s.str.to_lowercase().replace_strict(list(BOOL_WORDS), list(BOOL_WORDS.values()), default=None, return_dtype=pl.Utf8))
     return pl.when(b.is_not_null()).then(b).otherwise(fallback)
 
 
-def number(s: pl.Expr, decimal: str, thousands: str | None) -> pl.Expr:
+def number(s: pl.Expr, decimal: str, thousands: str | None, keep: Callable[[pl.Expr], pl.Expr] = same) -> pl.Expr:
     """The number a cell writes (thousands separator and spaces removed, decimal comma read),
     or null when the text is not a finite number written with the declared separators.
 
@@ -77,7 +79,7 @@ def number(s: pl.Expr, decimal: str, thousands: str | None) -> pl.Expr:
     1.234 but, only when the mapping declares `thousands: "."`, 1234; undeclared it is reported.
     A declared thousands separator must group by three (`1.234.567,5`), so `1.5` in that file
     and `1,5` under `thousands: ","` are reported too, never read as another number."""
-    t = s.str.replace_all(" ", "", literal=True)
+    t = keep(s.str.replace_all(" ", "", literal=True))
     d = re.escape(decimal)
     ok = t.str.contains(rf"^[+-]?([0-9]+({d}[0-9]*)?|{d}[0-9]+)([eE][+-]?[0-9]+)?$")
     if thousands:
@@ -86,7 +88,7 @@ def number(s: pl.Expr, decimal: str, thousands: str | None) -> pl.Expr:
         t = t.str.replace_all(thousands, "", literal=True)
     if decimal == ",":
         t = t.str.replace_all(",", ".", literal=True)
-    f = pl.when(ok).then(t).cast(pl.Float64, strict=False)
+    f = keep(pl.when(ok).then(t).cast(pl.Float64, strict=False))
     return pl.when(f.is_finite()).then(f)
 
 

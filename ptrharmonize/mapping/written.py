@@ -29,13 +29,15 @@ def written_frame(src: Source, roles: Roles) -> pl.LazyFrame | None:
     base = {name: src.raw(cm) for name, cm in block.columns.items() if not cm.is_constant and cm.column}
     keys = [pl.col(FILE_COL).cast(pl.Utf8), pl.col(ROW_COL).cast(pl.Int64)]
     m = roles.measurement
+    # The cells are helper columns of the plan (mapping/helpers.py); polars computes only those read here.
+    lf = src.helpers.apply(src.lf)
     if block.unpivot and m is not None:
         parts = [pl.struct(pl.lit(analyte, pl.Utf8).alias(WRITTEN_ANALYTE), src.raw(cm).alias(m.value))
                  for analyte, cm in block.unpivot.items() if not cm.is_constant and cm.column]
         if not parts:
             return None
-        return (src.lf.select([*keys, *(e.alias(n) for n, e in base.items()), pl.concat_list(parts).alias("__w")])
+        return (lf.select([*keys, *(e.alias(n) for n, e in base.items()), pl.concat_list(parts).alias("__w")])
                 .explode("__w").with_columns(pl.col("__w").struct.field(WRITTEN_ANALYTE, m.value)).drop("__w"))
     if not base:
         return None
-    return src.lf.select([*keys, *(e.alias(n) for n, e in base.items())])
+    return lf.select([*keys, *(e.alias(n) for n, e in base.items())])
