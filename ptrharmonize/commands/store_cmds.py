@@ -200,9 +200,11 @@ def _status_json(model: dict, path: Path | None, st: dict | None) -> None:
 
     doc: dict[str, Any] = {"model": model, "store": str(path) if path is not None else None}
     if st is not None:
-        doc["submissions"] = [{**r, "submitted_at": str(r["submitted_at"])}
+        doc["submissions"] = [{**r, "submitted_at": str(r["submitted_at"]),
+                               "row_counts": json.loads(r["row_counts"]) if r.get("row_counts") else None}
                               for r in st["submissions"].iter_rows(named=True)]
         doc["counts"] = st["counts"]
+        doc["not_collected"] = st["not_collected"]  # per center: the tables it does not collect
         doc["warnings"] = st["warnings"].to_dicts()
     json.dump(doc, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
@@ -231,8 +233,9 @@ def _status_text(model: dict, path: Path | None, st: dict | None) -> None:
     ct.add_column("table")
     for c in centers:
         ct.add_column(escape(str(c)), justify="right")
+    off = st["not_collected"]
     for table, per in counts.items():
-        ct.add_row(table, *[f"{per.get(c, 0):,}" for c in centers])
+        ct.add_row(table, *["not collected" if table in off.get(c, ()) else f"{per.get(c, 0):,}" for c in centers])
     console.print(ct)
     w = st["warnings"]
     if w.height:
