@@ -27,3 +27,6 @@ class Submission:
     # Mapped submissions: per table, lazy queries of the cells as the center wrote them
     # (`mapping/written.py`), run for the issue list's flagged rows only.
     written: dict[str, list[pl.LazyFrame]] = field(default_factory=dict)
+    # An export for several centers (mapping/centers.py): the centers its mapping names, each
+    # split into a submission of its own before validation; None for one center.
+    centers: list[str] | None = None

@@ -62,8 +62,8 @@ REVIEWED_INTERPOLATIONS: dict[tuple[str, str], str] = {
     ("report/qa.py", "i"): "a loop counter",
     ("report/qa.py", "', '.join(parts)"): "count(<qi(catalog column)>) AS c<i>",
     ("report/qa.py", "sql"): "a query of the packaged report/distributions.yaml (never a registry's file)",
-    ("validate/engine.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
-    ("validate/engine.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
+    ("validate/cross_table.py", "', '.join(cols)"): "CAST(NULL AS <catalog type>) AS qi(<catalog column>)",
+    ("validate/cross_table.py", "c.duckdb_type"): "a DuckDB type from cdm.DUCKDB_TYPES",
     ("ingest.py", "method"): "store.row_digest_sql: the constant expression 'duckdb-hash-' || version()",
     ("report/history.py", "method"): "one of two constant expressions",
     ("validate/catalog_compile.py", "cols"): "', '.join(qi(<column>) <type from cdm.DUCKDB_TYPES>)",
@@ -103,9 +103,9 @@ REVIEWED_STATEMENTS: dict[tuple[str, str], str] = {
     ("store.py", "COLLECTION_DDL"): "a constant",
     ("collection.py", "COLLECTION_DDL"): "a constant",
     ("derive.py", "COLLECTION_DDL.replace('CREATE TABLE', 'CREATE TEMP TABLE', 1)"): "a constant made temporary",
-    ("validate/engine.py", "self._empty_view_sql(table)"): "a reviewed f-string over the catalog",
-    ("validate/engine.py", "sql"): "rules.yaml (the catalog), or the reviewed references f-string",
-    ("validate/engine.py", "den"): "rules.yaml (the catalog), or the reviewed references f-string",
+    ("validate/cross_table.py", "_empty_view_sql(catalog, table)"): "a reviewed f-string over the catalog",
+    ("validate/cross_table.py", "sql"): "rules.yaml (the catalog), or the reviewed references f-string",
+    ("validate/cross_table.py", "den"): "rules.yaml (the catalog), or the reviewed references f-string",
 }
 
 
@@ -223,7 +223,7 @@ HOSTILE = [
 def test_quoting_functions_round_trip_through_duckdb(text: str, tmp_path: Path) -> None:
     from ptrharmonize.analysis.runner import _literal as runner_literal
     from ptrharmonize.report.qa_source import _literal as qa_literal
-    from ptrharmonize.validate.engine import _sql_str
+    from ptrharmonize.validate.cross_table import _sql_str
 
     con = duckdb.connect()
     try:

@@ -1,9 +1,11 @@
 """The validation engine: one submission in, one issue table and one rule-result table out.
 
 Each table is parsed once into a typed Parquet file in a work folder (streaming, so memory stays
-flat at registry scale). Every later step reads that file: column checks (pandera or polars),
-row rules (SQL expressions evaluated by polars), cross-table rules (DuckDB over the staged
-files), and finally the store's ingest. The engine never formats text for a screen.
+flat at registry scale). Every later step reads that file: structural rules over the column
+names (structure.py), column checks (pandera or polars) and row rules (SQL expressions evaluated
+by polars) in one fused pass here, the identifier scan (phi_scan.py), cross-table rules (DuckDB
+over the staged files, cross_table.py), the rule results by tolerance (result.py), and finally
+the store's ingest. The engine never formats text for a screen.
 """
 
 from __future__ import annotations
@@ -16,34 +18,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
-from .. import db
 from ..cdm import FILE_COL, ROW_COL, Catalog
 from ..collection import collection_frame, declared_in_mapping
-from ..db import literal_path, qi
-from ..definition_sql import install_crs_graded
 from ..submission import Submission
 from . import columns as colchecks
 from .catalog import checked_catalog, ensure_checked
 from .checks import Evaluation
-from .issue_rows import (
-    ISSUE_SCHEMA,
-    MAX_VALUE_CHARS,
-    RULE_RESULT_SCHEMA,
-    _issue_frame,
-    _reason,
-)
+from .cross_table import cross_table_rules
+from .issue_rows import ISSUE_SCHEMA, MAX_VALUE_CHARS, _issue_frame, _reason
 from .parse import RAW_PREFIX, parse_steps
 from .result import (  # noqa: F401 - ValidationResult and the status helpers, re-exported
     ValidationResult,
     _Outcome,
     lookup_threshold,
     parse_threshold,
+    rule_results,
     rule_status,
 )
-from .rules import Rule, all_rules, structural_message
+from .rules import Rule, all_rules
+from .structure import structure_checks, table_absent
 
 # Row groups of the staged Parquet: DuckDB's own row-group size. The streaming sink otherwise
 # writes many small, uneven row groups, and DuckDB's order-preserving parallel INSERT then has
@@ -88,11 +83,6 @@ def _explain_unreadable(sub: Submission, table: str) -> None:
         read_csv(file, Path(sub.source_path), delimiter=",", encoding="utf-8")
 
 
-def _sql_str(path: Path | str) -> str:
-    """A file path as a SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 class Engine:
     def __init__(
         self,
@@ -131,6 +121,11 @@ class Engine:
 
     # -- public -------------------------------------------------------------------------
     def validate(self, sub: Submission, workdir: Path | None = None) -> ValidationResult:
+        if sub.centers and sub.center_id is None:  # never several centers' rows as one submission
+            from ..errors import UserError
+
+            raise UserError(f"{sub.source_path}: this export holds several centers ({', '.join(sub.centers)}): "
+                            "`ptrh validate` and `ptrh ingest` split it into one submission per center")
         owns = workdir is None
         self.timings = {}
         self.column_backends = {}
@@ -152,7 +147,7 @@ class Engine:
                 table_rules = [r for r in self.rules if r.table == table]
                 if frame is None:
                     self.progress(f"skipping {table} (not submitted)", 0)
-                    self._table_absent(table, table_rules, outcomes, issues, sub)
+                    table_absent(self.catalog, table, table_rules, outcomes, issues)
                     continue
                 self.progress(f"reading {table}", 0)
                 with self._timed("parse_and_stage"):
@@ -166,7 +161,8 @@ class Engine:
                 self.progress(f"checking {table}", n)
                 # The staged file, not the submission's frame: a lazily read source (a mapped
                 # sheet, an SPSS file) is read once, by the stage.
-                self._structure(table, cols, table_rules, outcomes, issues, pl.scan_parquet(path))
+                structure_checks(self.catalog, self.rules, table, cols, table_rules, outcomes, issues,
+                                 pl.scan_parquet(path), self._declared)
                 if n == 0:
                     for r in table_rules:
                         if r.engine != "structure":
@@ -176,7 +172,8 @@ class Engine:
                 with self._timed("identifier_scan"):
                     self._phi_values(table, path, cols, outcomes, issues, phi_values)
             with self._timed("cross_table_duckdb"):
-                self._cross_table(staged, outcomes, issues, sub.center_id)
+                cross_table_rules(self.catalog, self.rules, self.definitions, staged, outcomes, issues,
+                                  sub.center_id)
         except BaseException:
             if owns:
                 shutil.rmtree(work, ignore_errors=True)
@@ -187,7 +184,8 @@ class Engine:
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
         from .written import as_written  # a mapped cell's value as the center wrote it
 
-        issue_df = as_written(issue_df, staged, sub.written, self.catalog)
+        with self._timed("values_as_written"):
+            issue_df = as_written(issue_df, staged, sub.written, self.catalog)
         # The issue record every output renders: place, patient code, the center's words.
         from .issue_record import center_terms, column_wide_message, complete
 
@@ -198,15 +196,15 @@ class Engine:
 
         issue_df = redact_issue_values(issue_df, phi_values, [r for r in self.rules if r.check == "phi_value"],
                                        MAX_VALUE_CHARS)
-        rule_results = self._rule_results(outcomes, center)
+        results = rule_results(self.rules, outcomes, self.thresholds, center)
         from ..limits import limit
         from .collapse import collapse_whole_columns
 
-        issue_df = collapse_whole_columns(issue_df, rule_results, int(limit("column_issue_min_rows")),
+        issue_df = collapse_whole_columns(issue_df, results, int(limit("column_issue_min_rows")),
                                           column_wide_message(self.catalog.root, terms.language))
         return ValidationResult(
             issues=issue_df,
-            rules=rule_results,
+            rules=results,
             rows=rows,
             staged=staged,
             center_id=center,
@@ -241,75 +239,6 @@ class Engine:
             path, row_group_size=STAGE_ROW_GROUP, compression=STAGE_COMPRESSION)
         n = pl.scan_parquet(path, glob=False).select(pl.len()).collect().item()
         return path, cols, int(n)
-
-    def _table_absent(self, table: str, table_rules: list[Rule], outcomes: dict[str, _Outcome],
-                      issues: list[pl.DataFrame], sub: Submission) -> None:
-        for r in table_rules:
-            if r.check == "missing_table":
-                outcomes[r.id].checked, outcomes[r.id].failed = 1, 1
-                fail = pl.DataFrame({FILE_COL: [f"{table}.csv"], ROW_COL: [None], "value": [None]},
-                                    schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
-                issues.append(_issue_frame(r, fail, column=None,
-                                           message=structural_message(r, self.catalog, "")))
-            else:
-                outcomes[r.id].status = "not_applicable"
-                outcomes[r.id].reason = "table not submitted"
-
-    def _structure(self, table: str, cols: set[str], table_rules: list[Rule],
-                   outcomes: dict[str, _Outcome], issues: list[pl.DataFrame],
-                   frame: pl.LazyFrame | pl.DataFrame) -> None:
-        spec = self.catalog.tables[table]
-        first_file = self._first_file(frame, table)
-        header = {FILE_COL: [first_file], ROW_COL: [1]}
-        for r in table_rules:
-            o = outcomes[r.id]
-            if r.check == "missing_table":
-                o.checked = 1
-            elif r.check == "missing_column":
-                declared = getattr(self, "_declared", None)
-                missing = [c for c in spec.column_names if c not in cols
-                           and not (declared and (table, c) in declared.columns)]
-                o.checked, o.failed = len(spec.column_names), len(missing)
-                for c in missing:
-                    fail = pl.DataFrame({**header, "value": [None]},
-                                        schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
-                    issues.append(_issue_frame(r, fail, column=c,
-                                               message=structural_message(r, self.catalog, c)))
-            elif r.check == "unknown_column":
-                unknown = sorted(c for c in cols if c not in spec.column_names)
-                o.checked, o.failed = len(cols), len(unknown)
-                for c in unknown:
-                    fail = pl.DataFrame({**header, "value": [c]},
-                                        schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
-                    issues.append(_issue_frame(r, fail, column=c,
-                                               message=structural_message(r, self.catalog, c)))
-        phi_col = next((r for r in self.rules if r.check == "phi_column"), None)
-        if phi_col is not None:
-            import re
-
-            pattern = re.compile(phi_col.spec["name_pattern"])
-            hits = sorted(c for c in cols if pattern.match(c))
-            outcomes[phi_col.id].checked += len(cols)
-            outcomes[phi_col.id].failed += len(hits)
-            for c in hits:
-                fail = pl.DataFrame({**header, "value": [c]},
-                                    schema={FILE_COL: pl.Utf8, ROW_COL: pl.Int64, "value": pl.Utf8})
-                issues.append(_issue_frame(phi_col, fail, column=c, table=table))
-        # Rules needing a column the file lacks cannot be evaluated.
-        for r in table_rules:
-            if r.engine in ("polars", "duckdb"):
-                lacking = [c for c in r.columns if c not in cols]
-                if lacking:
-                    outcomes[r.id].status = "not_applicable"
-                    outcomes[r.id].reason = "column not submitted: " + ", ".join(lacking)
-
-    @staticmethod
-    def _first_file(frame: pl.LazyFrame | pl.DataFrame, table: str) -> str:
-        try:
-            v = frame.lazy().select(pl.col(FILE_COL).first()).collect().item()
-        except Exception:  # noqa: BLE001 - an empty or odd frame still gets a file name
-            v = None
-        return v or f"{table}.csv"
 
     def _column_and_row_rules(self, table: str, path: Path, cols: set[str], table_rules: list[Rule],
                               outcomes: dict[str, _Outcome], issues: list[pl.DataFrame], n: int) -> None:
@@ -439,73 +368,6 @@ class Engine:
             return pl.coalesce([pl.col(raw), typed])
         return typed
 
-    def _cross_table(self, staged: dict[str, Path], outcomes: dict[str, _Outcome],
-                     issues: list[pl.DataFrame], center: str | None = None) -> None:
-        sql_rules = [r for r in self.rules if r.engine == "duckdb" and outcomes[r.id].status is None]
-        if not sql_rules:
-            return
-        con = duckdb.connect()
-        try:
-            db.run(con, "SET preserve_insertion_order = false")
-            for table in self.catalog.table_names:
-                if table in staged:
-                    db.run(con, f"CREATE VIEW {qi(table)} AS SELECT * FROM read_parquet({_sql_str(literal_path(staged[table]))})")
-                else:
-                    db.run(con, self._empty_view_sql(table))
-            units = self.catalog.tables["labs"].extra.get("canonical_units", {})
-            db.run(con, "CREATE TABLE canonical_lab_units (analyte VARCHAR, unit VARCHAR)")
-            if units:
-                con.executemany("INSERT INTO canonical_lab_units VALUES (?, ?)", list(units.items()))
-            # The center the submission is sent for (a mapping's center_id; none for an extract
-            # whose rows name it): rows naming another center are refused by a rule.
-            db.run(con, "CREATE TABLE submission_center (center_id VARCHAR)")
-            if center is not None:
-                con.execute("INSERT INTO submission_center VALUES (?)", [center])
-            crs_error = self._install_crs_graded(con)
-            for r in sql_rules:
-                o = outcomes[r.id]
-                if r.check == "references" and "patients" not in staged:
-                    o.status, o.reason = "not_applicable", "patients table not submitted"
-                    continue
-                try:
-                    q = r.query()
-                except Exception as exc:  # noqa: BLE001
-                    o.status, o.reason = "error", f"rule query: {_reason(exc)}"
-                    continue
-                sql, den = q.failing, q.denominator
-                if "crs_graded" in sql and crs_error:
-                    o.status, o.reason = "error", crs_error
-                    continue
-                try:
-                    o.checked = int(db.scalar(con, den) or 0)
-                    fail = db.frame(con, sql)
-                except duckdb.Error as exc:
-                    o.status, o.reason = "error", f"check could not run: {_reason(exc)}"
-                    continue
-                fail = fail.select(
-                    pl.col("_file").cast(pl.Utf8).alias(FILE_COL),
-                    pl.col("_row").cast(pl.Int64).alias(ROW_COL),
-                    pl.col("value").cast(pl.Utf8),
-                )
-                o.failed = fail.height
-                if fail.height:
-                    issues.append(_issue_frame(r, fail))
-        finally:
-            con.close()
-
-    def _install_crs_graded(self, con: duckdb.DuckDBPyConnection) -> str | None:
-        try:
-            install_crs_graded(con, self.definitions)
-        except Exception as exc:  # noqa: BLE001
-            return f"CRS grading could not run: {exc}"
-        return None
-
-    def _empty_view_sql(self, table: str) -> str:
-        spec = self.catalog.tables[table]
-        cols = [f"CAST(NULL AS {c.duckdb_type}) AS {qi(c.name)}" for c in spec.columns]
-        cols += ["CAST(NULL AS VARCHAR) AS _file", "CAST(NULL AS BIGINT) AS _row"]
-        return f"CREATE VIEW {qi(table)} AS SELECT {', '.join(cols)} WHERE false"
-
     @staticmethod
     def _center_of(staged: dict[str, Path]) -> str | None:
         if "patients" not in staged:
@@ -513,11 +375,6 @@ class Engine:
         centers = pl.scan_parquet(staged["patients"], glob=False).select(pl.col("center_id").drop_nulls().unique()).collect()
         vals = centers["center_id"].to_list()
         return vals[0] if len(vals) == 1 else None
-
-    def _threshold(self, rule: Rule, center: str | None) -> float:
-        if rule.engine == "phi":
-            return 0.0  # identifiers are never tolerated, whatever a thresholds file says
-        return lookup_threshold(self.thresholds, rule.id, center, rule.threshold)
 
     def rules_from_counts(self, counts: pl.DataFrame, center: str | None) -> pl.DataFrame | None:
         """Rule results from kept counts (a validation kept by `validate --stage`) under this
@@ -531,33 +388,8 @@ class Engine:
             o.checked, o.failed = int(row["checked"] or 0), int(row["failed"] or 0)
             if row["status"] in ("not_applicable", "error"):
                 o.status, o.reason = row["status"], row["reason"]
-        return self._rule_results(outcomes, center)
+        return rule_results(self.rules, outcomes, self.thresholds, center)
 
-    def _rule_results(self, outcomes: dict[str, _Outcome], center: str | None) -> pl.DataFrame:
-        rows = []
-        for r in self.rules:
-            o = outcomes[r.id]
-            threshold = self._threshold(r, center)
-            status, reason = o.status, o.reason
-            if status is None and o.checked == 0 and r.engine != "structure":
-                status, reason = "not_applicable", "no rows where the rule applies"
-            if status is None:
-                status = rule_status(o.checked, o.failed, threshold)
-            rows.append(
-                {
-                    "rule_id": r.id,
-                    "table": r.table,
-                    "category": r.category,
-                    "severity": r.severity,
-                    "checked": o.checked,
-                    "failed": o.failed,
-                    "fraction_failed": (o.failed / o.checked) if o.checked else 0.0,
-                    "threshold": threshold,
-                    "status": status,
-                    "reason": reason,
-                }
-            )
-        return pl.DataFrame(rows, schema=RULE_RESULT_SCHEMA)
 
 
 def validate(sub: Submission, **kwargs: Any) -> ValidationResult:

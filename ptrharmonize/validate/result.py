@@ -1,7 +1,8 @@
 """What a validation gives: the issue table, the rule results and the staged tables
 (`ValidationResult`, with its exit code: an error rule over its tolerance, or one that could not
-run, blocks), and how a rule's tolerance decides its status (`rule_status`), shared by the
-engine, the thresholds file and the QA report."""
+run, blocks), and how a rule's tolerance decides its status (`rule_status`, `rule_results`),
+shared by the engine, the kept validations of `validate --stage`, the thresholds file and the
+QA report."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from .issue_rows import RULE_RESULT_SCHEMA
+from .rules import Rule
 
 
 @dataclass
@@ -95,3 +99,34 @@ def rule_status(checked: int, failed: int, threshold: float) -> str:
     if threshold < 1:
         return "failed" if (failed / checked if checked else 1.0) > threshold else "passed"
     return "failed" if failed > threshold else "passed"
+
+
+def rule_results(rules: list[Rule], outcomes: dict[str, _Outcome],
+                 thresholds: dict[tuple[str, str | None], float] | None, center: str | None) -> pl.DataFrame:
+    """The rule-result table (`RULE_RESULT_SCHEMA`): each rule's counts, its tolerance for the
+    center and its status. A rule that found no row to apply to is `not_applicable`, not passed;
+    an identifier rule tolerates nothing, whatever a thresholds file says."""
+    rows = []
+    for r in rules:
+        o = outcomes[r.id]
+        threshold = 0.0 if r.engine == "phi" else lookup_threshold(thresholds, r.id, center, r.threshold)
+        status, reason = o.status, o.reason
+        if status is None and o.checked == 0 and r.engine != "structure":
+            status, reason = "not_applicable", "no rows where the rule applies"
+        if status is None:
+            status = rule_status(o.checked, o.failed, threshold)
+        rows.append(
+            {
+                "rule_id": r.id,
+                "table": r.table,
+                "category": r.category,
+                "severity": r.severity,
+                "checked": o.checked,
+                "failed": o.failed,
+                "fraction_failed": (o.failed / o.checked) if o.checked else 0.0,
+                "threshold": threshold,
+                "status": status,
+                "reason": reason,
+            }
+        )
+    return pl.DataFrame(rows, schema=RULE_RESULT_SCHEMA)
