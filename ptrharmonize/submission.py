@@ -31,3 +31,6 @@ class Submission:
     # not read. Never stored, but a center must not send a column named like an identifier
     # (phi.yaml) even unread: the structural check names it.
     unread_columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # An export for several centers (mapping/centers.py): the centers its mapping names, each
+    # split into a submission of its own before validation; None for one center.
+    centers: list[str] | None = None

@@ -10,6 +10,7 @@ import polars as pl
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
 from ..read import ReadError, format_of
 from ..submission import Submission
+from .centers import mapping_centers
 from .language import MappingError, load_mapping, resolve_in
 from .model import Mapping, SourceBlock, roles
 from .parse import parse_mapping
@@ -104,4 +105,5 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
         lf = fs[0] if len(fs) == 1 else pl.concat(fs, how="vertical")
         tables[t] = lf if lazy else lf.collect()
     return Submission(tables=tables, source_path=root, center_id=m.center_id, files=list(dict.fromkeys(files)),
-                      mapping_file=mapping_path, written=written, unread_columns=unread)
+                      mapping_file=mapping_path, written=written, unread_columns=unread,
+                      centers=mapping_centers(m.blocks))

@@ -6,10 +6,12 @@ are missing or unreadable and source columns the files do not have."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
 from ..read import ReadError, read_source
+from .centers import mapping_centers
 from .language import check_relative_path, load_mapping, resolve_in
 from .language import problem as _p
 from .model import SourceBlock
@@ -64,7 +66,41 @@ def lint_mapping(mapping_path: Path, submission_folder: Path | None = None, cata
         return problems
     for block in m.blocks:
         problems += _check_block_data(block, root)
+    if mapping_centers(m.blocks) and not any(p["level"] == "error" for p in problems):
+        problems += _center_coverage(m.blocks, root)
     return problems
+
+
+def _center_coverage(blocks: list[SourceBlock], root: Path) -> list[dict[str, str]]:
+    """An export of several centers: the groups (center column values) of its rows that the
+    value map of center_id does not name, and its rows with none, once per file and column.
+    Validation reports each such row and stores none of them."""
+    import polars as pl
+
+    from .language import CENTER_COLUMN
+
+    out, seen = [], set()
+    for b in blocks:
+        cm = b.columns.get(CENTER_COLUMN)
+        if cm is None or not cm.column or cm.values is None or (b.file, cm.column) in seen:
+            continue
+        seen.add((b.file, cm.column))
+        try:
+            col = read_source(resolve_in(root, b.file), root, b.fmt, **b.reader_options).get_column(cm.column)
+        except (ReadError, pl.exceptions.ColumnNotFoundError):
+            continue
+        text = col.cast(pl.Utf8).str.strip_chars()
+        blank = int((text.is_null() | (text == "")).sum())
+        known = set(cm.values.exact)
+        others = sorted({v for v in text.drop_nulls().to_list() if v and v.casefold() not in known
+                         and not any(re.search("(?i)" + rx, v) for rx, _ in cm.values.patterns)})
+        if others or blank:
+            what = ([f"the value(s) {', '.join(repr(v) for v in others[:10])}"] if others else []) + \
+                   ([f"{blank} row(s) with none"] if blank else [])
+            out.append(_p("error", f"{b.where}.columns.{CENTER_COLUMN}",
+                          f"{cm.column} in {b.file} holds {' and '.join(what)}, which the value map of center_id "
+                          "does not name: those rows belong to no center; validation reports each and stores none"))
+    return out
 
 
 def source_columns(mapping_path: Path) -> dict[str, dict[str, str]]:

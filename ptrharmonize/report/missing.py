@@ -33,11 +33,13 @@ def completeness_spec() -> dict[str, Any]:
 
 
 def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    try:
-        con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()  # name: a constant of this module
-        return True
-    except duckdb.Error:
-        return False
+    """Whether the connection has a table or view `name`, from the catalog: selecting from a
+    view binds the whole chain of views under it (~0.07 s for patient_summary, paid by every
+    submission; a view is bound when it is created, so one that exists is one that bound)."""
+    return bool(con.execute(
+        "SELECT count(*) FROM (SELECT table_name AS n, database_name AS d FROM duckdb_tables() "
+        "UNION ALL SELECT view_name, database_name FROM duckdb_views()) "
+        "WHERE n = ? AND d IN (current_database(), 'temp')", [name]).fetchall()[0][0])
 
 
 def _status(failed: int, checked: int, threshold: float) -> str:
