@@ -238,3 +238,29 @@ def test_an_unsplit_export_of_several_centers_is_never_validated_as_one(export) 
     assert sub.centers == ["US-SEA", "US-POR", "US-TAC"] and sub.center_id is None
     with pytest.raises(UserError, match="several centers"):
         Engine().validate(sub)
+
+
+def test_the_draft_of_an_export_of_several_groups_leaves_each_groups_center_to_decide(export, tmp_path: Path) -> None:
+    """`ptrh mapping draft` on the export (its folder given relative to the working directory):
+    no top-level center_id, a value map `dag` with every group of the records file TODO (a
+    group's center is never guessed, not even as --center-id), used by every form's center_id.
+    Filled in, it is a mapping for several centers."""
+    import yaml
+
+    from ptrharmonize.mapping.centers import mapping_centers
+
+    folder, _ = export
+    r = subprocess.run([sys.executable, "-m", "ptrharmonize", "mapping", "draft", folder.name, "--center-id", "US-SEA",
+                        "-o", "draft.yaml"], capture_output=True, text=True, timeout=300, cwd=folder.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = (tmp_path / "draft.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    assert "center_id" not in doc
+    assert doc["value_maps"]["dag"] == {"boise": "TODO", "portland": "TODO", "seattle": "TODO"}
+    assert {t: s["columns"]["center_id"]["values"] for t, s in doc["tables"].items()} == {
+        "patients": "dag", "treatments": "dag", "bleeding_events": "dag"}
+    filled = text.replace('"boise": "TODO", "portland": "TODO", "seattle": "TODO"',
+                          '"boise": US-BOI, "portland": US-POR, "seattle": US-SEA')
+    m = parse_mapping(load_mapping_text(tmp_path, filled), tmp_path / "ok.yaml")
+    assert [p for p in m.problems if p["level"] == "error" and "center" in p["where"]] == []
+    assert mapping_centers(m.blocks) == ["US-BOI", "US-POR", "US-SEA"]
