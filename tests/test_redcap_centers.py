@@ -122,6 +122,7 @@ def test_validate_gives_each_center_its_own_result_and_reports_rows_of_no_center
     failed = {x["rule_id"]: x["status"] for x in por["rules"] if x["failed"]}
     assert failed == {"treatments.car_target_required": "failed"}
     # the rows of no center: each at its file, row and the center's column, with the value as written
+    assert none["summary"]["rows"] == {"patients": 2, "treatments": 2, "bleeding_events": 1}
     got = [(i["table"], i["row"], i["value"], i["patient_id"]) for i in none["issues"]]
     assert got == NO_CENTER
     assert {(i["file"], i["source_column"], i["column"], i["severity"]) for i in none["issues"]} == {
