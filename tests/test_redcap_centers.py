@@ -265,3 +265,28 @@ def test_the_draft_of_an_export_of_several_groups_leaves_each_groups_center_to_d
     m = parse_mapping(load_mapping_text(tmp_path, filled), tmp_path / "ok.yaml")
     assert [p for p in m.problems if p["level"] == "error" and "center" in p["where"]] == []
     assert mapping_centers(m.blocks) == ["US-BOI", "US-POR", "US-SEA"]
+
+
+def test_a_center_that_cannot_be_stored_does_not_hold_back_the_others(export, tmp_path: Path) -> None:
+    """US-SEA is stored from another mapping file (m_old.yaml); the export ingested with m.yaml:
+    US-SEA is refused with its reason (exit 2, --confirm-center would allow it), US-POR is still
+    stored in its own transaction."""
+    folder, m = export
+    old = tmp_path / "m_old.yaml"
+    old.write_text(MAPPING, encoding="utf-8")
+    clean = RECORDS.replace("5,,,,1", "5,,,seattle,1").replace(",boise,", ",seattle,")
+    (folder / "rec.csv").write_text(clean, encoding="utf-8")  # record 3 still lacks its CAR target
+    store = tmp_path / "s.duckdb"
+    r = _ptrh("ingest", str(folder), "--mapping", str(old), "--store", str(store), "-q")
+    assert r.returncode == 1 and "stored" in r.stdout and "rejected" in r.stdout, r.stdout + r.stderr
+    (folder / "rec.csv").write_text(clean.replace("3,,,portland,1,1,80,2,1,,", "3,,,portland,1,1,80,2,1,2,"),
+                                    encoding="utf-8")
+    r = _ptrh("ingest", str(folder), "--mapping", str(m), "--store", str(store), "-q")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "US-SEA is stored from another mapping file" in r.stderr and "stored 4 rows of US-POR" in r.stdout
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        assert con.execute("SELECT center_id, mapping_file FROM submissions WHERE status = 'active' ORDER BY 1").fetchall() == [
+            ("US-POR", str(m.resolve())), ("US-SEA", str(old.resolve()))]
+    finally:
+        con.close()
