@@ -155,6 +155,8 @@ def validate(
                 doc = to_json_dict(result)
                 if split:  # which center of the export (None: its rows of no center)
                     doc = {"source": str(path), "center_id": result.center_id, **doc}
+                    if result.center_id is None:
+                        doc.pop("missing_data", None)  # rows of no center derive no outcomes
                 docs.append(doc)
                 for line in result.could_not_run:
                     err_console.print(line, markup=False, highlight=False)

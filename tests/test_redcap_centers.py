@@ -122,6 +122,7 @@ def test_validate_gives_each_center_its_own_result_and_reports_rows_of_no_center
     failed = {x["rule_id"]: x["status"] for x in por["rules"] if x["failed"]}
     assert failed == {"treatments.car_target_required": "failed"}
     # the rows of no center: each at its file, row and the center's column, with the value as written
+    assert none["summary"]["rows"] == {"patients": 2, "treatments": 2, "bleeding_events": 1}
     got = [(i["table"], i["row"], i["value"], i["patient_id"]) for i in none["issues"]]
     assert got == NO_CENTER
     assert {(i["file"], i["source_column"], i["column"], i["severity"]) for i in none["issues"]} == {
@@ -238,3 +239,54 @@ def test_an_unsplit_export_of_several_centers_is_never_validated_as_one(export) 
     assert sub.centers == ["US-SEA", "US-POR", "US-TAC"] and sub.center_id is None
     with pytest.raises(UserError, match="several centers"):
         Engine().validate(sub)
+
+
+def test_the_draft_of_an_export_of_several_groups_leaves_each_groups_center_to_decide(export, tmp_path: Path) -> None:
+    """`ptrh mapping draft` on the export (its folder given relative to the working directory):
+    no top-level center_id, a value map `dag` with every group of the records file TODO (a
+    group's center is never guessed, not even as --center-id), used by every form's center_id.
+    Filled in, it is a mapping for several centers."""
+    import yaml
+
+    from ptrharmonize.mapping.centers import mapping_centers
+
+    folder, _ = export
+    r = subprocess.run([sys.executable, "-m", "ptrharmonize", "mapping", "draft", folder.name, "--center-id", "US-SEA",
+                        "-o", "draft.yaml"], capture_output=True, text=True, timeout=300, cwd=folder.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = (tmp_path / "draft.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    assert "center_id" not in doc
+    assert doc["value_maps"]["dag"] == {"boise": "TODO", "portland": "TODO", "seattle": "TODO"}
+    assert {t: s["columns"]["center_id"]["values"] for t, s in doc["tables"].items()} == {
+        "patients": "dag", "treatments": "dag", "bleeding_events": "dag"}
+    filled = text.replace('"boise": "TODO", "portland": "TODO", "seattle": "TODO"',
+                          '"boise": US-BOI, "portland": US-POR, "seattle": US-SEA')
+    m = parse_mapping(load_mapping_text(tmp_path, filled), tmp_path / "ok.yaml")
+    assert [p for p in m.problems if p["level"] == "error" and "center" in p["where"]] == []
+    assert mapping_centers(m.blocks) == ["US-BOI", "US-POR", "US-SEA"]
+
+
+def test_a_center_that_cannot_be_stored_does_not_hold_back_the_others(export, tmp_path: Path) -> None:
+    """US-SEA is stored from another mapping file (m_old.yaml); the export ingested with m.yaml:
+    US-SEA is refused with its reason (exit 2, --confirm-center would allow it), US-POR is still
+    stored in its own transaction."""
+    folder, m = export
+    old = tmp_path / "m_old.yaml"
+    old.write_text(MAPPING, encoding="utf-8")
+    clean = RECORDS.replace("5,,,,1", "5,,,seattle,1").replace(",boise,", ",seattle,")
+    (folder / "rec.csv").write_text(clean, encoding="utf-8")  # record 3 still lacks its CAR target
+    store = tmp_path / "s.duckdb"
+    r = _ptrh("ingest", str(folder), "--mapping", str(old), "--store", str(store), "-q")
+    assert r.returncode == 1 and "stored" in r.stdout and "rejected" in r.stdout, r.stdout + r.stderr
+    (folder / "rec.csv").write_text(clean.replace("3,,,portland,1,1,80,2,1,,", "3,,,portland,1,1,80,2,1,2,"),
+                                    encoding="utf-8")
+    r = _ptrh("ingest", str(folder), "--mapping", str(m), "--store", str(store), "-q")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "US-SEA is stored from another mapping file" in r.stderr and "stored 4 rows of US-POR" in r.stdout
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        assert con.execute("SELECT center_id, mapping_file FROM submissions WHERE status = 'active' ORDER BY 1").fetchall() == [
+            ("US-POR", str(m.resolve())), ("US-SEA", str(old.resolve()))]
+    finally:
+        con.close()

@@ -140,7 +140,12 @@ def register(app: typer.Typer) -> None:
                         err_console.print(note)
                     # Each center is its own submission: stored or refused on its own (one
                     # center's errors never hold back another's); the exit code is the worst.
-                    codes = [store_one(path, label, sub, result, extra, sums) for label, sub, result, extra in parts.items]
+                    # A center that cannot be stored (another mapping file stores it, it would
+                    # shrink) is reported and the export's other centers are still stored.
+                    codes = [store_one(path, label, sub, result, extra, sums) if label is None else
+                             run_guarded(lambda a=(path, label, sub, result, extra, sums): store_one(*a), err_console,
+                                         catch_interrupt=False)
+                             for label, sub, result, extra in parts.items]
                     if parts.unassigned is not None:
                         un = parts.unassigned
                         out_file = part_output(output, path, several, Parts.NO_CENTER)

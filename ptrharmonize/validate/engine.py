@@ -162,7 +162,7 @@ class Engine:
                 # The staged file, not the submission's frame: a lazily read source (a mapped
                 # sheet, an SPSS file) is read once, by the stage.
                 structure_checks(self.catalog, self.rules, table, cols, table_rules, outcomes, issues,
-                                 pl.scan_parquet(path), self._declared)
+                                 pl.scan_parquet(path), self._declared, sub.unread_columns.get(table, []))
                 if n == 0:
                     for r in table_rules:
                         if r.engine != "structure":

@@ -74,7 +74,9 @@ def unassigned_result(sub: Submission, rows: dict[str, pl.DataFrame], totals: di
          "failed": rows[t].height, "fraction_failed": rows[t].height / totals[t] if totals.get(t) else 0.0,
          "threshold": 0.0, "status": "failed", "reason": None}
         for t, r in rules.items()], schema=RULE_RESULT_SCHEMA)
-    return ValidationResult(issues=issues, rules=results, rows={}, staged={}, center_id=None, workdir=work)
+    # `rows`: the rows of no center by table (what the summary's "rows read" counts here)
+    return ValidationResult(issues=issues, rules=results, rows={t: df.height for t, df in rows.items()}, staged={},
+                            center_id=None, workdir=work)
 
 
 def _phi_rules(catalog: Catalog) -> list[Rule]:
