@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -90,30 +91,6 @@ TRUTH_BASELINE_CODE = textwrap.dedent(
     """
 )
 
-# Where a mapped validation spends its time, in-process.
-PROFILE_CODE = textwrap.dedent(
-    """
-    import json, sys, time
-    from pathlib import Path
-    t0 = time.perf_counter()
-    from ptrharmonize.mapping import apply_mapping
-    from ptrharmonize.validate import Engine
-    t1 = time.perf_counter()
-    folder, mapping = Path(sys.argv[1]), Path(sys.argv[2])
-    sub = apply_mapping(mapping, folder, lazy=True)
-    t2 = time.perf_counter()
-    eng = Engine()
-    t3 = time.perf_counter()
-    res = eng.validate(sub)
-    t4 = time.perf_counter()
-    print(json.dumps({"imports_s": t1 - t0, "mapping_plan_s": t2 - t1, "engine_setup_s": t3 - t2,
-                      "validate_s": t4 - t3, "phases": eng.timings, "rows": res.rows,
-                      "issues": res.issues.height}))
-    res.cleanup()
-    """
-)
-
-
 def _mapping_doc(path: Path) -> dict[str, Any]:
     from ptrharmonize.mapping import load_mapping
 
@@ -158,6 +135,7 @@ def bench_shape(work: Path, mapping: Path, label: str, mult: float, patients: in
     center, truth, cmap = out / "centers" / shape, out / "truth" / shape, out / "mappings" / f"{shape}.yaml"
     nbytes = sum(f.stat().st_size for f in center.rglob("*") if f.is_file())
     res: dict[str, Any] = {"shape": shape, "size": label, "multiplier": mult, "patients": patients,
+                           "load_average_start": list(os.getloadavg()),
                            "rows": gen["rows"], "total_rows": sum(gen["rows"].values()), "bytes": nbytes,
                            "generate_s": round(gen["seconds"], 2), "steps": {}}
     log(f"[{shape} {label}] {patients:,} patients, {gen['rows'].get('labs', 0):,} lab rows, "
@@ -190,16 +168,19 @@ def bench_shape(work: Path, mapping: Path, label: str, mult: float, patients: in
     cpu = (st["validate"]["cpu_s"] or 0) + (st["ingest"]["cpu_s"] or 0)
     res["ratio_cpu"] = cpu / base["cpu_s"] if base.get("cpu_s") else None
     res["peak_rss_mb"] = max(st["validate"]["rss_mb"], st["ingest"]["rss_mb"])
+    res["load_average_end"] = list(os.getloadavg())
     return res
 
 
 def profile(work: Path, mapping: Path, label: str) -> dict[str, Any]:
+    """`profile_validate.py` on the center: CPU seconds of each phase of one mapped validation,
+    the missing-data block included, and the peak RSS after the engine and after the block."""
     shape = mapping.stem
     out = work / f"{shape}_{label}"
-    r = run_child([sys.executable, "-c", PROFILE_CODE, str(out / "centers" / shape), str(out / "mappings" / f"{shape}.yaml")],
-                  ok_codes=(0, 1))
+    r = run_child([sys.executable, str(HERE / "profile_validate.py"), str(out / "centers" / shape),
+                   str(out / "mappings" / f"{shape}.yaml")], ok_codes=(0, 1))
     doc = json.loads(r["stdout"].strip().splitlines()[-1])
-    doc["wall_s"], doc["rss_mb"] = r["seconds"], r["rss_mb"]
+    doc["wall_s"], doc["rss_mb"], doc["load_average_end"] = r["seconds"], r["rss_mb"], list(os.getloadavg())
     return doc
 
 
@@ -217,26 +198,30 @@ def markdown(doc: dict[str, Any]) -> str:
              f"{doc['machine'].get('nproc')} cores; one center per shape and size; ratios are (validate + ingest) / "
              "the bare DuckDB load of the same center's files (`baseline`), or of its canonical truth where DuckDB "
              "cannot read the files (`baseline-truth`: GBK, SPSS, Excel).", "",
-             "| shape | size | patients | lab rows | MB | baseline s | validate s | ingest s | ratio (wall) | ratio (CPU) | "
-             "vs truth load (wall) | peak RSS MB | truth validate s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| shape | size | patients | lab rows | MB | baseline s (CPU s) | validate s (CPU s) | ingest s (CPU s) | "
+             "ratio (wall) | ratio (CPU) | vs truth load (wall) | peak RSS MB | truth validate s | load average |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in doc["results"]:
         st = r["steps"]
         lines.append(f"| {r['shape']} | {r['size']} | {r['patients']:,} | {r['rows'].get('labs', 0):,} | "
-                     f"{r['bytes'] / 2**20:.1f} | {st[r['baseline_used']]['seconds']:.2f} ({r['baseline_used']}) | "
-                     f"{st['validate']['seconds']:.2f} | {st['ingest']['seconds']:.2f} | {r['ratio']:.2f} | "
+                     f"{r['bytes'] / 2**20:.1f} | {st[r['baseline_used']]['seconds']:.2f} "
+                     f"({st[r['baseline_used']]['cpu_s'] or 0:.2f}; {r['baseline_used']}) | "
+                     f"{st['validate']['seconds']:.2f} ({st['validate']['cpu_s'] or 0:.2f}) | "
+                     f"{st['ingest']['seconds']:.2f} ({st['ingest']['cpu_s'] or 0:.2f}) | {r['ratio']:.2f} | "
                      f"{r['ratio_cpu'] or float('nan'):.2f} | "
                      f"{r['ratio_vs_truth_baseline']:.2f} | {r['peak_rss_mb']:.0f} | "
-                     + (f"{st['truth-validate']['seconds']:.2f} |" if "truth-validate" in st else "- |"))
+                     + (f"{st['truth-validate']['seconds']:.2f} |" if "truth-validate" in st else "- |")
+                     + " {:.1f} -> {:.1f} |".format(r.get("load_average_start", [0])[0], r.get("load_average_end", [0])[0]))
     if doc.get("slopes"):
         lines += ["", "log-log slopes from the smallest to the largest size (time, peak RSS):", ""]
         lines += [f"- {s}: time {v['time']:.2f}, RSS {v['rss']:.2f}" for s, v in doc["slopes"].items() if v["time"] is not None]
     if doc.get("profiles"):
-        lines += ["", "Where a mapped validation spends its time (in-process, largest size, seconds):", "",
-                  "| shape | imports | mapping plan | engine setup | validate | of which: " + " / ".join(
-                      next(iter(doc["profiles"].values()))["phases"]) + " |", "|---|---:|---:|---:|---:|---|"]
+        keys = [k for k in next(iter(doc["profiles"].values())) if k not in ("wall_s", "rss_mb", "load_average_end")]
+        lines += ["", "Where a mapped validation spends its CPU (`profile_validate.py`, in-process, largest size, "
+                  "CPU seconds; `rss_*`: peak RSS MB after that part):", "",
+                  "| shape | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
         for s, p in doc["profiles"].items():
-            lines.append(f"| {s} | {p['imports_s']:.2f} | {p['mapping_plan_s']:.2f} | {p['engine_setup_s']:.2f} | "
-                         f"{p['validate_s']:.2f} | " + " / ".join(f"{v:.2f}" for v in p["phases"].values()) + " |")
+            lines.append(f"| {s} | " + " | ".join(f"{p.get(k, float('nan')):g}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,10 +18,12 @@ from rich.console import Console
 
 from . import commands as _commands
 from .cli_help import TidyGroup
-from .commands.common import ProgressDisplay, load_submission
+from .commands.common import ProgressDisplay, load_submission  # noqa: F401 - load_submission re-exported (tests)
 from .errors import UserError, fail, run_guarded
 
 if TYPE_CHECKING:
+    from .commands.common import Parts
+    from .submission import Submission
     from .validate import ValidationResult
 
 app = typer.Typer(
@@ -107,13 +109,18 @@ def validate(
     for the person who fixes the data (in the mapping's `language:`) and a hint for the coordinator. Exit 0 when no error rule exceeds
     its threshold (warnings allowed), 1 when one does, 2 when the check could not run; for
     several folders, the worst of them.
+
+    An export of several centers (a mapping whose center_id value map names several, e.g. a
+    REDCap project's data access groups) is split: each center is a submission of its own (its
+    issue list OUT-<center>.csv, rule results and thresholds); rows whose center is blank or not
+    in the map are reported at their rows (OUT-_no_center.csv) and make the exit code 1.
     """
 
     def body() -> int:
         from contextlib import closing
 
-        from .batch import in_order, is_small, output_for
-        from .commands.common import prepare_batch
+        from .batch import in_order, is_small
+        from .commands.common import Parts, load_parts, part_output, prepare_batch
         from .errors import run_guarded_each
         from .report.issues import (
             render_terminal,
@@ -128,44 +135,67 @@ def validate(
             raise UserError("--format must be 'text' or 'json'")
         pairs, several, cat, th = prepare_batch(paths, mapping, None, output, thresholds, jobs)
         docs: list[dict] = []
+        split_seen = False
 
-        def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[ValidationResult, Path | None]:
-            sub = load_submission(*pair)
-            with ProgressDisplay(quiet or format == "json" or not inline, err_console) as progress:
-                eng = Engine(cat, column_engine=engine, thresholds=th, progress=progress)
-                if stage is not None:
-                    return validate_and_keep(eng, sub, stage)
-                return eng.validate(sub), None
+        def work(pair: tuple[Path, Path | None], inline: bool) -> Parts:
+            def check(sub: Submission) -> tuple[ValidationResult, Path | None]:
+                with ProgressDisplay(quiet or format == "json" or not inline, err_console) as progress:
+                    eng = Engine(cat, column_engine=engine, thresholds=th, progress=progress)
+                    if stage is not None and not sub.centers:  # one kept validation per submission folder
+                        return validate_and_keep(eng, sub, stage)
+                    return eng.validate(sub), None
 
-        def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[ValidationResult, Path | None]]]) -> int:
-            (path, _mp), get = item
-            result, kept = get()
-            try:
-                out = output_for(output, path, several)
-                if out is not None:
-                    write_issues(result.issues, out)
-                if format == "json":
-                    docs.append(to_json_dict(result))
-                    for line in result.could_not_run:
-                        err_console.print(line, markup=False, highlight=False)
-                else:
-                    render_terminal(result, console, str(path), max_issues=max_issues)
-                    if out is not None:
-                        console.print(f"issue list written to {out}")
-                    if kept is not None:
-                        console.print(f"validation kept in {kept}: `ptrh ingest {path} --stage {stage} ...` stores it "
-                                      "without parsing the files again")
-                    elif stage is not None:
-                        console.print("[yellow]validation not kept:[/yellow] identifiers were found, and they are "
-                                      "never copied; remove them and validate again")
+            return load_parts(*pair, cat, check)
+
+        def show(path: Path, label: str | None, result: ValidationResult, kept: Path | None, split: bool) -> int:
+            out = part_output(output, path, several, label)
+            if out is not None:
+                write_issues(result.issues, out)
+            if format == "json":
+                doc = to_json_dict(result)
+                if split:  # which center of the export (None: its rows of no center)
+                    doc = {"source": str(path), "center_id": result.center_id, **doc}
+                    if result.center_id is None:
+                        doc.pop("missing_data", None)  # rows of no center derive no outcomes
+                docs.append(doc)
+                for line in result.could_not_run:
+                    err_console.print(line, markup=False, highlight=False)
                 return result.exit_code
-            finally:
-                result.cleanup()
+            name = str(path) if label is None else (f"{path}, center {label}" if result.center_id
+                                                    else f"{path}, rows that name no center")
+            render_terminal(result, console, name, max_issues=max_issues)
+            if out is not None:
+                console.print(f"issue list written to {out}")
+            if kept is not None:
+                console.print(f"validation kept in {kept}: `ptrh ingest {path} --stage {stage} ...` stores it "
+                              "without parsing the files again")
+            elif stage is not None and not split:
+                console.print("[yellow]validation not kept:[/yellow] identifiers were found, and they are "
+                              "never copied; remove them and validate again")
+            return result.exit_code
 
-        with closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
+        def one(item: tuple[tuple[Path, Path | None], Callable[[], Parts]]) -> int:
+            nonlocal split_seen
+            (path, _mp), get = item
+            parts = get()
+            try:
+                split_seen = split_seen or parts.split
+                for note in parts.notes:
+                    err_console.print(note, markup=False, highlight=False)
+                if stage is not None and parts.split and format != "json":
+                    console.print("[yellow]validation not kept:[/yellow] --stage keeps one center's submission; "
+                                  "`ptrh ingest` validates an export of several centers afresh")
+                codes = [show(path, label, result, kept, parts.split) for label, _sub, result, kept in parts.items]
+                if parts.unassigned is not None:
+                    codes.append(show(path, Parts.NO_CENTER, parts.unassigned, None, True))
+                return max(codes, default=0)
+            finally:
+                parts.cleanup()
+
+        with closing(in_order(pairs, work, lambda r: r.cleanup(), jobs, is_small)) as items:
             code = run_guarded_each(items, one, err_console)
         if format == "json" and docs:
-            write_json(docs if several else docs[0], sys.stdout)
+            write_json(docs if several or split_seen else docs[0], sys.stdout)
         return code
 
     raise typer.Exit(run_guarded(body, err_console))

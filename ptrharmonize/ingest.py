@@ -274,6 +274,15 @@ def store_status(store: Path) -> dict[str, object]:
             "SELECT center_id, rule_id, count(*) AS n FROM issues WHERE severity = 'warning' "
             "GROUP BY ALL ORDER BY center_id, n DESC",
         )
+        # What each center does not collect (three states: 0 rows of a table the center does not
+        # collect is "not collected", not "none"); a store from before the record has none.
+        has_record = db.scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'collection' "
+                                    "AND database_name = current_database()")
+        not_collected: dict[str, list[str]] = {}
+        if has_record:
+            for center, table in db.rows(con, 'SELECT center_id, "table" FROM collection WHERE "column" IS NULL '
+                                              "AND NOT collected ORDER BY 1, 2"):
+                not_collected.setdefault(str(center), []).append(str(table))
     finally:
         con.close()
-    return {"submissions": subs, "counts": counts, "warnings": warnings}
+    return {"submissions": subs, "counts": counts, "warnings": warnings, "not_collected": not_collected}

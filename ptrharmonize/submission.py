@@ -27,3 +27,10 @@ class Submission:
     # Mapped submissions: per table, lazy queries of the cells as the center wrote them
     # (`mapping/written.py`), run for the issue list's flagged rows only.
     written: dict[str, list[pl.LazyFrame]] = field(default_factory=dict)
+    # Mapped submissions: per table, the (file, header) of every source column the mapping does
+    # not read. Never stored, but a center must not send a column named like an identifier
+    # (phi.yaml) even unread: the structural check names it.
+    unread_columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # An export for several centers (mapping/centers.py): the centers its mapping names, each
+    # split into a submission of its own before validation; None for one center.
+    centers: list[str] | None = None

@@ -115,6 +115,30 @@ def test_status_shows_centers_counts_and_warnings(tmp_path: Path) -> None:
     assert "84" in res.output
 
 
+def test_status_says_not_collected_not_zero(tmp_path: Path) -> None:
+    """Three states (CDM v1: "an absent table means 'not collected'"): a center that sends no
+    bleeding file has no bleeding rows because it does not collect them, which `ptrh status`
+    must not show as 0 rows; the JSON's row counts are objects, not JSON text inside JSON."""
+    import json
+
+    store = tmp_path / "reg.duckdb"
+    sub = write_extract(tmp_path / "w", clean_rows())
+    (sub / "bleeding_events.csv").unlink()
+    assert ingest(sub, store) == 0
+    res = runner.invoke(app, ["status", "--store", str(store)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("bleeding_events"))
+    assert "not collected" in line
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("transfusions"))
+    assert "not collected" not in line
+    res = runner.invoke(app, ["status", "--store", str(store), "--format", "json"])
+    doc = json.loads(res.output)
+    assert doc["not_collected"] == {"T01": ["bleeding_events"]}
+    assert isinstance(doc["submissions"][0]["row_counts"], dict)
+    assert "bleeding_events" not in doc["submissions"][0]["row_counts"] or \
+        doc["submissions"][0]["row_counts"]["bleeding_events"] == 0
+
+
 def test_status_without_store_exits_2(tmp_path: Path) -> None:
     res = runner.invoke(app, ["status", "--store", str(tmp_path / "none.duckdb")])
     assert res.exit_code == 2

@@ -35,6 +35,13 @@ def _not_collected(reg: Registry, *names: str, center: str = CENTER) -> None:
     collection.write(reg.con, frame, center, "test-submission")
 
 
+def _car_t_patient(reg: Registry, center: str, pid: str = "P") -> None:
+    """A CAR-T patient of `center` with height and weight, index on day 0."""
+    reg.add("patients", center_id=center, patient_id=pid, sex="F", diagnosis="B-ALL", height_cm=170.0, weight_kg=70.0)
+    reg.add("treatments", center_id=center, patient_id=pid, treatment_type="car_t", index_date=day(0),
+            car_target="CD19")
+
+
 def _low(reg, pid, tid, when, **kw):  # CCI about 1800: a failed increment
     reg.tx(pid, tid, when, pre=10.0, post=13.0, **kw)
 
@@ -341,10 +348,7 @@ def test_two_centers_collecting_different_tables_keep_their_own_states():
     patients without a record keep their known "none"."""
     reg = Registry()
     for center in ("C01", "C02"):
-        reg.add("patients", center_id=center, patient_id="P", sex="F", diagnosis="B-ALL",
-                height_cm=170.0, weight_kg=70.0)
-        reg.add("treatments", center_id=center, patient_id="P", treatment_type="car_t",
-                index_date=day(0), car_target="CD19")
+        _car_t_patient(reg, center)
         reg.add("outcomes", center_id=center, patient_id="P", last_followup_on=day(100))
         for i, d in enumerate((1, 3)):  # two failed increments: PTR where storage is known
             reg.add("transfusions", center_id=center, patient_id="P", transfusion_id=f"T{i}",
@@ -461,10 +465,7 @@ def test_cytokine_data_not_collected_is_not_no_cytokine_data():
 
     reg = Registry()
     for center in ("C01", "C02"):
-        reg.add("patients", center_id=center, patient_id="P", sex="F", diagnosis="B-ALL",
-                height_cm=170.0, weight_kg=70.0)
-        reg.add("treatments", center_id=center, patient_id="P", treatment_type="car_t",
-                index_date=day(0), car_target="CD19")
+        _car_t_patient(reg, center)
     reg.add("labs", center_id="C01", patient_id="P", analyte="CRP", measured_at=at(2), value=10.0, unit="mg/L")
     _not_collected(reg, center="C01")
     _not_collected(reg, "labs", center="C02")

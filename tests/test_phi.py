@@ -143,3 +143,30 @@ def test_phone_one_walk_equals_the_matcher_per_region() -> None:
     expected = [_phone_per_region(c) for c in cases]
     assert sum(expected) > 50 and not all(expected)  # both kinds are exercised
     assert [phone(c) for c in cases] == expected
+
+
+def test_an_unmapped_column_named_like_an_identifier_is_a_warning_of_a_mapped_center(tmp_path: Path) -> None:
+    """phi.yaml: "A submitted column whose NAME says it holds an identifier"; the rule's hint:
+    blocked until removed "(or left unmapped)". A Dutch center's file carries Achternaam
+    (surname) and Geboortedatum (birth date) that its mapping does not read: they reach neither
+    the store nor the list's values, yet the center sent them, so each is one warning on the
+    file's header telling it to stop; the submission is not blocked by them."""
+    from test_issue_record import _center, _validate
+
+    sub, m = _center(tmp_path)
+    f = sub / "patienten.csv"
+    lines = f.read_bytes().decode("latin-1").splitlines()
+    lines = [lines[0] + ";Achternaam;Geboortedatum"] + [x + f";Jansen{i};0{i + 1}.03.1990" for i, x in enumerate(lines[1:])]
+    f.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    result = _validate(sub, m)
+    try:
+        hits = result.issues.filter(pl.col("rule_id") == "phi.identifier_column")
+        assert sorted(hits["column"].to_list()) == ["Achternaam", "Geboortedatum"]
+        assert set(hits["severity"]) == {"warning"} and set(hits["file"]) == {"patienten.csv"}
+        assert hits["row"].is_null().all()
+        rr = result.rules.filter(pl.col("rule_id") == "phi.identifier_column").row(0, named=True)
+        assert rr["failed"] == 0 and rr["status"] == "passed"
+        text = " ".join(str(v) for v in result.issues.to_dicts())
+        assert "Jansen" not in text and "1990" not in text
+    finally:
+        result.cleanup()

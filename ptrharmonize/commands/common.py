@@ -107,3 +107,74 @@ class ProgressDisplay:
     def __exit__(self, *exc) -> None:
         if self._p is not None:
             self._p.stop()
+
+
+class Parts:
+    """What one submission folder gave: one validated submission per center (one, for a
+    one-center mapping), and for an export of several centers the rows of no center (a result
+    that stores nothing and blocks) and a note for each center the mapping names that has no
+    row in it. `label` names a part in outputs: its center, for an export of several."""
+
+    NO_CENTER = "_no_center"  # not a center id (those start with a letter or digit)
+
+    def __init__(self, split: bool) -> None:
+        self.split = split
+        self.items: list[tuple[str | None, object, object, object]] = []  # (label, sub, result, extra)
+        self.unassigned = None
+        self.notes: list[str] = []
+
+    def cleanup(self) -> None:
+        for _, _, result, _ in self.items:
+            result.cleanup()
+        if self.unassigned is not None:
+            self.unassigned.cleanup()
+
+
+def load_parts(path: Path, mapping: Path | None, catalog, validate) -> Parts:
+    """Read a folder (`load_submission`) and validate it with `validate(sub) -> (result, extra)`:
+    once, or, for an export of several centers (`mapping/centers.py`), once per center, in the
+    order the mapping names them. A failure cleans up what was validated before it."""
+    sub = load_submission(path, mapping)
+    parts = Parts(split=bool(sub.centers))
+    try:
+        if not sub.centers:
+            result, extra = validate(sub)
+            parts.items.append((None, sub, result, extra))
+            return parts
+        from ..mapping.centers import split_submission
+        from ..validate.issue_record import PATIENT_COLUMN
+        from ..validate.unassigned import unassigned_result
+
+        split = split_submission(sub, sub.centers, keep=(PATIENT_COLUMN,))
+        parts.notes = [f"{path}: {c}: no row of this export names it; nothing of {c} was validated or stored "
+                       "(what the store holds of it is unchanged)" for c in split.absent]
+        if split.unassigned:
+            parts.unassigned = unassigned_result(sub, split.unassigned, split.totals, catalog)
+        for part in split.parts:
+            result, extra = validate(part)
+            parts.items.append((part.center_id, part, result, extra))
+    except BaseException:
+        parts.cleanup()
+        raise
+    return parts
+
+
+def part_output(output: Path | None, path: Path, several: bool, label: str | None) -> Path | None:
+    """The issue list of one part: `output_for` the folder, with `-<center>` added for a center
+    of an export of several (and `-_no_center` for its rows of no center)."""
+    from ..outputs import output_for
+
+    out = output_for(output, path, several)
+    if out is None or label is None:
+        return out
+    return out.with_name(f"{out.stem}-{label}{out.suffix}")
+
+
+def several_centers(path: Path, mapping: Path | None, catalog) -> bool:
+    """Whether the folder's mapping is for several centers (read from the mapping alone)."""
+    if mapping is None:
+        return False
+    from ..mapping.apply import usable_mapping
+    from ..mapping.centers import mapping_centers
+
+    return mapping_centers(usable_mapping(Path(mapping), Path(path), catalog).blocks) is not None

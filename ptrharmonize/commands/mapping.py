@@ -72,8 +72,9 @@ def register(app: typer.Typer) -> None:
         strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
     ) -> None:
         """Lint a mapping: unknown CDM tables and columns, unknown units, value maps to codes not
-        in the CDM, unsafe file paths, unmapped required columns; with --data, missing files and
-        source columns. Exit 0 when clean (warnings allowed unless --strict), 1 on problems,
+        in the CDM, unsafe file paths, unmapped required columns; with --data, missing files,
+        source columns, and the source values a value map does not cover (that validation would
+        refuse). Exit 0 when clean (warnings allowed unless --strict), 1 on problems,
         2 when the mapping cannot be read."""
 
         def body() -> int:

@@ -40,56 +40,76 @@ def register(app: typer.Typer) -> None:
         rejected submission leaves the store exactly as it was. Several folders are stored one
         after the other, each in its own transaction (the store stays locked against other
         writers until the last is done). Exit codes as for validate.
+
+        An export of several centers (a mapping whose center_id value map names several, e.g. a
+        REDCap project's data access groups) is one submission per center: each is stored or
+        rejected on its own, in its own transaction, so one center's errors never hold back
+        another's. Rows whose center is blank or not in the map are stored nowhere (never under a
+        guessed center) and reported at their rows. Exit 0 only when every center of the export is
+        stored (or unchanged) and no row lacks a center; otherwise 1, and the lines above say which
+        centers were stored and which refused.
         """
 
         def body() -> int:
             from contextlib import closing
 
-            from ..batch import in_order, is_small, output_for
+            from ..batch import in_order, is_small
             from ..errors import run_guarded_each
             from ..ingest import StoreWriter
             from ..report.issues import render_terminal, write_issues
             from ..validate import Engine
             from ..validate.stage import find_kept
-            from .common import ProgressDisplay, load_submission, prepare_batch
+            from .common import (
+                Parts,
+                ProgressDisplay,
+                load_parts,
+                part_output,
+                prepare_batch,
+                several_centers,
+            )
 
             pairs, several, cat, th = prepare_batch(paths, mapping, store, output, thresholds, jobs)
 
-            def work(pair: tuple[Path, Path | None], inline: bool) -> tuple[Any, Any, Any, str | None]:
-                """The validation to store: the kept one when --stage has it, else a fresh one,
-                with the line that says which."""
+            def work(pair: tuple[Path, Path | None], inline: bool) -> Parts:
+                """The validation(s) to store: the kept one when --stage has it, else a fresh
+                one (one per center for an export of several centers), with the line that says
+                which. A part's `extra` is (checksums or None, that line)."""
                 path, mp = pair
                 note = None
                 if stage is not None:
-                    kept = find_kept(Engine(cat, column_engine=engine, thresholds=th), path, mp, stage)
-                    if kept.result is not None:
-                        return (kept.result, kept.submission, kept.checksums,
-                                f"{path}: storing the validation kept at {kept.created_at} (the files are unchanged since)")
-                    note = f"{path}: validating ({kept.reason})"
-                sub = load_submission(path, mp)
-                with ProgressDisplay(quiet or not inline, err_console) as progress:
-                    result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
-                return result, sub, None, note
+                    if several_centers(path, mp, cat):
+                        note = f"{path}: validating (--stage keeps one center's submission; this export holds several)"
+                    else:
+                        kept = find_kept(Engine(cat, column_engine=engine, thresholds=th), path, mp, stage)
+                        if kept.result is not None:
+                            parts = Parts(split=False)
+                            parts.items.append((None, kept.submission, kept.result, (
+                                kept.checksums, f"{path}: storing the validation kept at {kept.created_at} "
+                                                "(the files are unchanged since)")))
+                            return parts
+                        note = f"{path}: validating ({kept.reason})"
 
-            def one(item: tuple[tuple[Path, Path | None], Callable[[], tuple[Any, Any, Any, str | None]]]) -> int:
-                (path, mp), get = item
-                result, sub, sums, note = get()
-                if note:
-                    # Said even with --quiet: it is what was stored, not progress.
-                    err_console.print(note)
-                try:
-                    out_file = output_for(output, path, several)
-                    if out_file is not None:
-                        write_issues(result.issues, out_file)
-                    if not quiet:
-                        render_terminal(result, console, str(path), max_issues=10)
-                    out = writer.ingest(sub, result, sums)
-                finally:
-                    result.cleanup()
+                def check(sub: Any) -> tuple[Any, tuple[Any, str | None]]:
+                    with ProgressDisplay(quiet or not inline, err_console) as progress:
+                        result = Engine(cat, column_engine=engine, thresholds=th, progress=progress).validate(sub)
+                    return result, (None, note)
+
+                return load_parts(path, mp, cat, check)
+
+            def store_one(path: Path, label: str | None, sub: Any, result: Any, extra: tuple[Any, str | None],
+                          sums: Any) -> int:
+                sums_kept, _note = extra
+                name = str(path) if label is None else f"{path}, center {label}"
+                out_file = part_output(output, path, several, label)
+                if out_file is not None:
+                    write_issues(result.issues, out_file)
+                if not quiet:
+                    render_terminal(result, console, name, max_issues=10)
+                out = writer.ingest(sub, result, sums_kept or sums)
                 if out.status == "rejected":
                     for line in result.could_not_run:  # an unchecked table is not a clean one (exit 2)
                         err_console.print(line, markup=False, highlight=False)
-                    console.print(f"[red]rejected:[/red] {escape(str(path))}: nothing of it was stored ({escape(str(store))} was not changed by it); "
+                    console.print(f"[red]rejected:[/red] {escape(name)}: nothing of it was stored ({escape(str(store))} was not changed by it); "
                                   "fix the errors above and submit again")
                     return result.exit_code
                 if out.status == "unchanged":
@@ -103,11 +123,48 @@ def register(app: typer.Typer) -> None:
                                   f"{escape('; '.join(out.shrunk))} (rows the center no longer sends are removed from the store)")
                 return 0
 
+            def one(item: tuple[tuple[Path, Path | None], Callable[[], Parts]]) -> int:
+                (path, _mp), get = item
+                parts = get()
+                try:
+                    for note in parts.notes:
+                        err_console.print(note, markup=False, highlight=False)
+                    sums = None
+                    if parts.split and parts.items:  # the export's checksums, once for its centers
+                        from ..checksums import submission_checksums
+
+                        s0 = parts.items[0][1]
+                        sums = submission_checksums(s0.files, s0.source_path, s0.mapping_file)
+                    note = parts.items[0][3][1] if parts.items else None
+                    if note:  # said even with --quiet: it is what was stored, not progress
+                        err_console.print(note)
+                    # Each center is its own submission: stored or refused on its own (one
+                    # center's errors never hold back another's); the exit code is the worst.
+                    # A center that cannot be stored (another mapping file stores it, it would
+                    # shrink) is reported and the export's other centers are still stored.
+                    codes = [store_one(path, label, sub, result, extra, sums) if label is None else
+                             run_guarded(lambda a=(path, label, sub, result, extra, sums): store_one(*a), err_console,
+                                         catch_interrupt=False)
+                             for label, sub, result, extra in parts.items]
+                    if parts.unassigned is not None:
+                        un = parts.unassigned
+                        out_file = part_output(output, path, several, Parts.NO_CENTER)
+                        if out_file is not None:
+                            write_issues(un.issues, out_file)
+                        if not quiet:
+                            render_terminal(un, console, f"{path}, rows that name no center", max_issues=10)
+                        console.print(f"[red]not stored:[/red] {escape(str(path))}: {un.issues.height:,} row(s) name no center "
+                                      "of the mapping; they are in no center's submission. Fix their center and submit again")
+                        codes.append(un.exit_code)
+                    return max(codes, default=0)
+                finally:
+                    parts.cleanup()
+
             # One writer for every folder: the store is opened (and locked) once, at the first
             # submission to store, and checkpointed once at the end; each center is still its
             # own transaction.
             with StoreWriter(store, cat, wait, allow_shrink, confirm_center) as writer, \
-                    closing(in_order(pairs, work, lambda r: r[0].cleanup(), jobs, is_small)) as items:
+                    closing(in_order(pairs, work, lambda r: r.cleanup(), jobs, is_small)) as items:
                 return run_guarded_each(items, one, err_console)
 
         raise typer.Exit(run_guarded(body, err_console))
@@ -148,9 +205,11 @@ def _status_json(model: dict, path: Path | None, st: dict | None) -> None:
 
     doc: dict[str, Any] = {"model": model, "store": str(path) if path is not None else None}
     if st is not None:
-        doc["submissions"] = [{**r, "submitted_at": str(r["submitted_at"])}
+        doc["submissions"] = [{**r, "submitted_at": str(r["submitted_at"]),
+                               "row_counts": json.loads(r["row_counts"]) if r.get("row_counts") else None}
                               for r in st["submissions"].iter_rows(named=True)]
         doc["counts"] = st["counts"]
+        doc["not_collected"] = st["not_collected"]  # per center: the tables it does not collect
         doc["warnings"] = st["warnings"].to_dicts()
     json.dump(doc, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
@@ -179,8 +238,9 @@ def _status_text(model: dict, path: Path | None, st: dict | None) -> None:
     ct.add_column("table")
     for c in centers:
         ct.add_column(escape(str(c)), justify="right")
+    off = st["not_collected"]
     for table, per in counts.items():
-        ct.add_row(table, *[f"{per.get(c, 0):,}" for c in centers])
+        ct.add_row(table, *["not collected" if table in off.get(c, ()) else f"{per.get(c, 0):,}" for c in centers])
     console.print(ct)
     w = st["warnings"]
     if w.height:

@@ -10,6 +10,7 @@ import polars as pl
 from ..cdm import FILE_COL, ROW_COL, Catalog, load_catalog
 from ..read import ReadError, format_of
 from ..submission import Submission
+from .centers import mapping_centers
 from .language import MappingError, load_mapping, resolve_in
 from .model import Mapping, SourceBlock, roles
 from .parse import parse_mapping
@@ -89,8 +90,11 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
     files: list[Path] = []
     frames: dict[str, list[pl.LazyFrame]] = {}
     written: dict[str, list[pl.LazyFrame]] = {}
+    unread: dict[str, list[tuple[str, str]]] = {}
     for block in m.blocks:
         src, path = read_block(block, root, stream=lazy)
+        read_cols = set(block.source_columns())
+        unread.setdefault(block.table, []).extend((block.file, c) for c in src.safe if c not in read_cols)
         files += [path, *(resolve_in(root, f) for f in companion_files(block))]
         frames.setdefault(block.table, []).append(plan_block(src, m, catalog.tables[block.table], cdm))
         w = written_frame(src, cdm)  # run for the flagged rows only (validate/written.py)
@@ -101,4 +105,5 @@ def apply_mapping(mapping_path: Path, submission_folder: Path, catalog: Catalog 
         lf = fs[0] if len(fs) == 1 else pl.concat(fs, how="vertical")
         tables[t] = lf if lazy else lf.collect()
     return Submission(tables=tables, source_path=root, center_id=m.center_id, files=list(dict.fromkeys(files)),
-                      mapping_file=mapping_path, written=written)
+                      mapping_file=mapping_path, written=written, unread_columns=unread,
+                      centers=mapping_centers(m.blocks))

@@ -194,13 +194,15 @@ def _patient_column(catalog: Any, table: str) -> str | None:
 
 
 def _draft_form(export: Export, folder: Path, form: str, table: str, catalog: Any, lexicon: dict[str, Any],
-                min_count: int, center_id: str) -> list[str]:
+                min_count: int, center_id: str, several: bool = False) -> list[str]:
     from ..read.bounded import bounded
 
     file = _rel(export.records, folder)
     # Bounded in time and memory like every reader (read.bounded).
-    frame = bounded(file, read_redcap, export.records, folder, form=form, dictionary=export.dictionary,
-                    events=export.events)
+    # Absolute paths: the reader reads a relative dictionary name as the mapping's (inside the
+    # folder), which a folder given as a relative path (`ptrh mapping draft exp`) would repeat.
+    frame = bounded(file, read_redcap, export.records.resolve(), folder.resolve(), form=form,
+                    dictionary=export.dictionary.resolve(), events=export.events.resolve() if export.events else None)
     sources = _sources(export.dd, form, frame)
     fp = _profile(frame, file, sources, lexicon, min_count)
     specs = catalog.tables[table].columns
@@ -209,7 +211,7 @@ def _draft_form(export: Export, folder: Path, form: str, table: str, catalog: An
     patient = _patient_column(catalog, table)
     if patient and not any(p.cdm_column == patient for p in proposals):
         proposals.insert(0, Proposal(patient, fp.columns[0], 0.9, ["the record id (the dictionary's first field)"]))
-    lines = [f"    form: {_q(form)}", "    columns:", *_center_line(frame, center_id)]
+    lines = [f"    form: {_q(form)}", "    columns:", *_center_line(frame, center_id, several)]
     spec_of = {c.name: c for c in specs}
     for p in proposals:
         s = by_label[p.source.column]
@@ -218,10 +220,28 @@ def _draft_form(export: Export, folder: Path, form: str, table: str, catalog: An
     return lines + _left_over(specs, proposals, sources, by_label)
 
 
-def _center_line(frame: pl.DataFrame, center_id: str) -> list[str]:
-    """The data access group as the center (one group: this center; several: TODO each)."""
+def _groups(records: Path) -> list[str]:
+    """The data access groups the records file names (its `redcap_data_access_group` column)."""
+    try:
+        with records.open(encoding="utf-8-sig", newline="") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, [])
+            if DAG not in header:
+                return []
+            at = header.index(DAG)
+            return sorted({r[at].strip() for r in rows if at < len(r) and r[at].strip()})
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []  # the form reader reports an unreadable file
+
+
+def _center_line(frame: pl.DataFrame, center_id: str, several: bool = False) -> list[str]:
+    """The data access group as the center (one group: this center; several: the export's
+    value map `dag`, each group TODO: a group's center is never guessed)."""
     if DAG not in frame.columns:
         return []
+    if several:
+        return [f"      {CENTER_COLUMN}: {{column: {DAG}, values: dag}}   # the data access group is the center "
+                "(several groups: value_maps.dag)"]
     dags = sorted(set(frame.get_column(DAG).drop_nulls().to_list()))
     vals = {d: (center_id if len(dags) == 1 else TODO) for d in dags}
     return [f"      {CENTER_COLUMN}: {{column: {DAG}, values: {{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in vals.items())
@@ -245,19 +265,31 @@ def draft_redcap(center_id: str, folder: Path, export: Export, catalog: Any, lex
                  min_count: int = 5) -> str:
     """The draft mapping of a REDCap export, as YAML text."""
     folder = Path(folder)
+    groups = _groups(export.records)
+    several = len(groups) > 1
+    # An export of several data access groups: one submission per center (mapping/centers.py),
+    # each row's center its group's, so no top-level center_id; each group's center is the
+    # coordinator's to write (never the --center-id guessed for all of them).
+    top = ([f"# center_id: none here: the export holds {len(groups)} data access groups, each row's center is its",
+            "# group's (value_maps.dag; docs/redcap.md, an export of several data access groups)"] if several
+           else [f"center_id: {_q(center_id)}"])
     lines = [
         f"# Draft mapping for center {center_id}, written by `ptrh mapping draft` from the REDCap export in",
         f"# {folder.name}/ (records, data dictionary{', instrument-event mapping' if export.events else ''}). Each",
         "# line is a proposal with its evidence and confidence (0-1): check each one. TODO marks what the",
         "# draft could not decide; `ptrh mapping check THIS_FILE --data FOLDER` lists every TODO left.",
-        "", "mapping_version: 1", f"center_id: {_q(center_id)}", f"center_name: {_q(TODO)}", "", "defaults:",
+        "", "mapping_version: 1", *top, f"center_name: {_q(TODO)}", "", "defaults:",
         "  format: redcap",
         f"  dictionary: {_q(_rel(export.dictionary, folder))}",
     ]
     if export.events is not None:
         lines.append(f"  events: {_q(_rel(export.events, folder))}")
     lines += [f"  date_format: {_q(DATE_FORMAT)}          # REDCap exports dates as YYYY-MM-DD, whatever the form shows",
-              f"  timestamp_format: [{', '.join(_q(f) for f in TIMESTAMP_FORMATS)}]", "", "tables:"]
+              f"  timestamp_format: [{', '.join(_q(f) for f in TIMESTAMP_FORMATS)}]", ""]
+    if several:
+        lines += ["value_maps:", "  dag: {" + ", ".join(f"{_q(g)}: {_q(TODO)}" for g in groups)
+                  + "}   # data access group -> its center's consortium code", ""]
+    lines += ["tables:"]
     taken: set[str] = set()
     unplaced = []
     for form in export.dd.forms():
@@ -267,7 +299,7 @@ def draft_redcap(center_id: str, folder: Path, export: Export, catalog: Any, lex
             continue
         taken.add(table)
         lines += ["", f"  {table}:                 # {why} ({score:.2f})", f"    file: {_q(_rel(export.records, folder))}"]
-        lines += _draft_form(export, folder, form, table, catalog, lexicon, min_count, center_id)
+        lines += _draft_form(export, folder, form, table, catalog, lexicon, min_count, center_id, several)
     if unplaced:
         lines += ["", "# Forms the draft did not place in any CDM table:"] + [f"#   {f}" for f in unplaced]
     missing = [t for t in catalog.table_names if t not in taken]

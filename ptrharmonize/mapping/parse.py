@@ -13,6 +13,9 @@ from ..cdm import Catalog, TableSpec, load_catalog
 from ..center_id import center_id_problem
 from ..read import ReadError, format_of
 from ..read.encoding import ALIASES
+from .centers import (
+    several_centers_problems,  # an export of several centers (a REDCap project's groups)
+)
 from .checks import check_analyte_unit, check_column, check_conventions, check_unit
 from .dates import date_format_problem
 from .language import (
@@ -80,6 +83,7 @@ def parse_mapping(doc: dict[str, Any], path: Path, catalog: Catalog | None = Non
     if not center_id and any(CENTER_COLUMN not in b.columns for b in blocks):
         where = next(b.where for b in blocks if CENTER_COLUMN not in b.columns)
         problems.append(_p("error", where, f"no `{CENTER_COLUMN}`: set it at the top of the mapping or map the column"))
+    problems += several_centers_problems(doc.get("center_id"), blocks)
     return Mapping(path=Path(path), center_id=center_id, blocks=blocks, conventions=conventions, problems=problems)
 
 

@@ -121,6 +121,11 @@ class Engine:
 
     # -- public -------------------------------------------------------------------------
     def validate(self, sub: Submission, workdir: Path | None = None) -> ValidationResult:
+        if sub.centers and sub.center_id is None:  # never several centers' rows as one submission
+            from ..errors import UserError
+
+            raise UserError(f"{sub.source_path}: this export holds several centers ({', '.join(sub.centers)}): "
+                            "`ptrh validate` and `ptrh ingest` split it into one submission per center")
         owns = workdir is None
         self.timings = {}
         self.column_backends = {}
@@ -157,7 +162,7 @@ class Engine:
                 # The staged file, not the submission's frame: a lazily read source (a mapped
                 # sheet, an SPSS file) is read once, by the stage.
                 structure_checks(self.catalog, self.rules, table, cols, table_rules, outcomes, issues,
-                                 pl.scan_parquet(path), self._declared)
+                                 pl.scan_parquet(path), self._declared, sub.unread_columns.get(table, []))
                 if n == 0:
                     for r in table_rules:
                         if r.engine != "structure":
@@ -179,7 +184,8 @@ class Engine:
         ).sort(["table", "file", "row", "rule_id"], nulls_last=False)
         from .written import as_written  # a mapped cell's value as the center wrote it
 
-        issue_df = as_written(issue_df, staged, sub.written, self.catalog)
+        with self._timed("values_as_written"):
+            issue_df = as_written(issue_df, staged, sub.written, self.catalog)
         # The issue record every output renders: place, patient code, the center's words.
         from .issue_record import center_terms, column_wide_message, complete
 

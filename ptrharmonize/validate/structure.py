@@ -38,9 +38,12 @@ def table_absent(catalog: Catalog, table: str, table_rules: list[Rule], outcomes
 
 def structure_checks(catalog: Catalog, rules: list[Rule], table: str, cols: set[str], table_rules: list[Rule],
                      outcomes: dict[str, _Outcome], issues: list[pl.DataFrame],
-                     frame: pl.LazyFrame | pl.DataFrame, declared: Any = None) -> None:
+                     frame: pl.LazyFrame | pl.DataFrame, declared: Any = None,
+                     unread: list[tuple[str, str]] | None = None) -> None:
     """The structural rules of a submitted table over its column names `cols`. `declared`: what
-    the mapping declares not collected (`collection.declared_in_mapping`), never "missing"."""
+    the mapping declares not collected (`collection.declared_in_mapping`), never "missing".
+    `unread`: (file, header) of a mapped file's columns the mapping does not read; the identifier
+    name check covers them too (a surname column left unmapped is still sent by the center)."""
     spec = catalog.tables[table]
     header = {FILE_COL: [first_file(frame, table)], ROW_COL: [1]}
     for r in table_rules:
@@ -69,6 +72,13 @@ def structure_checks(catalog: Catalog, rules: list[Rule], table: str, cols: set[
         for c in hits:
             fail = pl.DataFrame({**header, "value": [c]}, schema=_ONE_CELL)
             issues.append(_issue_frame(phi_col, fail, column=c, table=table))
+        # A column the mapping leaves unread never reaches the store (the rule's own hint: "or
+        # left unmapped"), so it does not block; but the center sent it, and the list tells the
+        # center to stop: a warning on the file's header (no row), not counted as a failure.
+        for f, c in ((f, c) for f, c in (unread or []) if pattern.match(c)):
+            fail = pl.DataFrame({FILE_COL: [f], ROW_COL: [None], "value": [c]}, schema=_ONE_CELL)
+            issues.append(_issue_frame(phi_col, fail, column=c, table=table)
+                          .with_columns(pl.lit("warning").alias("severity")))
     # Rules needing a column the file lacks cannot be evaluated.
     for r in table_rules:
         if r.engine in ("polars", "duckdb"):
