@@ -16,8 +16,9 @@ CPU seconds, peak RSS of the child):
   truth-validate  `ptrh validate <truth>` (the canonical path on the same records, for reference)
 
 Ratios are against `baseline` where DuckDB can read the files, else against `baseline-truth`
-(said in the output). Also, in-process on the largest size, where a mapped validation spends its
-time (mapping plan built, then the engine's phases: reading+mapping+staging, checks, DuckDB rules).
+(said in the output). Also, on the largest size, where a mapped validation spends its CPU
+(`profile_validate.py`: mapping plan, the engine's phases, the missing-data block, peak RSS after
+each). Each center's load average is recorded beside its figures.
 Results: `benchmarks/results/mapped.json` and `mapped.md`.
 
     python benchmarks/bench_mapped.py                    # every shape at 1x, 4x, 16x

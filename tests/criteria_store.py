@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 from typer.testing import CliRunner
 
-from extract_factory import HEADERS
+from extract_factory import HEADERS, write_extract
 from ptrharmonize import derive
 from ptrharmonize.cli import app
 
@@ -49,14 +49,9 @@ def ingest_rows(tmp_path: Path, rows: dict[str, list[dict[str, str]]],
                 definitions: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """Write `rows` as a canonical extract, `ptrh ingest` it, and return a read-only connection
     to the store with the views installed (session-local) under `definitions`."""
-    folder = tmp_path / "extract"
-    folder.mkdir(parents=True, exist_ok=True)
-    for table, recs in rows.items():
-        with (folder / f"{table}.csv").open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=HEADERS[table])
-            w.writeheader()
-            for r in recs:
-                w.writerow({k: r.get(k, "") for k in HEADERS[table]})
+    # only the CDM columns of each table, a column a case leaves out empty
+    folder = write_extract(tmp_path / "extract", {
+        table: [{k: r.get(k, "") for k in HEADERS[table]} for r in recs] for table, recs in rows.items()})
     store = tmp_path / "registry.duckdb"
     res = CliRunner().invoke(app, ["ingest", str(folder), "--store", str(store), "--quiet"])
     assert res.exit_code == 0, res.output

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -32,8 +33,9 @@ HEADERS = {
 }
 
 
-def clean_rows() -> dict[str, list[dict[str, str]]]:
-    c = "T01"
+def clean_rows(center: str = "T01") -> dict[str, list[dict[str, str]]]:
+    """Six patients (P001-P004 CAR-T, P005-P006 chemotherapy) of `center` that pass validation."""
+    c = center
     rows: dict[str, list[dict[str, str]]] = {t: [] for t in HEADERS}
     for i in range(1, 7):
         pid = f"P{i:03d}"
@@ -144,6 +146,19 @@ MULTI_CELLS: list[tuple[str, int, str, str]] = [
     ("crs_assessments", 0, "reported_scale", "astct2019"), ("crs_assessments", 0, "max_temp_c", "37.2"),
     ("crs_assessments", 0, "reported_grade", "1"),
 ]
+
+
+def outcomes_workbook(rows: dict[str, list[dict[str, str]]]) -> Any:
+    """The outcomes of `rows` as an openpyxl workbook (header row, then one row per record, an
+    empty cell where the value is blank), for a test to edit and save in place of outcomes.csv."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADERS["outcomes"])
+    for r in rows["outcomes"]:
+        ws.append([r[c] or None for c in HEADERS["outcomes"]])
+    return wb
 
 
 def dirty_rows() -> dict[str, list[dict[str, str]]]:

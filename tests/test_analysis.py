@@ -469,28 +469,19 @@ def test_population_sql_files_exist_and_are_commented() -> None:
 def pipeline_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two centers ingested by the real pipeline; at each, the first two CAR-T patients get
     no increment from either transfusion (CCI 0: PTR), the other two keep theirs."""
+    from store_helpers import store_submission
+
     from extract_factory import clean_rows, write_extract
-    from ptrharmonize.ingest import ingest
     from ptrharmonize.read.canonical import read_canonical
-    from ptrharmonize.validate import Engine
 
     root = tmp_path_factory.mktemp("pipeline")
     store = root / "registry.duckdb"
     for center in ("T01", "T02"):
-        rows = clean_rows()
-        for recs in rows.values():
-            for r in recs:
-                r["center_id"] = center
+        rows = clean_rows(center)
         for t in rows["transfusions"]:
             if t["patient_id"] in ("P001", "P002"):
                 t["post_count_e9l"] = t["pre_count_e9l"]
-        sub = read_canonical(write_extract(root / center, rows))
-        res = Engine().validate(sub)
-        try:
-            assert not res.blocking
-            assert ingest(sub, res, store).status == "stored"
-        finally:
-            res.cleanup()
+        store_submission(read_canonical(write_extract(root / center, rows)), store)
     return store
 
 

@@ -91,19 +91,12 @@ def test_a_registry_folder_analyses_run_with_run_analysis(tmp_path: Path, monkey
 
 
 def _pipeline_store(root: Path) -> Path:
-    from extract_factory import clean_rows, write_extract
-    from ptrharmonize.ingest import ingest
-    from ptrharmonize.read.canonical import read_canonical
-    from ptrharmonize.validate import Engine
+    from store_helpers import store_submission
 
-    path = root / "registry.duckdb"
-    sub = read_canonical(write_extract(root / "T01", clean_rows()))
-    res = Engine().validate(sub)
-    try:
-        assert ingest(sub, res, path).status == "stored"
-    finally:
-        res.cleanup()
-    return path
+    from extract_factory import clean_rows, write_extract
+    from ptrharmonize.read.canonical import read_canonical
+
+    return store_submission(read_canonical(write_extract(root / "T01", clean_rows())), root / "registry.duckdb")
 
 
 FAILING = '''

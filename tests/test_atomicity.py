@@ -44,10 +44,7 @@ def ptrh() -> list[str]:
 
 def big_extract(folder: Path, center: str, lab_rows: int) -> Path:
     """A clean extract of `center` whose labs file has `lab_rows` valid rows (written by polars)."""
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = center
+    rows = clean_rows(center)
     rows["labs"] = []
     write_extract(folder, rows)
     i = pl.col("i")

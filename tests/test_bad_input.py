@@ -34,7 +34,7 @@ import yaml
 from store_snapshot import snapshot
 from typer.testing import CliRunner
 
-from extract_factory import HEADERS, clean_rows, write_extract
+from extract_factory import HEADERS, clean_rows, outcomes_workbook, write_extract
 from ptrharmonize.cli import app
 
 runner = CliRunner()
@@ -267,11 +267,8 @@ def formulas_excel(tmp: Path) -> tuple[Path, list[str]]:
     rows = clean_rows()
     sub = write(rows, tmp)
     (sub / "outcomes.csv").unlink()
-    wb = openpyxl.Workbook()
+    wb = outcomes_workbook(rows)
     ws = wb.active
-    ws.append(HEADERS["outcomes"])
-    for r in rows["outcomes"]:
-        ws.append([r[c] or None for c in HEADERS["outcomes"]])
     ws["E2"] = '=HYPERLINK("http://x","y")'  # death_cause, row 2: a formula in a text column
     ws["C3"] = '=HYPERLINK("http://x","y")'  # response, row 3
     ws["C4"] = "+cmd"
@@ -326,10 +323,7 @@ SQL_CENTER = "T09'); DROP TABLE patients; --"
 def sql_column_mapping(tmp: Path) -> tuple[Path, list[str]]:
     """The center's patient code column is called `x"; DROP TABLE patients; --` (and so is a
     column of its labs file); the mapping names it. Center T02, so T01 must stay untouched."""
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = "T02"
+    rows = clean_rows("T02")
     sub = write(rows, tmp)
     for t in ("patients", "labs"):
         f = sub / f"{t}.csv"
@@ -379,10 +373,7 @@ def bad_yaml_mapping(tmp: Path) -> tuple[Path, list[str]]:
 
 
 def sql_center_value(tmp: Path) -> Path:
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = SQL_CENTER
+    rows = clean_rows(SQL_CENTER)
     return write(rows, tmp)
 
 

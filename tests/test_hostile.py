@@ -20,7 +20,7 @@ import yaml
 from store_snapshot import snapshot
 from typer.testing import CliRunner
 
-from extract_factory import HEADERS, clean_rows, write_extract
+from extract_factory import HEADERS, clean_rows, outcomes_workbook, write_extract
 from ptrharmonize.cli import app
 
 runner = CliRunner()
@@ -223,10 +223,7 @@ def test_same_center_in_two_unicode_forms_is_one_center(tmp_path: Path) -> None:
     assert got == [(nfc, 60)]
     # A canonical extract whose center id is written decomposed is refused (its rows would not
     # match the center's stored ones).
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = nfd
+    rows = clean_rows(nfd)
     res = run("validate", write_extract(tmp_path / "c", rows), "--format", "json")
     assert res.exit_code == 2 and "NFC" in res.output
 
@@ -249,10 +246,7 @@ def test_center_stored_from_another_mapping_is_refused_unless_confirmed(stored: 
 
 
 def test_hostile_center_id_in_a_canonical_extract_is_refused(tmp_path: Path) -> None:
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = "MK[/]1"
+    rows = clean_rows("MK[/]1")
     sub = write_extract(tmp_path / "mk", rows)
     store = tmp_path / "reg.duckdb"
     for cmd in (["validate", sub], ["ingest", sub, "--store", store]):
@@ -557,16 +551,11 @@ def test_formula_text_neutralised_in_every_field(tmp_path: Path) -> None:
 def workbook(tmp: Path, far_cell: str | None, formula: bool = False, rewrite: tuple[bytes, bytes] | None = None) -> Path:
     import zipfile
 
-    import openpyxl
-
     rows = clean_rows()
     sub = write_extract(tmp / "sub", rows)
     (sub / "outcomes.csv").unlink()
-    wb = openpyxl.Workbook()
+    wb = outcomes_workbook(rows)
     ws = wb.active
-    ws.append(HEADERS["outcomes"])
-    for r in rows["outcomes"]:
-        ws.append([r[c] or None for c in HEADERS["outcomes"]])
     if far_cell:
         ws[far_cell] = 1
     if formula:

@@ -72,10 +72,7 @@ def test_new_submission_replaces_the_center_entirely(tmp_path: Path) -> None:
 def test_other_centers_are_untouched(tmp_path: Path) -> None:
     store = tmp_path / "reg.duckdb"
     a = clean_rows()
-    b = clean_rows()
-    for recs in b.values():
-        for r in recs:
-            r["center_id"] = "T02"
+    b = clean_rows("T02")
     assert ingest(write_extract(tmp_path / "a", a), store) == 0
     assert ingest(write_extract(tmp_path / "b", b), store) == 0
     a["labs"] = a["labs"][:5]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import pytest
 from test_views import CENTER, Registry, at, day
 
@@ -289,15 +288,9 @@ def test_declaration_problems(entry, problem):
 
 
 def _ingest(sub, store: Path):
-    from ptrharmonize.ingest import ingest
-    from ptrharmonize.validate import Engine
+    from store_helpers import store_submission
 
-    result = Engine().validate(sub)
-    try:
-        out = ingest(sub, result, store)
-        assert out.status == "stored", result.issues.filter(pl.col("severity") == "error")
-    finally:
-        result.cleanup()
+    store_submission(sub, store)
     import duckdb
 
     con = duckdb.connect(str(store), read_only=True)

@@ -20,12 +20,11 @@ import duckdb
 import polars as pl
 import pytest
 from scipy import stats
+from store_helpers import store_submission
 
 from ptrharmonize.analysis.runner import run_analysis
-from ptrharmonize.ingest import ingest
 from ptrharmonize.read.canonical import read_canonical
 from ptrharmonize.synth.paper import _patients, generate_paper_cohort
-from ptrharmonize.validate import Engine
 
 # Patients whose every storage time is blanked in the "some blank" copy (chosen here).
 BLANKED = ("ZJ-C01", "ZJ-C02", "ZJ-C03", "ZJ-C05", "ZJ-S01", "ZJ-S02", "ZJ-S04")
@@ -41,14 +40,7 @@ def _study_test(table: list[list[int]]) -> tuple[str, float]:
 
 
 def _store(folder: Path, store: Path) -> Path:
-    sub = read_canonical(folder)
-    result = Engine().validate(sub)
-    try:
-        assert not result.blocking
-        assert ingest(sub, result, store).status == "stored"
-    finally:
-        result.cleanup()
-    return store
+    return store_submission(read_canonical(folder), store)
 
 
 def _blank_storage(src: Path, dst: Path, patients: tuple[str, ...] | None) -> None:

@@ -37,21 +37,13 @@ MODEL_COLUMNS = {("treatments", "car_target"), ("outcomes", "death_on"), ("outco
 # --------------------------------------------------------------------------- fixtures
 
 
-def center_rows(center: str) -> dict[str, list[dict[str, str]]]:
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = center
-    return rows
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two centers: A01 clean; B02 with a storage time of 200 h (a warning, transfusions row 7),
     two blast percentages left empty and no infections file (not collected)."""
     base = tmp_path_factory.mktemp("qa")
-    a = write_extract(base / "A01", center_rows("A01"))
-    rows_b = center_rows("B02")
+    a = write_extract(base / "A01", clean_rows("A01"))
+    rows_b = clean_rows("B02")
     rows_b["transfusions"][5]["storage_h"] = "200"
     rows_b["patients"][0]["bm_blast_pct"] = ""
     rows_b["patients"][3]["bm_blast_pct"] = ""

@@ -36,23 +36,15 @@ runner = CliRunner()
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
-def center_rows(center: str) -> dict[str, list[dict[str, str]]]:
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = center
-    return rows
-
-
 @pytest.fixture(scope="module")
 def reg(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("qa-views")
     store = base / "registry.duckdb"
-    rows_a = center_rows("A01")
+    rows_a = clean_rows("A01")
     # P006 (chemotherapy) died: a death date, its cause, follow-up ending that day
     rows_a["outcomes"][5].update(death_on="2019-05-01", death_cause="relapse", last_followup_on="2019-05-01")
     a = write_extract(base / "A01", rows_a)
-    rows_b = center_rows("B02")
+    rows_b = clean_rows("B02")
     rows_b["transfusions"][5]["storage_h"] = "200"  # P003-T2: storage over 7 days (warning)
     rows_b["patients"][0]["bm_blast_pct"] = ""
     rows_b["patients"][3]["bm_blast_pct"] = ""
@@ -482,7 +474,7 @@ def test_not_collected_absent_and_declared(reg: dict, tmp_path: Path) -> None:
 def test_a_column_missing_from_the_files_is_not_collected_in_the_submission_report(tmp_path: Path) -> None:
     import csv
 
-    folder = write_extract(tmp_path / "nc", center_rows("N01"))
+    folder = write_extract(tmp_path / "nc", clean_rows("N01"))
     f = folder / "transfusions.csv"
     with f.open(encoding="utf-8") as fh:
         recs = list(csv.DictReader(fh))

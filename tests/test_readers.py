@@ -137,6 +137,20 @@ def test_csv_duplicate_and_blank_headers(tmp_path: Path) -> None:
     assert read_csv(p, tmp_path).columns == ["Datum", "Datum.1", "column_3", "x", "_file", "_row"]
 
 
+def test_excel_and_mapping_name_a_header_as_the_csv_reader_does(tmp_path: Path) -> None:
+    """One naming for every reader (read.header_names): the same header row as a sheet gives the
+    CSV's names, and so does the mapping's header-only look at the sheet."""
+    from ptrharmonize.mapping.readers import _header_only
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["Datum", "Datum", None, "x", "Datum"])
+    wb.active.append([1, 2, 3, 4, 5])
+    wb.save(tmp_path / "d.xlsx")
+    want = ["Datum", "Datum.1", "column_3", "x", "Datum.2"]
+    assert read_excel(tmp_path / "d.xlsx", tmp_path).columns == [*want, "_file", "_row"]
+    assert _header_only(tmp_path / "d.xlsx", tmp_path, {}) == want
+
+
 def test_file_names_relative_to_submission(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     p = _write(tmp_path / "sub" / "a.csv", "a\n1\n")

@@ -286,10 +286,7 @@ def csv_name(name: str) -> str:
 
 
 def hostile_rows() -> dict[str, list[dict[str, str]]]:
-    rows = clean_rows()
-    for recs in rows.values():
-        for r in recs:
-            r["center_id"] = CENTER
+    rows = clean_rows(CENTER)
     rows["outcomes"][1]["death_cause"] = CELL
     rows["labs"][2]["value"] = BAD_NUMBER
     return rows

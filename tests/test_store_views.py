@@ -46,10 +46,10 @@ def _read(store: Path) -> dict:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One center ingested by the real pipeline; its first two CAR-T patients get no increment
     from either transfusion (CCI 0: two failed transfusions, PTR by the default rule)."""
+    from store_helpers import store_submission
+
     from extract_factory import clean_rows, write_extract
-    from ptrharmonize.ingest import ingest
     from ptrharmonize.read.canonical import read_canonical
-    from ptrharmonize.validate import Engine
 
     root = tmp_path_factory.mktemp("views")
     path = root / "registry.duckdb"
@@ -57,13 +57,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for t in rows["transfusions"]:
         if t["patient_id"] in ("P001", "P002"):
             t["post_count_e9l"] = t["pre_count_e9l"]
-    sub = read_canonical(write_extract(root / "T01", rows))
-    res = Engine().validate(sub)
-    try:
-        assert ingest(sub, res, path).status == "stored"
-    finally:
-        res.cleanup()
-    return path
+    return store_submission(read_canonical(write_extract(root / "T01", rows)), path)
 
 
 def test_ingest_installs_the_views_readable_without_ptrh(store: Path) -> None:

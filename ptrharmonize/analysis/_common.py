@@ -21,7 +21,7 @@ import polars as pl
 
 from ..db import frame
 from ..stats.categorical import chi2_or_fisher
-from ..stats.continuous import mann_whitney
+from ..stats.continuous import describe, mann_whitney
 
 # Group keys used in results.json, tables and figure legends.
 PTR_GROUPS = ("ptr", "non_ptr")
@@ -279,6 +279,32 @@ def continuous_by_center(df: pl.DataFrame, group: str, column: str) -> dict[str,
     if "center_id" not in df.columns or len(center_ids(df)) < 2:
         return {"status": "not_estimable", "reason": "one center: nothing to compare"}
     return estimable(run)
+
+
+def binary_row(df: pl.DataFrame, by: str, groups: dict[str, pl.DataFrame], column: str,
+               params: dict[str, Any]) -> dict[str, Any]:
+    """A yes/no characteristic of Tables 1 and 3: `{n, N}` per group (`split(df, by, ...)`), the
+    study's 2x2 test (`binary_test`) and, where the rows name their center, CMH stratified by
+    center beside it (`cmh_by_center`, under `by_center`)."""
+    counts = {g: count_true(part[column]) for g, part in groups.items()}
+    row = counts | binary_test(*counts.values(), min_expected=params["min_expected"])
+    if "center_id" in df.columns:
+        row["by_center"] = cmh_by_center(df, by, column, params)
+    return row
+
+
+def continuous_row(groups: dict[str, pl.DataFrame], column: str,
+                   test: Callable[[np.ndarray, np.ndarray], Any],
+                   order: Sequence[str] | None = None) -> dict[str, Any]:
+    """A continuous characteristic of Tables 1 and 3: `describe` of each group's known values and
+    `test(first, second)` over the groups in `order` (default: the groups' own order), or no
+    test when a group has fewer than two values or every value is the same."""
+    x = {g: values(part, column) for g, part in groups.items()}
+    first, second = (x[g] for g in (order or list(groups)))
+    row: dict[str, Any] = {g: dict(describe(v)) for g, v in x.items()}
+    if testable(first, second, 2):
+        return row | dict(test(first, second))
+    return row | {"test": None, "statistic": None, "p_value": None}
 
 
 def characteristics_table(rows: list[dict[str, Any]], groups: Sequence[str]) -> pl.DataFrame:

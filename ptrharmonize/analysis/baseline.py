@@ -12,23 +12,23 @@ CAR-T vs chemotherapy difference differ between centers?), under `by_center`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import polars as pl
 
-from ..stats.continuous import compare_continuous, describe
+from ..stats.continuous import compare_continuous
 from ._common import (
     TREATMENT_GROUPS,
     AnalysisResult,
     Context,
-    binary_test,
+    binary_row,
     characteristics_table,
-    cmh_by_center,
     continuous_by_center,
-    count_true,
+    continuous_row,
     headline,
     not_estimable,
     num,
     split,
-    testable,
 )
 from .registry import analysis
 
@@ -56,27 +56,18 @@ def baseline(ctx: Context) -> AnalysisResult:
     if min(sizes.values()) == 0:
         return not_estimable("one treatment group has no patient", n=sizes)
 
+    test = partial(compare_continuous, alpha=ctx.params["shapiro_alpha"], mann_whitney_variant=ctx.mann_whitney)
     rows = []
     for var, (label, unit) in CONTINUOUS.items():
-        x, y = (groups[g][var].drop_nulls().cast(pl.Float64).to_numpy() for g in TREATMENT_GROUPS)
         row = {"variable": var, "label": label, "unit": unit, "kind": "continuous"}
-        row |= {g: dict(describe(v)) for g, v in zip(TREATMENT_GROUPS, (x, y), strict=True)}
-        if testable(x, y, 2):
-            row |= dict(compare_continuous(x, y, alpha=ctx.params["shapiro_alpha"],
-                                          mann_whitney_variant=ctx.mann_whitney))
-        else:
-            row |= {"test": None, "statistic": None, "p_value": None}
+        row |= continuous_row(groups, var, test)
         # heterogeneity between centers of the CAR-T vs chemotherapy difference (issue 18)
         row["by_center"] = continuous_by_center(df, "car_t", var)
         rows.append(row)
     for var, label in CATEGORICAL.items():
-        counts = {g: count_true(groups[g][var]) for g in TREATMENT_GROUPS}
-        row = {"variable": var, "label": label, "kind": "categorical", **counts}
-        row |= binary_test(*counts.values(), min_expected=ctx.params["min_expected"])
-        if "center_id" in df.columns:
-            # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
-            row["by_center"] = cmh_by_center(df, "car_t", var, ctx.params)
-        rows.append(row)
+        # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
+        rows.append({"variable": var, "label": label, "kind": "categorical"}
+                    | binary_row(df, "car_t", groups, var, ctx.params))
 
     data = {"n": sizes, "groups_order": list(TREATMENT_GROUPS), "rows": num(rows)}
     return AnalysisResult(

@@ -23,21 +23,22 @@ import numpy as np
 import polars as pl
 
 from ..stats.categorical import chi2_or_fisher
-from ..stats.continuous import describe, student_t
+from ..stats.continuous import student_t
 from ._common import (
     PTR_GROUPS,
     AnalysisResult,
     Context,
+    binary_row,
     binary_test,
     characteristics_table,
     cmh_by_center,
     continuous_by_center,
+    continuous_row,
     count_true,
     headline,
     not_estimable,
     num,
     split,
-    testable,
 )
 from .registry import analysis
 
@@ -65,28 +66,24 @@ def characteristic_rows(df: pl.DataFrame, params: dict[str, Any]) -> list[dict[s
         row: dict[str, Any] = {"variable": var, "label": LABELS[var]}
         if var == "peak_temp_c":
             row |= _temperature(groups)
+            if "center_id" in df.columns:
+                # a continuous row: F test of PTR x center (issue 18)
+                row["by_center"] = continuous_by_center(df, "ptr", var)
         elif var == "tocilizumab":
             row |= _tocilizumab(groups, params)
+            if "center_id" in df.columns:
+                # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
+                row["by_center"] = cmh_by_center(df, "ptr", var, params)
         else:
-            counts = {g: count_true(groups[g][var]) for g in PTR_GROUPS}
-            row |= counts | binary_test(*counts.values(), min_expected=params["min_expected"])
-        if var != "peak_temp_c" and "center_id" in df.columns:
-            # beside the pooled test: CMH stratified by center, Breslow-Day heterogeneity
-            row["by_center"] = cmh_by_center(df, "ptr", var, params)
-        elif "center_id" in df.columns:
-            # a continuous row: F test of PTR x center (issue 18)
-            row["by_center"] = continuous_by_center(df, "ptr", var)
+            row |= binary_row(df, "ptr", groups, var, params)
         rows.append(num(row))
     return rows
 
 
 def _temperature(groups: dict[str, pl.DataFrame]) -> dict[str, Any]:
-    x = {g: groups[g]["peak_temp_c"].drop_nulls().cast(pl.Float64).to_numpy() for g in PTR_GROUPS}
-    out: dict[str, Any] = {"kind": "continuous", **{g: dict(describe(x[g])) for g in PTR_GROUPS}}
-    if testable(x["non_ptr"], x["ptr"], 2):
-        out |= dict(student_t(x["non_ptr"], x["ptr"]))
-    else:
-        out |= {"test": None, "statistic": None, "p_value": None}
+    # non-PTR first, as SPSS ordered the groups (module docstring)
+    out: dict[str, Any] = {"kind": "continuous"} | continuous_row(groups, "peak_temp_c", student_t,
+                                                                   order=("non_ptr", "ptr"))
     out["first_group"] = "non_ptr"
     return out
 

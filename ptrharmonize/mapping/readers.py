@@ -80,7 +80,7 @@ def _header_only(path: Path, root: Path, options: dict[str, Any]) -> list[str]:
     (the caller then reads the sheet now, and the reader reports the problem)."""
     import python_calamine
 
-    from ..read import display_name
+    from ..read import display_name, header_names
     from ..read.excel import _pick_sheet, cell_text, check_sheet_size
 
     header_row = int(options.get("header_row") or int(options.get("skip_rows") or 0) + 1)
@@ -97,16 +97,7 @@ def _header_only(path: Path, root: Path, options: dict[str, Any]) -> list[str]:
                 break
     except Exception:  # noqa: BLE001 - any failure: read the sheet now, the reader explains
         return []
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for i, v in enumerate(row):
-        n = (cell_text(v) or "").strip() or f"column_{i + 1}"
-        if n in seen:
-            seen[n] += 1
-            n = f"{n}.{seen[n]}"
-        else:
-            seen[n] = 0
-        names.append(n)
+    names = header_names(cell_text(v) for v in row)
     while names and names[-1].startswith("column_"):
         names.pop()
     return names

@@ -13,6 +13,7 @@ sent the file; the CLI prints it and exits 2, with no traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,24 @@ def format_of(path: Path, declared: str | None = None) -> str:
             message=f"cannot tell the format of '{path.name}' from its suffix; "
             "declare `format: csv|excel|parquet|spss` in the mapping",
         ) from None
+
+
+def header_names(texts: Iterable[str | None]) -> list[str]:
+    """Column names from a header row's cell texts, as every reader names them: a blank cell
+    (None or white space) is `column_<position>`, a repeated name gets `.1`, `.2`, ... in the
+    order it repeats (the first keeps its name). Texts are stripped; cleaning beyond that (a
+    byte-order mark) is the caller's."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        n = (text or "").strip() or f"column_{i + 1}"
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}.{seen[n]}"
+        else:
+            seen[n] = 0
+        names.append(n)
+    return names
 
 
 def display_name(path: Path, root: Path | None) -> str:

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import polars as pl
 
-from . import ReadError, cell_length_guard, check_cell_lengths, display_name, require_file
+from . import (
+    ReadError,
+    cell_length_guard,
+    check_cell_lengths,
+    display_name,
+    header_names,
+    require_file,
+)
 from .encoding import bom_encoding, normalize, scan_text, sniff, transcode_to_utf8
 
 DELIMITERS = [",", ";", "\t", "|"]
@@ -89,17 +96,7 @@ def sniff_delimiter(sample: str, quote: str = '"') -> str:
 
 
 def _header(names: list[str]) -> list[str]:
-    out: list[str] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(names):
-        name = raw.replace("\ufeff", "").strip() or f"column_{i + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}.{seen[name]}"
-        else:
-            seen[name] = 0
-        out.append(name)
-    return out
+    return header_names(raw.replace("\ufeff", "") for raw in names)
 
 
 def duplicated_columns(names: list[str]) -> dict[str, list[int]]:

@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 import polars as pl
 
-from . import ReadError, check_cell_lengths, display_name, require_file
+from . import ReadError, check_cell_lengths, display_name, header_names, require_file
 
 _FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -332,17 +332,7 @@ def read_excel(
         width -= 1
     if width == 0:
         raise ReadError(where, row=header_row, message=f"the sheet is empty (no header on row {header_row})")
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for i in range(width):
-        raw = header_cells[i] if i < len(header_cells) else None
-        n = (raw or "").strip() or f"column_{i + 1}"
-        if n in seen:
-            seen[n] += 1
-            n = f"{n}.{seen[n]}"
-        else:
-            seen[n] = 0
-        names.append(n)
+    names = header_names(header_cells[i] if i < len(header_cells) else None for i in range(width))
 
     for reserved in ("_file", "_row"):
         if reserved in names:

@@ -9,6 +9,7 @@ is flagged instead of silently dropped from the pooled analyses.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,30 @@ def _all_outcome_rows(con: duckdb.DuckDBPyConnection, rules: list[dict[str, Any]
     whole chain of derived views, re-derived every time (8-9 times for four rules). And within
     one derivation of patient_summary a view read by several others (transfusion_cci three
     times by patient_ptr, lab_daily by recovery and platelet dose) is expanded and computed
-    again at every reference. So every view up to patient_summary is computed once, in the
+    again at every reference. So every view patient_summary reads is computed once, in the
     order the files install them, into a temporary table of the same name: the unqualified
     names in the next view, in the rules and in patient_missing then read it (DuckDB looks in
-    temp before main). The same rows; issue 22 measured a 4x mapped center (2,500 patients):
-    2.4 to 1.7 CPU s and a peak of 823 to 481 MB (each view's intermediate state is freed
-    before the next, instead of the whole plan's at once). The tables are dropped before
-    returning."""
+    temp before main). The same rows. A table is dropped as soon as every view that reads it
+    has its own (a 16x registry's center of 660,000 transfusions held ~190 MB per per-transfusion
+    table, three of them, and the daily labs, until the end); what patient_missing reads stays
+    until the rules have run. Issue 22, a 4x mapped center (2,500 patients): 2.4 to 1.7 CPU s,
+    peak RSS 823 to 481 MB."""
     made: list[str] = []
     try:
         try:
-            for name in _MATERIALIZED:
+            readers = _readers(con, _MATERIALIZED)
+            needed = {"patient_summary"}
+            for n in reversed(_MATERIALIZED):  # what patient_summary reads, directly or not
+                if readers[n] & needed:
+                    needed.add(n)
+            order = [n for n in _MATERIALIZED if n in needed]
+            for i, name in enumerate(order):
                 db.run(con, f"CREATE TEMP TABLE {name} AS SELECT * FROM main.{name}")  # names: derive's own
                 made.append(name)
+                computed = set(order[:i + 1])
+                done = [n for n in made if readers[n] and readers[n] <= computed]
+                _drop(con, done)
+                made = [n for n in made if n not in done]
         except duckdb.Error:  # a store without write access to temp, or a name taken: derive per rule
             _drop(con, made)
             made = []
@@ -103,7 +115,17 @@ def _all_outcome_rows(con: duckdb.DuckDBPyConnection, rules: list[dict[str, Any]
         _drop(con, made)
 
 
-# Every derived view patient_summary reads, in installation order, and patient_summary itself.
+def _readers(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> dict[str, set[str]]:
+    """For each of `names`, the installed views whose SQL names it (a name in a comment counts
+    too: the table is then kept longer, never dropped early). An empty set: read by none (kept:
+    the rules or patient_missing may read it)."""
+    sql = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal "
+                      "AND database_name IN (current_database(), 'temp')").fetchall()
+    return {n: {v for v, text in sql if v != n and re.search(rf"\b{n}\b", text or "")} for n in names}
+
+
+# The derived views installed before patient_summary, and patient_summary itself: those it reads
+# (`_readers`) are computed, in this order.
 _MATERIALIZED: tuple[str, ...] = derive.VIEW_NAMES[:derive.VIEW_NAMES.index("patient_summary") + 1]
 
 
