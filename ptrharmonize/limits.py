@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "column_issue_min_rows": 20,
     "reader_max_memory_mb": 8192.0,
     "reader_max_seconds": 600.0,
+    "missing_block_memory_mb": 700.0,
 }
 
 

@@ -30,7 +30,7 @@ def test_a_bound_too_tight_gives_the_same_block(tmp_path: Path, monkeypatch: pyt
             return derive(con, centers)
 
         monkeypatch.setattr(missing, "missing_data", spy)
-        monkeypatch.setattr(missing, "SUBMISSION_MEMORY", "2MB")
+        monkeypatch.setenv("PTRH_MISSING_BLOCK_MEMORY_MB", "2")
         retried = missing.for_submission(result)
     finally:
         result.cleanup()

@@ -21,6 +21,7 @@ import yaml
 from .. import db, derive
 from ..collection import not_collected_list
 from ..paths import schemas_dir
+from ..store import _literal
 
 
 @cache
@@ -172,11 +173,15 @@ def flagged(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             if o["status"] == "failed"]
 
 
-# DuckDB's memory for the block of one submission, spilling to a temporary folder beyond it.
-# The engine keeps ~0.55-0.65 GB of a large center resident; unbounded, the block took a center of
-# 4.55 M lab rows to 1.43 GB, bounded to 977 MB (issue 22). Where an operator cannot spill and the
-# bound is too tight, the block is derived again without it: slower, never a different answer.
-SUBMISSION_MEMORY = "700MB"
+def submission_memory() -> str:
+    """DuckDB's memory for the block of one submission (schemas/limits.yaml
+    `missing_block_memory_mb`), spilling to a temporary folder beyond it. The engine keeps
+    ~0.55-0.65 GB of a large center resident; unbounded, the block took a center of 4.55 M lab
+    rows to 1.43 GB, bounded to 977 MB (issue 22). Where an operator cannot spill and the bound is
+    too tight, the block is derived again without it: slower, never a different answer."""
+    from ..limits import limit
+
+    return f"{float(limit('missing_block_memory_mb')):g}MB"
 
 
 def for_submission(result: Any) -> dict[str, Any]:
@@ -196,8 +201,8 @@ def for_submission(result: Any) -> dict[str, Any]:
     try:
         centers = [center] if center else []
         try:
-            db.run(src.con, f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
-            db.run(src.con, f"SET memory_limit = '{SUBMISSION_MEMORY}'")
+            db.run(src.con, f"SET temp_directory = {_literal(spill)}")
+            db.run(src.con, f"SET memory_limit = {_literal(submission_memory())}")
             return missing_data(src.con, centers)
         except duckdb.OutOfMemoryException:
             db.run(src.con, "RESET memory_limit")
